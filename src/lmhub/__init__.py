@@ -1,0 +1,69 @@
+"""lmhub: a PyTorch-native toolkit for language-model architectures.
+
+Example:
+    >>> import lmhub
+    >>> lmhub.list_families()
+    ['llama']
+    >>> hub = lmhub.get_model_hub("llama")
+    >>> model = hub.create_new_model(hub.get_arch_config("llama_tiny"))
+"""
+
+from lmhub.assets import AssetCard, AssetStore, register_cards
+from lmhub.config import apply_overrides, from_dict, from_json, from_yaml, to_dict, to_json, to_yaml
+from lmhub.errors import (
+    AssetCardError,
+    ChecksumMismatchError,
+    ConfigError,
+    LmhubError,
+    ModelArchitectureNotKnownError,
+    ModelCheckpointError,
+    ModelFamilyNotKnownError,
+    ModelNotKnownError,
+    StateDictMismatchError,
+    TokenizerError,
+)
+from lmhub.models.archs import ArchRegistry
+from lmhub.models.family import HfInterop, ModelFamily
+from lmhub.models.hub import ModelHub, get_model_hub, load_model
+from lmhub.models.registry import get_family, list_families, register_family
+from lmhub.parallel.gangs import Gang, Gangs, fake_gangs
+from lmhub.utils import default_dtype
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArchRegistry",
+    "AssetCard",
+    "AssetCardError",
+    "AssetStore",
+    "ChecksumMismatchError",
+    "ConfigError",
+    "Gang",
+    "Gangs",
+    "HfInterop",
+    "LmhubError",
+    "ModelArchitectureNotKnownError",
+    "ModelCheckpointError",
+    "ModelFamily",
+    "ModelFamilyNotKnownError",
+    "ModelHub",
+    "ModelNotKnownError",
+    "StateDictMismatchError",
+    "TokenizerError",
+    "__version__",
+    "apply_overrides",
+    "default_dtype",
+    "fake_gangs",
+    "from_dict",
+    "from_json",
+    "from_yaml",
+    "get_family",
+    "get_model_hub",
+    "list_families",
+    "load_model",
+    "register_cards",
+    "register_family",
+    "to_dict",
+    "to_json",
+    "to_yaml",
+]

@@ -1,0 +1,200 @@
+"""The asset store: cards shipped with lmhub, a user folder, and folders registered at run time.
+
+Lookup order does not matter: a name defined twice anywhere is an error naming both files.
+The user folder is ``$LMHUB_CARDS_DIR`` (several joined with ``os.pathsep``), else
+``~/.config/lmhub/cards``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lmhub.assets.card import AssetCard, make_card
+from lmhub.errors import AssetCardError, ModelNotKnownError
+
+CARDS_ENV = "LMHUB_CARDS_DIR"
+
+
+def package_cards_dir() -> Path:
+    """Return the folder of the cards shipped inside the package."""
+    return Path(str(resources.files("lmhub.assets") / "cards"))
+
+
+def user_cards_dirs() -> list[Path]:
+    """Return the user card folders (from ``$LMHUB_CARDS_DIR`` or the default)."""
+    env = os.environ.get(CARDS_ENV)
+    if env:
+        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+    return [Path("~/.config/lmhub/cards").expanduser()]
+
+
+def _card_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    return []
+
+
+def read_card_file(path: Path) -> list[dict[str, Any]]:
+    """Parse every ``---``-separated card in a YAML file.
+
+    Raises:
+        AssetCardError: if the file is not valid YAML or a document is not a mapping.
+    """
+    try:
+        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except yaml.YAMLError as exc:
+        raise AssetCardError(f"The card file {path} is not valid YAML: {exc}", path=path) from None
+    except OSError as exc:
+        raise AssetCardError(f"The card file {path} cannot be read: {exc}.", path=path) from None
+    cards = []
+    for i, doc in enumerate(docs):
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            raise AssetCardError(
+                f"Document {i + 1} of the card file {path} is a {type(doc).__name__}, "
+                "not a mapping of fields. Write each card as `name: ...` fields.",
+                path=path,
+            )
+        cards.append(doc)
+    return cards
+
+
+class AssetStore:
+    """Finds and resolves asset cards.
+
+    Example:
+        >>> store = AssetStore()
+        >>> store.get_card("llama3_8b").model_arch
+        'llama3_8b'
+    """
+
+    def __init__(self, paths: list[Path] | None = None, *, include_defaults: bool = True) -> None:
+        self._extra: list[Path] = list(paths or [])
+        self._include_defaults = include_defaults
+        self._raw: dict[str, tuple[dict[str, Any], Path]] | None = None
+        self._resolved: dict[str, AssetCard] = {}
+
+    def add_path(self, path: str | os.PathLike[str]) -> None:
+        """Add a card file or folder; its cards are visible from the next lookup on."""
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise AssetCardError(
+                f"The card path {p} does not exist. Pass a YAML file or a folder of them.", path=p
+            )
+        self._extra.append(p)
+        self._raw = None
+        self._resolved.clear()
+
+    def search_paths(self) -> list[Path]:
+        """Return every file or folder searched for cards."""
+        defaults = [package_cards_dir(), *user_cards_dirs()] if self._include_defaults else []
+        return defaults + self._extra
+
+    def _load(self) -> dict[str, tuple[dict[str, Any], Path]]:
+        if self._raw is None:
+            raw: dict[str, tuple[dict[str, Any], Path]] = {}
+            for root in self.search_paths():
+                for file in _card_files(root):
+                    for doc in read_card_file(file):
+                        name = doc.get("name")
+                        if not isinstance(name, str):
+                            make_card(doc, source=file)  # raises the "no name" error
+                        if name in raw and raw[name][1].resolve() != file.resolve():
+                            raise AssetCardError(
+                                f"The card '{name}' is defined twice: in {raw[name][1]} and in "
+                                f"{file}. Rename or remove one of them.",
+                                name=name,
+                                path=file,
+                            )
+                        if name in raw:
+                            raise AssetCardError(
+                                f"The card '{name}' is defined twice in {file}. "
+                                "Rename or remove one of them.",
+                                name=name,
+                                path=file,
+                            )
+                        raw[name] = (doc, file)
+            self._raw = raw
+        return self._raw
+
+    def names(self) -> list[str]:
+        """Return the names of all cards, sorted."""
+        return sorted(self._load())
+
+    def maybe_get_card(self, name: str) -> AssetCard | None:
+        """Return the card called ``name``, or ``None``."""
+        if name not in self._load():
+            return None
+        return self._resolve(name, ())
+
+    def get_card(self, name: str) -> AssetCard:
+        """Return the card called ``name``.
+
+        Raises:
+            ModelNotKnownError: if there is none (with close matches).
+        """
+        card = self.maybe_get_card(name)
+        if card is None:
+            raise ModelNotKnownError(name, self.names())
+        return card
+
+    def iter_cards(self) -> Iterator[AssetCard]:
+        """Yield every card, resolved, in name order."""
+        for name in self.names():
+            yield self._resolve(name, ())
+
+    def _resolve(self, name: str, chain: tuple[str, ...]) -> AssetCard:
+        if name in self._resolved:
+            return self._resolved[name]
+        raw, source = self._load()[name]
+        base = None
+        base_name = raw.get("base")
+        if base_name is not None:
+            if base_name in (*chain, name):
+                raise AssetCardError(
+                    f"The card '{name}' in {source} inherits from itself through "
+                    f"{' -> '.join((*chain, name, base_name))}. Break the cycle.",
+                    name=name,
+                    path=source,
+                )
+            if base_name not in self._load():
+                raise AssetCardError(
+                    f"The card '{name}' in {source} has base '{base_name}', which is not a known "
+                    "card. Fix the name or register the card that defines it.",
+                    name=name,
+                    path=source,
+                )
+            base = self._resolve(base_name, (*chain, name))
+        card = make_card(raw, source=source, base=base)
+        self._resolved[name] = card
+        return card
+
+
+_default_store: AssetStore | None = None
+
+
+def default_asset_store() -> AssetStore:
+    """Return the process-wide store used by :func:`lmhub.load_model` and the CLI."""
+    global _default_store
+    if _default_store is None:
+        _default_store = AssetStore()
+    return _default_store
+
+
+def register_cards(path: str | os.PathLike[str]) -> None:
+    """Make the cards in a YAML file or folder known to :func:`lmhub.load_model` and the CLI.
+
+    Example:
+        >>> lmhub.register_cards("my_cards/")
+        >>> model = lmhub.load_model("my_llama")
+    """
+    default_asset_store().add_path(path)

@@ -1,0 +1,1 @@
+"""The ``lmhub`` command line: one Typer app, a module per subcommand group."""

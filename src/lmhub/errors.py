@@ -1,0 +1,155 @@
+"""Every exception lmhub raises on purpose, in one place.
+
+Each error carries the facts as attributes (name, path, key, field, ...) and a message that is a
+whole sentence saying what is wrong and what to do about it. All derive from :class:`LmhubError`,
+so ``except lmhub.LmhubError`` catches any user-facing failure.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+
+def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """Return up to ``n`` entries of ``candidates`` that look like ``name`` (for "did you mean")."""
+    return difflib.get_close_matches(name, list(dict.fromkeys(candidates)), n=n, cutoff=0.5)
+
+
+def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    matches = close_matches(name, candidates)
+    if not matches:
+        return ""
+    return " Did you mean " + " or ".join(repr(m) for m in matches) + "?"
+
+
+class LmhubError(Exception):
+    """Base class of every error lmhub raises for bad input or a bad environment."""
+
+
+class ConfigError(LmhubError, ValueError):
+    """A config field is unknown, or a value does not fit the field's type."""
+
+    def __init__(self, message: str, *, field: str | None = None, value: object = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
+class ModelFamilyNotKnownError(LmhubError, LookupError):
+    """No model family is registered under the given name."""
+
+    def __init__(self, family: str, known: Sequence[str]) -> None:
+        self.family = family
+        self.known = list(known)
+        super().__init__(
+            f"The model family '{family}' is not known.{_did_you_mean(family, known)} "
+            f"Run `lmhub families` to list the known families: {', '.join(sorted(known))}."
+        )
+
+
+class ModelArchitectureNotKnownError(LmhubError, LookupError):
+    """The family has no architecture preset of the given name."""
+
+    def __init__(self, arch: str, family: str, known: Sequence[str]) -> None:
+        self.arch = arch
+        self.family = family
+        self.known = list(known)
+        super().__init__(
+            f"The model family '{family}' has no architecture '{arch}'."
+            f"{_did_you_mean(arch, known)} Run `lmhub archs {family}` to list its architectures."
+        )
+
+
+class ModelNotKnownError(LmhubError, LookupError):
+    """A name is neither an asset card nor an architecture preset nor a checkpoint directory."""
+
+    def __init__(self, name: str, known: Sequence[str] = ()) -> None:
+        self.name = name
+        self.known = list(known)
+        super().__init__(
+            f"'{name}' is not a known model card, architecture or checkpoint directory."
+            f"{_did_you_mean(name, known)} Run `lmhub cards` or `lmhub archs` to see what is "
+            "known, or pass a path to a directory with a config.json."
+        )
+
+
+class AssetCardError(LmhubError, ValueError):
+    """An asset card is malformed, duplicated, or points at something that is not there."""
+
+    def __init__(self, message: str, *, name: str | None = None, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.path = path
+
+
+class ModelCheckpointError(LmhubError, RuntimeError):
+    """A checkpoint file is missing, unreadable, corrupt, or does not fit the model."""
+
+    def __init__(self, message: str, *, path: Path | str | None = None) -> None:
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None
+
+
+class ChecksumMismatchError(ModelCheckpointError):
+    """A checkpoint file's sha256 differs from the one its asset card declares."""
+
+    def __init__(self, path: Path, expected: str, actual: str) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"The checkpoint file {path} has sha256 {actual}, but its card declares {expected}. "
+            "The file is corrupt or not the one the card names: download it again or fix the "
+            "card's checksum.",
+            path=path,
+        )
+
+
+class StateDictMismatchError(ModelCheckpointError):
+    """Checkpoint keys or shapes do not fit the model; lists every problem at once."""
+
+    def __init__(
+        self,
+        *,
+        missing: Sequence[str] = (),
+        unexpected: Sequence[str] = (),
+        shape_mismatches: Sequence[tuple[str, tuple[int, ...], tuple[int, ...]]] = (),
+        path: Path | str | None = None,
+    ) -> None:
+        self.missing = list(missing)
+        self.unexpected = list(unexpected)
+        self.shape_mismatches = list(shape_mismatches)
+        where = f" at {path}" if path is not None else ""
+        lines = [
+            f"The checkpoint{where} does not fit the model: "
+            f"{len(self.missing)} missing, {len(self.unexpected)} unexpected and "
+            f"{len(self.shape_mismatches)} mis-shaped tensors. Check that the checkpoint and the "
+            "model config describe the same architecture."
+        ]
+        if self.missing:
+            lines.append("Missing keys: " + ", ".join(self.missing))
+        if self.unexpected:
+            lines.append("Unexpected keys: " + ", ".join(self.unexpected))
+        for key, want, got in self.shape_mismatches:
+            lines.append(f"Shape mismatch for {key}: the model expects {want}, the file has {got}")
+        super().__init__("\n".join(lines), path=path)
+
+
+class TokenizerError(LmhubError, ValueError):
+    """A tokenizer file is missing or malformed, or a chat template cannot be rendered."""
+
+    def __init__(self, message: str, *, path: Path | str | None = None) -> None:
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None
+
+
+class OptionalDependencyError(LmhubError, ImportError):
+    """A feature needs a package that is not installed."""
+
+    def __init__(self, package: str, feature: str, extra: str) -> None:
+        self.package = package
+        super().__init__(
+            f"{feature} needs the '{package}' package, which is not installed. "
+            f"Install it with `pip install 'lmhub[{extra}]'`."
+        )

@@ -1,0 +1,433 @@
+"""The model hub: list, configure, create and load the models of one family.
+
+``get_model_hub(family)`` returns a :class:`ModelHub` typed by the family's model and config
+classes, so ``hub.load_model(...)`` is known to return, say, a ``LlamaModel``. The untyped
+:func:`load_model` takes a card, a card name or a Hugging Face checkpoint directory and finds the
+family itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import torch
+from torch import nn
+
+from lmhub.assets.card import AssetCard
+from lmhub.assets.hf_cache import resolve_hf_uri
+from lmhub.assets.store import AssetStore, default_asset_store
+from lmhub.checkpoint.checksum import verify_checksums
+from lmhub.checkpoint.readers import open_checkpoint
+from lmhub.config import apply_overrides
+from lmhub.errors import (
+    AssetCardError,
+    ConfigError,
+    ModelCheckpointError,
+    ModelFamilyNotKnownError,
+    ModelNotKnownError,
+)
+from lmhub.models.family import ModelFamily
+from lmhub.models.materialize import assign_tensors, build_on_meta, materialize
+from lmhub.models.registry import all_arch_names, family_for_hf_model_type, get_family
+from lmhub.parallel.gangs import Gangs
+from lmhub.utils import as_device, as_dtype
+
+ModelT = TypeVar("ModelT", bound=nn.Module)
+ConfigT = TypeVar("ConfigT")
+
+PathLike = str | os.PathLike[str]
+ConfigArg = Any  # a config instance, a mapping of overrides, or a list of "field=value" strings
+
+
+def _target_device(device: torch.device | str | None, gangs: Gangs | None) -> torch.device:
+    if device is not None and gangs is not None:
+        raise ValueError("Pass either `device` or `gangs`, not both: gangs carry their device.")
+    if gangs is not None:
+        if gangs.tp.size > 1 or gangs.dp.size > 1:
+            raise NotImplementedError(
+                "Sharding over several processes is not implemented yet; pass single-process "
+                "gangs (lmhub.parallel.fake_gangs) or a device."
+            )
+        return gangs.device
+    return as_device(device)
+
+
+class ModelHub(Generic[ModelT, ConfigT]):
+    """Lists, configures, creates and loads the models of one family.
+
+    Example:
+        >>> hub = get_model_hub("llama")
+        >>> config = hub.get_arch_config("llama_tiny")
+        >>> model = hub.create_new_model(config, device="cpu")
+    """
+
+    def __init__(self, family: ModelFamily[ModelT, ConfigT], store: AssetStore | None = None):
+        self.family = family
+        self._store = store
+
+    @property
+    def store(self) -> AssetStore:
+        """The asset store cards are looked up in."""
+        return self._store if self._store is not None else default_asset_store()
+
+    # -- cards and configs ------------------------------------------------------------------
+
+    def iter_cards(self) -> Iterator[AssetCard]:
+        """Yield the cards of this family."""
+        for card in self.store.iter_cards():
+            if card.model_family == self.family.name:
+                yield card
+
+    def get_archs(self) -> list[str]:
+        """Return the names of the family's architecture presets."""
+        return self.family.archs.names()
+
+    def get_arch_config(self, arch: str) -> ConfigT:
+        """Return a fresh config for preset ``arch`` (raises ModelArchitectureNotKnownError)."""
+        return self.family.archs.get(arch)
+
+    def maybe_get_arch_config(self, arch: str) -> ConfigT | None:
+        """Return a fresh config for preset ``arch``, or ``None``."""
+        return self.family.archs.maybe_get(arch)
+
+    def _card(self, card_or_name: AssetCard | str) -> AssetCard:
+        card = (
+            card_or_name
+            if isinstance(card_or_name, AssetCard)
+            else self.store.get_card(card_or_name)
+        )
+        family = card.model_family
+        if family is not None and family != self.family.name:
+            raise AssetCardError(
+                f"The card '{card.name}' is for the '{family}' family, not '{self.family.name}'. "
+                f"Use get_model_hub('{family}').",
+                name=card.name,
+                path=card.source,
+            )
+        return card
+
+    def get_model_config(
+        self, card_or_name: AssetCard | str, overrides: ConfigArg = None
+    ) -> ConfigT:
+        """Return the config of a card (its arch preset plus its ``model_config``) or of an arch.
+
+        ``overrides`` (a mapping or ``"field=value"`` strings) are applied last.
+        """
+        if isinstance(card_or_name, str) and self.store.maybe_get_card(card_or_name) is None:
+            if card_or_name in self.family.archs:
+                return apply_overrides(self.get_arch_config(card_or_name), overrides)
+            raise ModelNotKnownError(card_or_name, [*self.get_archs(), *self.store.names()])
+        card = self._card(card_or_name)
+        arch = card.model_arch
+        if arch is None:
+            raise AssetCardError(
+                f"The card '{card.name}'{card._where()} names no 'model_arch'. Add one of: "
+                f"{', '.join(self.get_archs())}.",
+                name=card.name,
+                path=card.source,
+            )
+        config = apply_overrides(self.get_arch_config(arch), card.model_config)
+        return apply_overrides(config, overrides)
+
+    def _resolve_config(self, config: ConfigArg, base: ConfigT | None) -> ConfigT:
+        if isinstance(config, self.family.config_class):
+            return config
+        if base is None:
+            raise TypeError(
+                f"Expected a {self.family.config_class.__name__}, got {type(config).__name__}."
+            )
+        return apply_overrides(base, config)
+
+    # -- creating ---------------------------------------------------------------------------
+
+    def create_new_model(
+        self,
+        config: ConfigT,
+        *,
+        device: torch.device | str | None = None,
+        gangs: Gangs | None = None,
+        dtype: torch.dtype | str | None = None,
+        meta: bool = False,
+    ) -> ModelT:
+        """Build a randomly initialised model (or, with ``meta=True``, one with no memory at all).
+
+        Example:
+            >>> model = hub.create_new_model(hub.get_arch_config("llama3_70b"), meta=True)
+        """
+        target = _target_device(device, gangs)
+        resolved_dtype = as_dtype(dtype) or torch.float32
+        _validate(config)
+        model = build_on_meta(self.family.builder, config, resolved_dtype)
+        if not meta:
+            materialize(model, target)
+        return model
+
+    # -- loading ----------------------------------------------------------------------------
+
+    def iter_checkpoint(
+        self,
+        path: PathLike,
+        config: ConfigT,
+        *,
+        gangs: Gangs | None = None,
+        mmap: bool = False,
+        restrict: bool | None = None,
+    ) -> Iterator[tuple[str, torch.Tensor]]:
+        """Yield the checkpoint's tensors one at a time, converted to this family's key layout.
+
+        Keys no rule maps are yielded unchanged (a native lmhub checkpoint needs no mapping).
+        """
+        del config, gangs  # the map does not depend on them yet; sharding will
+        reader = open_checkpoint(path, mmap=mmap, restrict=restrict)
+        try:
+            for native, tensor, key in self.family.weight_map.convert_to_native(
+                reader.iter_tensors()
+            ):
+                yield (native if native is not None else key), tensor
+        finally:
+            reader.close()
+
+    def load_custom_model(
+        self,
+        path: PathLike,
+        config: ConfigT,
+        *,
+        device: torch.device | str | None = None,
+        gangs: Gangs | None = None,
+        dtype: torch.dtype | str | None = None,
+        mmap: bool = False,
+        restrict: bool | None = None,
+        progress: bool = True,
+    ) -> ModelT:
+        """Build ``config`` on meta and fill it from the checkpoint at ``path``.
+
+        ``dtype=None`` keeps each tensor's stored dtype. A failed load raises and leaves nothing
+        behind: the half-filled model is dropped.
+        """
+        target = _target_device(device, gangs)
+        resolved_dtype = as_dtype(dtype)
+        _validate(config)
+        reader = open_checkpoint(path, mmap=mmap, restrict=restrict)
+        try:
+            keys = reader.keys()
+            model = build_on_meta(
+                self.family.builder, config, resolved_dtype or _guess_dtype(reader)
+            )
+            native_keys = frozenset(k for k, _ in model.state_dict(keep_vars=True).items())
+            items = self.family.weight_map.convert_to_native(
+                reader.iter_tensors(), native_keys=native_keys
+            )
+            assign_tensors(
+                model,
+                items,
+                device=target,
+                dtype=resolved_dtype,
+                path=path,
+                total=len(keys),
+                progress=progress,
+            )
+        finally:
+            reader.close()
+        return model
+
+    def load_model(
+        self,
+        card_or_name: AssetCard | str,
+        *,
+        device: torch.device | str | None = None,
+        gangs: Gangs | None = None,
+        dtype: torch.dtype | str | None = None,
+        config: ConfigArg = None,
+        mmap: bool = False,
+        progress: bool = True,
+    ) -> ModelT:
+        """Load the model a card describes, checking the checkpoint's checksum if the card has one.
+
+        ``config`` is a replacement config or overrides applied on top of the card's.
+        """
+        card = self._card(card_or_name)
+        base = self.get_model_config(card)
+        resolved = self._resolve_config(config, base) if config is not None else base
+        checkpoint = card_checkpoint(card)
+        if card.checksum:
+            verify_checksums(checkpoint, card.checksum)
+        return self.load_custom_model(
+            checkpoint,
+            resolved,
+            device=device,
+            gangs=gangs,
+            dtype=dtype,
+            mmap=mmap,
+            progress=progress,
+        )
+
+
+def _validate(config: Any) -> None:
+    validate = getattr(config, "validate", None)
+    if callable(validate):
+        validate()
+
+
+def _guess_dtype(reader: Any) -> torch.dtype:
+    # Build on meta in the checkpoint's dtype so that nothing is cast when dtype=None.
+    del reader
+    return torch.get_default_dtype()
+
+
+def card_checkpoint(card: AssetCard) -> Path:
+    """Return the local checkpoint path of a card, resolving ``hf://`` in the local HF cache."""
+    location = card.checkpoint
+    if location is None:
+        raise AssetCardError(
+            f"The card '{card.name}'{card._where()} names no checkpoint, so there are no weights "
+            "to load. Add a 'checkpoint' field, or create a randomly initialised model with "
+            "hub.create_new_model(hub.get_model_config(name)).",
+            name=card.name,
+            path=card.source,
+        )
+    path = resolve_hf_uri(location) if location.startswith("hf://") else Path(location)
+    if not path.exists():
+        raise ModelCheckpointError(
+            f"The checkpoint of card '{card.name}' is not at {path}. Fix the card's "
+            "'checkpoint' field or put the files there.",
+            path=path,
+        )
+    return path
+
+
+# -- the untyped entry points -----------------------------------------------------------------
+
+_hubs: dict[str, ModelHub[Any, Any]] = {}
+
+
+def get_model_hub(family: ModelFamily[ModelT, ConfigT] | str) -> ModelHub[ModelT, ConfigT]:
+    """Return the hub of a family (a :class:`ModelFamily` keeps the hub's types precise).
+
+    Example:
+        >>> from lmhub.models.llama import llama_family
+        >>> hub = get_model_hub(llama_family)   # ModelHub[LlamaModel, LlamaConfig]
+    """
+    fam = get_family(family) if isinstance(family, str) else family
+    hub = _hubs.get(fam.name)
+    if hub is None or hub.family is not fam:
+        hub = _hubs[fam.name] = ModelHub(fam)
+    return hub
+
+
+def read_hf_config(directory: Path) -> dict[str, Any]:
+    """Read ``config.json`` from a checkpoint directory, with errors that name the file."""
+    config_path = directory / "config.json"
+    try:
+        data = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelCheckpointError(
+            f"The directory {directory} has no config.json, so its model family is unknown. "
+            "Pass a Hugging Face checkpoint directory, a card or a card name.",
+            path=config_path,
+        ) from None
+    except ValueError as exc:
+        raise ModelCheckpointError(
+            f"The file {config_path} is not valid JSON ({exc}). Fix or regenerate it.",
+            path=config_path,
+        ) from None
+    if not isinstance(data, dict):
+        raise ModelCheckpointError(
+            f"The file {config_path} does not hold a JSON object.", path=config_path
+        )
+    return data
+
+
+def family_and_config_from_hf_dir(
+    directory: Path,
+) -> tuple[ModelFamily[Any, Any], Any, torch.dtype | None]:
+    """Return (family, config, declared dtype) for a Hugging Face checkpoint directory."""
+    hf = read_hf_config(directory)
+    model_type = hf.get("model_type")
+    family = family_for_hf_model_type(model_type) if isinstance(model_type, str) else None
+    if family is None or family.hf is None:
+        from lmhub.models.registry import list_families
+
+        raise ModelFamilyNotKnownError(str(model_type), list_families())
+    try:
+        config = family.hf.config_from_hf(hf)
+    except KeyError as exc:
+        raise ModelCheckpointError(
+            f"The file {directory / 'config.json'} lacks the field {exc} that a "
+            f"'{model_type}' config needs. Regenerate it with the model's save_pretrained.",
+            path=directory / "config.json",
+        ) from None
+    except ConfigError as exc:
+        raise ModelCheckpointError(
+            f"In {directory / 'config.json'}: {exc}", path=directory
+        ) from None
+    declared = hf.get("dtype") or hf.get("torch_dtype")
+    return family, config, as_dtype(declared) if isinstance(declared, str) else None
+
+
+def load_model(
+    model: AssetCard | PathLike,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | str | None = None,
+    gangs: Gangs | None = None,
+    config: ConfigArg = None,
+    mmap: bool = False,
+    restrict: bool | None = None,
+    progress: bool = True,
+) -> nn.Module:
+    """Load a model from a card, a card name, or a Hugging Face checkpoint directory.
+
+    For a directory the family comes from ``config.json``'s ``model_type``; ``dtype=None`` then
+    uses the dtype the config declares (``torch_dtype``/``dtype``), else each tensor's own.
+
+    Example:
+        >>> model = lmhub.load_model("path/to/hf_llama", dtype="bfloat16", mmap=True)
+    """
+    if isinstance(model, AssetCard):
+        hub = get_model_hub(model.require("model_family"))
+        return hub.load_model(
+            model,
+            device=device,
+            gangs=gangs,
+            dtype=dtype,
+            config=config,
+            mmap=mmap,
+            progress=progress,
+        )
+    path = Path(model)
+    if path.is_dir():
+        family, base, declared = family_and_config_from_hf_dir(path)
+        hub = get_model_hub(family)
+        resolved = hub._resolve_config(config, base) if config is not None else base
+        return hub.load_custom_model(
+            path,
+            resolved,
+            device=device,
+            gangs=gangs,
+            dtype=dtype or declared,
+            mmap=mmap,
+            restrict=restrict,
+            progress=progress,
+        )
+    name = os.fspath(model)
+    store = default_asset_store()
+    card = store.maybe_get_card(name)
+    if card is None:
+        known = [*store.names(), *all_arch_names()]
+        if name in all_arch_names():
+            raise ModelNotKnownError(name, known) from AssetCardError(
+                f"'{name}' is an architecture, which has no weights; use "
+                "get_model_hub(family).create_new_model(...) for a random model."
+            )
+        raise ModelNotKnownError(name, known)
+    return load_model(
+        card, device=device, dtype=dtype, gangs=gangs, config=config, mmap=mmap, progress=progress
+    )
+
+
+def _unused(_: Iterable[Any] | Mapping[str, Any]) -> None:  # pragma: no cover
+    pass

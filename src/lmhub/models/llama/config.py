@@ -1,0 +1,243 @@
+"""Llama configuration and the published architecture presets."""
+
+from dataclasses import dataclass
+from typing import Final
+
+from lmhub.models.archs import ArchRegistry
+from lmhub.nn.rope import RopeScaling
+
+LLAMA_FAMILY: Final = "llama"
+
+
+@dataclass(kw_only=True)
+class LlamaConfig:
+    """Holds the shape and options of a Llama decoder (Touvron et al., 2023; Llama 3, 2024)."""
+
+    model_dim: int = 4096
+    """The width of the residual stream (HF ``hidden_size``)."""
+
+    num_layers: int = 32
+    """The number of decoder layers."""
+
+    num_heads: int = 32
+    """The number of query heads."""
+
+    num_kv_heads: int = 32
+    """The number of key/value heads; fewer than ``num_heads`` is GQA, 1 is MQA."""
+
+    head_dim: int | None = None
+    """The width of each head; ``None`` means ``model_dim // num_heads``."""
+
+    ffn_inner_dim: int = 11008
+    """The inner width of the SwiGLU feed-forward (HF ``intermediate_size``)."""
+
+    vocab_size: int = 32000
+    """The number of token embeddings and output logits."""
+
+    max_seq_len: int = 4096
+    """The longest sequence the model was trained for (HF ``max_position_embeddings``)."""
+
+    rope_theta: float = 10_000.0
+    """The RoPE base frequency."""
+
+    rope_scaling: RopeScaling | None = None
+    """How RoPE frequencies are scaled for longer contexts; ``None`` for no scaling."""
+
+    norm_eps: float = 1e-5
+    """The epsilon of the RMS norms."""
+
+    tie_embeddings: bool = False
+    """Whether the output projection shares the token embedding matrix."""
+
+    dropout_p: float = 0.0
+    """The dropout probability on attention weights during training."""
+
+    attn_impl: str = "sdpa"
+    """The attention kernel: ``sdpa`` (PyTorch fused) or ``eager`` (reference)."""
+
+    attn_bias: bool = False
+    """Whether the q/k/v/o projections have biases."""
+
+    ffn_bias: bool = False
+    """Whether the feed-forward projections have biases."""
+
+    init_std: float = 0.02
+    """The standard deviation of the normal init of linear and embedding weights."""
+
+    bos_token_id: int | None = 1
+    """The beginning-of-sequence token id."""
+
+    eos_token_id: int | list[int] | None = 2
+    """The end-of-sequence token id, or several (Llama 3 instruct ends turns with two)."""
+
+    pad_token_id: int | None = None
+    """The padding token id, if the vocabulary has one."""
+
+    def resolved_head_dim(self) -> int:
+        """Return ``head_dim``, or ``model_dim // num_heads`` when it is unset."""
+        return self.head_dim if self.head_dim is not None else self.model_dim // self.num_heads
+
+    def validate(self) -> None:
+        """Raise :class:`~lmhub.errors.ConfigError` if the fields do not describe a valid model."""
+        from lmhub.errors import ConfigError
+        from lmhub.nn.attention import ATTN_IMPLS
+
+        for name in (
+            "model_dim",
+            "num_layers",
+            "num_heads",
+            "num_kv_heads",
+            "ffn_inner_dim",
+            "vocab_size",
+            "max_seq_len",
+        ):
+            value = getattr(self, name)
+            if value <= 0:
+                raise ConfigError(
+                    f"'{name}' must be positive, not {value}.", field=name, value=value
+                )
+        if self.num_heads % self.num_kv_heads:
+            raise ConfigError(
+                f"'num_heads' ({self.num_heads}) must be a multiple of 'num_kv_heads' "
+                f"({self.num_kv_heads}). Change one of them.",
+                field="num_kv_heads",
+                value=self.num_kv_heads,
+            )
+        if self.head_dim is None and self.model_dim % self.num_heads:
+            raise ConfigError(
+                f"'model_dim' ({self.model_dim}) is not divisible by 'num_heads' "
+                f"({self.num_heads}). Set 'head_dim' explicitly or change one of them.",
+                field="head_dim",
+            )
+        if self.resolved_head_dim() % 2:
+            raise ConfigError(
+                f"The head width {self.resolved_head_dim()} must be even for RoPE.",
+                field="head_dim",
+            )
+        if self.attn_impl not in ATTN_IMPLS:
+            raise ConfigError(
+                f"'attn_impl' is '{self.attn_impl}', which is not one of {', '.join(ATTN_IMPLS)}.",
+                field="attn_impl",
+                value=self.attn_impl,
+            )
+        if self.rope_scaling is not None:
+            self.rope_scaling.validate()
+        if not 0.0 <= self.dropout_p < 1.0:
+            raise ConfigError(
+                f"'dropout_p' must be in [0, 1), not {self.dropout_p}.", field="dropout_p"
+            )
+
+
+llama_archs: Final = ArchRegistry(LLAMA_FAMILY, LlamaConfig)
+
+
+@llama_archs.register("llama_tiny")
+def llama_tiny() -> LlamaConfig:
+    """A ~4M-parameter Llama for tests and demos (byte-level vocabulary of 259 tokens)."""
+    return LlamaConfig(
+        model_dim=256,
+        num_layers=4,
+        num_heads=8,
+        num_kv_heads=4,
+        ffn_inner_dim=688,
+        vocab_size=259,
+        max_seq_len=512,
+        bos_token_id=256,
+        eos_token_id=257,
+        pad_token_id=258,
+    )
+
+
+@llama_archs.register("llama2_7b")
+def llama2_7b() -> LlamaConfig:
+    """Llama 2 7B."""
+    return LlamaConfig()
+
+
+@llama_archs.register("llama2_13b")
+def llama2_13b() -> LlamaConfig:
+    """Llama 2 13B."""
+    config = llama2_7b()
+    config.model_dim, config.num_layers, config.ffn_inner_dim = 5120, 40, 13824
+    config.num_heads = config.num_kv_heads = 40
+    return config
+
+
+@llama_archs.register("llama2_70b")
+def llama2_70b() -> LlamaConfig:
+    """Llama 2 70B (grouped-query attention with 8 key/value heads)."""
+    config = llama2_7b()
+    config.model_dim, config.num_layers, config.ffn_inner_dim = 8192, 80, 28672
+    config.num_heads, config.num_kv_heads = 64, 8
+    return config
+
+
+@llama_archs.register("llama3_8b")
+def llama3_8b() -> LlamaConfig:
+    """Llama 3 8B."""
+    return LlamaConfig(
+        num_kv_heads=8,
+        ffn_inner_dim=14336,
+        vocab_size=128_256,
+        max_seq_len=8192,
+        rope_theta=500_000.0,
+        bos_token_id=128_000,
+        eos_token_id=128_001,
+    )
+
+
+@llama_archs.register("llama3_70b")
+def llama3_70b() -> LlamaConfig:
+    """Llama 3 70B."""
+    config = llama3_8b()
+    config.model_dim, config.num_layers, config.ffn_inner_dim = 8192, 80, 28672
+    config.num_heads = 64
+    return config
+
+
+def _llama3_1_scaling(factor: float) -> RopeScaling:
+    return RopeScaling(
+        kind="llama3",
+        factor=factor,
+        low_freq_factor=1.0,
+        high_freq_factor=4.0,
+        original_max_seq_len=8192,
+    )
+
+
+@llama_archs.register("llama3_1_8b")
+def llama3_1_8b() -> LlamaConfig:
+    """Llama 3.1 8B: Llama 3 with a 128K context through llama3 RoPE scaling."""
+    config = llama3_8b()
+    config.max_seq_len = 131_072
+    config.rope_scaling = _llama3_1_scaling(8.0)
+    return config
+
+
+@llama_archs.register("llama3_1_70b")
+def llama3_1_70b() -> LlamaConfig:
+    """Llama 3.1 70B."""
+    config = llama3_70b()
+    config.max_seq_len = 131_072
+    config.rope_scaling = _llama3_1_scaling(8.0)
+    return config
+
+
+@llama_archs.register("llama3_2_1b")
+def llama3_2_1b() -> LlamaConfig:
+    """Llama 3.2 1B (tied embeddings)."""
+    config = llama3_1_8b()
+    config.model_dim, config.num_layers, config.ffn_inner_dim = 2048, 16, 8192
+    config.head_dim = 64
+    config.tie_embeddings = True
+    config.rope_scaling = _llama3_1_scaling(32.0)
+    return config
+
+
+@llama_archs.register("llama3_2_3b")
+def llama3_2_3b() -> LlamaConfig:
+    """Llama 3.2 3B (tied embeddings)."""
+    config = llama3_2_1b()
+    config.model_dim, config.num_layers, config.num_heads = 3072, 28, 24
+    config.head_dim = 128
+    return config

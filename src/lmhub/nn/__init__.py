@@ -1,0 +1,1 @@
+"""Shared building blocks: norms, RoPE, attention, feed-forward, masks, KV caches."""

@@ -1,0 +1,149 @@
+"""Multi-head attention with grouped/multi-query key-value heads and selectable kernels.
+
+Projections are kept separate (``q_proj``, ``k_proj``, ``v_proj``, ``o_proj``), as in Hugging Face
+checkpoints, so loading one is a rename with no copies.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lmhub.nn.kv_cache import KVCache
+from lmhub.nn.rope import apply_rotary
+
+AttnImpl = Literal["eager", "sdpa"]
+ATTN_IMPLS: tuple[str, ...] = ("eager", "sdpa")
+
+
+def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
+    """Expand ``[batch, kv_heads, seq, dim]`` to ``[batch, kv_heads * n_rep, seq, dim]``."""
+    if n_rep == 1:
+        return x
+    b, h, s, d = x.shape
+    return x[:, :, None].expand(b, h, n_rep, s, d).reshape(b, h * n_rep, s, d)
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    mask: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+    dropout_p: float = 0.0,
+    impl: str = "sdpa",
+) -> torch.Tensor:
+    """Attend ``q`` ``[b, h, q, d]`` over ``k``/``v`` ``[b, h, kv, d]`` (heads already matched).
+
+    ``mask`` is boolean (True = may attend), ``bias`` is added to the scores (ALiBi);
+    ``is_causal`` applies a causal mask when ``mask`` is None. ``impl`` is ``"sdpa"`` (PyTorch's
+    fused kernel) or ``"eager"`` (explicit softmax in float32; the reference).
+    """
+    if impl == "sdpa":
+        attn_mask: torch.Tensor | None = mask
+        if bias is not None:
+            attn_mask = bias.to(q.dtype)
+            if mask is not None:
+                attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
+            elif is_causal:
+                q_len, kv_len = q.shape[-2], k.shape[-2]
+                causal = torch.ones(q_len, kv_len, dtype=torch.bool, device=q.device).tril(
+                    kv_len - q_len
+                )
+                attn_mask = attn_mask.masked_fill(~causal, float("-inf"))
+            is_causal = False
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale
+        )
+    if impl != "eager":
+        raise ValueError(f"Unknown attention implementation '{impl}'; use one of {ATTN_IMPLS}.")
+    scale = scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scale
+    if bias is not None:
+        scores = scores + bias
+    if mask is None and is_causal:
+        q_len, kv_len = q.shape[-2], k.shape[-2]
+        mask = torch.ones(q_len, kv_len, dtype=torch.bool, device=q.device).tril(kv_len - q_len)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+    if dropout_p > 0.0:
+        probs = F.dropout(probs, p=dropout_p)
+    return torch.matmul(probs, v)
+
+
+class Attention(nn.Module):
+    """Grouped-query self-attention (``num_kv_heads`` divides ``num_heads``; 1 = multi-query).
+
+    Example:
+        >>> attn = Attention(64, num_heads=4, num_kv_heads=2, head_dim=16)
+        >>> attn(torch.randn(1, 5, 64), is_causal=True).shape
+        torch.Size([1, 5, 64])
+    """
+
+    def __init__(
+        self,
+        model_dim: int,
+        *,
+        num_heads: int,
+        num_kv_heads: int,
+        head_dim: int,
+        bias: bool = False,
+        output_bias: bool | None = None,
+        dropout_p: float = 0.0,
+        attn_impl: str = "sdpa",
+        layer_idx: int = 0,
+    ) -> None:
+        super().__init__()
+        if num_heads % num_kv_heads != 0:
+            raise ValueError(
+                f"num_heads ({num_heads}) must be a multiple of num_kv_heads ({num_kv_heads})."
+            )
+        self.num_heads = num_heads
+        self.num_kv_heads = num_kv_heads
+        self.head_dim = head_dim
+        self.dropout_p = dropout_p
+        self.attn_impl = attn_impl
+        self.layer_idx = layer_idx
+        self.q_proj = nn.Linear(model_dim, num_heads * head_dim, bias=bias)
+        self.k_proj = nn.Linear(model_dim, num_kv_heads * head_dim, bias=bias)
+        self.v_proj = nn.Linear(model_dim, num_kv_heads * head_dim, bias=bias)
+        self.o_proj = nn.Linear(
+            num_heads * head_dim, model_dim, bias=bias if output_bias is None else output_bias
+        )
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        b, s, _ = x.shape
+        q = self.q_proj(x).view(b, s, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, s, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, s, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        if rope is not None:
+            q, k = apply_rotary(q, k, *rope)
+        if cache is not None:
+            k, v = cache.update(self.layer_idx, k, v)
+        n_rep = self.num_heads // self.num_kv_heads
+        out = scaled_dot_product_attention(
+            q,
+            repeat_kv(k, n_rep),
+            repeat_kv(v, n_rep),
+            mask=mask,
+            is_causal=is_causal and mask is None,
+            dropout_p=self.dropout_p if self.training else 0.0,
+            impl=self.attn_impl,
+        )
+        return self.o_proj(out.transpose(1, 2).reshape(b, s, -1))

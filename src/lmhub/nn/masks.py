@@ -1,0 +1,65 @@
+"""Attention masks: causal, sliding-window and padding, as boolean tensors (True = may attend)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def build_attention_mask(
+    *,
+    q_len: int,
+    kv_len: int,
+    padding_mask: torch.Tensor | None = None,
+    causal: bool = True,
+    sliding_window: int | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor | None:
+    """Return a boolean mask ``[batch or 1, 1, q_len, kv_len]``, or ``None`` when nothing is masked.
+
+    The queries are the last ``q_len`` of ``kv_len`` positions (a KV cache holds the rest), so
+    query ``i`` sits at absolute position ``kv_len - q_len + i``. ``padding_mask`` is
+    ``[batch, kv_len]`` with True (or 1) for real tokens. A purely causal mask over a fresh sequence
+    (``q_len == kv_len``, no padding, no window) also returns ``None``: callers then pass
+    ``is_causal=True`` to the attention kernel, which is faster than an explicit mask.
+
+    Rows with nothing to attend to (padding queries of a left-padded batch) are opened up fully,
+    so the softmax stays finite; their outputs are meaningless and ignored downstream.
+
+    Example:
+        >>> build_attention_mask(q_len=1, kv_len=3, padding_mask=torch.tensor([[0, 1, 1]]))
+        tensor([[[[False,  True,  True]]]])
+    """
+    if padding_mask is not None and padding_mask.shape[-1] != kv_len:
+        raise ValueError(
+            f"The attention mask covers {padding_mask.shape[-1]} positions, but the keys span "
+            f"{kv_len} (cached + new). Pass a mask over the cached and the new tokens."
+        )
+    if padding_mask is None and sliding_window is None and (not causal or q_len == kv_len):
+        return None
+    if padding_mask is not None:
+        device = padding_mask.device
+    mask: torch.Tensor | None = None
+    if causal or sliding_window is not None:
+        q_pos = torch.arange(kv_len - q_len, kv_len, device=device)[:, None]
+        k_pos = torch.arange(kv_len, device=device)[None, :]
+        mask = (
+            k_pos <= q_pos if causal else torch.ones(q_len, kv_len, dtype=torch.bool, device=device)
+        )
+        if sliding_window is not None:
+            mask = mask & (k_pos > q_pos - sliding_window)
+        mask = mask[None, None]
+    if padding_mask is not None:
+        keys = padding_mask.bool()[:, None, None, :]
+        mask = keys if mask is None else mask & keys
+    assert mask is not None
+    return mask | ~mask.any(dim=-1, keepdim=True)
+
+
+def positions_from_padding(padding_mask: torch.Tensor) -> torch.Tensor:
+    """Return position ids that count only real tokens (left padding gets position 0 too).
+
+    Example:
+        >>> positions_from_padding(torch.tensor([[0, 0, 1, 1]]))
+        tensor([[0, 0, 0, 1]])
+    """
+    return (padding_mask.long().cumsum(-1) - 1).clamp(min=0)

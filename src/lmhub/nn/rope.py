@@ -1,0 +1,479 @@
+"""Rotary position embeddings (RoPE) in the rotate-half layout that Hugging Face Llama uses.
+
+The frequency tables of every scaling kind follow ``transformers.modeling_rope_utils`` step by
+step, in the same floating-point order, so that cos/sin come out bit-identical to transformers'.
+
+Example::
+
+    scaling = RopeScaling(kind="llama3", factor=8.0, original_max_seq_len=8192)
+    rope = RotaryEmbedding(128, theta=500_000.0, max_seq_len=131_072, scaling=scaling)
+    cos, sin = rope(position_ids, dtype=torch.bfloat16)
+    q, k = apply_rotary(q, k, cos, sin)
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import torch
+from torch import nn
+
+from lmhub.errors import ConfigError
+
+RopeKind = Literal["default", "linear", "dynamic", "llama3", "yarn"]
+
+ROPE_KINDS: tuple[str, ...] = get_args(RopeKind)
+"""The supported scaling kinds, spelled like Hugging Face's ``rope_type``."""
+
+DEFAULT_ROPE_THETA = 10_000.0
+"""The base transformers assumes when a config names none."""
+
+
+@dataclass(kw_only=True)
+class RopeScaling:
+    """How RoPE frequencies are stretched to reach beyond the pre-training context length.
+
+    Mirrors one Hugging Face ``rope_parameters`` / ``rope_scaling`` dict; ``kind`` is its
+    ``rope_type``. Fields that do not apply to ``kind`` are ignored.
+    """
+
+    kind: RopeKind = "default"
+    """The scaling method: HF's ``rope_type``."""
+
+    factor: float = 1.0
+    """How many times longer than the original context the model should reach (>= 1)."""
+
+    original_max_seq_len: int | None = None
+    """The pre-training context length (HF ``original_max_position_embeddings``); ``None`` means
+    the model's ``max_seq_len``, as transformers falls back to ``max_position_embeddings``."""
+
+    low_freq_factor: float = 1.0
+    """llama3: wavelengths above ``original_max_seq_len / low_freq_factor`` are fully scaled."""
+
+    high_freq_factor: float = 4.0
+    """llama3: wavelengths below ``original_max_seq_len / high_freq_factor`` are left alone."""
+
+    beta_fast: float = 32.0
+    """yarn: rotation count below which dimensions are interpolated (the ramp's fast end)."""
+
+    beta_slow: float = 1.0
+    """yarn: rotation count above which dimensions are extrapolated (the ramp's slow end)."""
+
+    attention_factor: float | None = None
+    """yarn: factor on cos/sin; ``None`` derives it from ``factor``, ``mscale`` and
+    ``mscale_all_dim`` like transformers."""
+
+    mscale: float | None = None
+    """yarn (DeepSeek style): numerator weight of ``log(factor)`` in the derived attention
+    factor."""
+
+    mscale_all_dim: float | None = None
+    """yarn (DeepSeek style): denominator weight of ``log(factor)`` in the derived attention
+    factor."""
+
+    truncate: bool = True
+    """yarn: round the correction range to whole dimensions (``False`` for gpt-oss)."""
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` if the fields do not describe a usable scaling."""
+        if self.kind not in ROPE_KINDS:
+            raise ConfigError(
+                f"The RoPE scaling kind '{self.kind}' is not supported. Use one of: "
+                f"{', '.join(ROPE_KINDS)}.",
+                field="kind",
+                value=self.kind,
+            )
+        if self.kind == "default":
+            return
+        if not self.factor >= 1.0:
+            raise ConfigError(
+                f"The '{self.kind}' RoPE scaling factor is {self.factor}, but it must be at least "
+                "1. Set factor to (target context length) / (original context length).",
+                field="factor",
+                value=self.factor,
+            )
+        if self.original_max_seq_len is not None and self.original_max_seq_len <= 0:
+            raise ConfigError(
+                f"original_max_seq_len is {self.original_max_seq_len}, but it must be positive. "
+                "Set it to the pre-training context length, or to None to use max_seq_len.",
+                field="original_max_seq_len",
+                value=self.original_max_seq_len,
+            )
+        if self.kind == "llama3" and not 0 < self.low_freq_factor < self.high_freq_factor:
+            raise ConfigError(
+                f"llama3 RoPE needs 0 < low_freq_factor < high_freq_factor, got "
+                f"{self.low_freq_factor} and {self.high_freq_factor}. Llama 3.1 uses 1 and 4.",
+                field="high_freq_factor",
+                value=self.high_freq_factor,
+            )
+        if self.kind == "yarn" and not (self.beta_fast > 0 and self.beta_slow > 0):
+            raise ConfigError(
+                f"yarn RoPE needs positive beta_fast and beta_slow, got {self.beta_fast} and "
+                f"{self.beta_slow}. The YaRN paper uses 32 and 1.",
+                field="beta_slow" if self.beta_fast > 0 else "beta_fast",
+                value=self.beta_slow if self.beta_fast > 0 else self.beta_fast,
+            )
+
+
+def _check_head_dim(head_dim: int) -> None:
+    if head_dim <= 0 or head_dim % 2:
+        raise ConfigError(
+            f"RoPE rotates pairs of dimensions, so head_dim must be positive and even, got "
+            f"{head_dim}. Check the model's hidden size and number of attention heads.",
+            field="head_dim",
+            value=head_dim,
+        )
+
+
+def _plain_inv_freq(
+    base: float | torch.Tensor, head_dim: int, device: torch.device | str | None
+) -> torch.Tensor:
+    # `base` may be a 0-dim tensor (dynamic NTK inside forward); the same expression serves both.
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim
+    return 1.0 / (base**exponents)
+
+
+def _llama3_inv_freq(inv_freq: torch.Tensor, s: RopeScaling, original: int) -> torch.Tensor:
+    # Scale low frequencies by `factor`, keep high ones, blend in between (Llama 3.1).
+    low_freq_wavelen = original / s.low_freq_factor
+    high_freq_wavelen = original / s.high_freq_factor
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > low_freq_wavelen, inv_freq / s.factor, inv_freq)
+    smooth = (original / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor)
+    smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled
+    is_medium = ~(wavelen < high_freq_wavelen) & ~(wavelen > low_freq_wavelen)
+    return torch.where(is_medium, smoothed, scaled)
+
+
+def _yarn_mscale(factor: float, mscale: float = 1.0) -> float:
+    return 1.0 if factor <= 1 else 0.1 * mscale * math.log(factor) + 1.0
+
+
+def _yarn_inv_freq(
+    head_dim: int, theta: float, s: RopeScaling, original: int, device: torch.device | str | None
+) -> tuple[torch.Tensor, float]:
+    def correction_dim(num_rotations: float) -> float:
+        # The dimension whose wavelength fits `num_rotations` times into the original context.
+        return head_dim * math.log(original / (num_rotations * 2 * math.pi)) / (2 * math.log(theta))
+
+    low, high = correction_dim(s.beta_fast), correction_dim(s.beta_slow)
+    if s.truncate:
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, head_dim - 1)
+    if low == high:
+        high += 0.001  # avoid dividing by zero in the ramp
+
+    pos_freqs = theta ** (torch.arange(0, head_dim, 2, device=device).float() / head_dim)
+    extrapolated = 1.0 / pos_freqs
+    interpolated = 1.0 / (s.factor * pos_freqs)
+    dims = torch.arange(head_dim // 2, dtype=torch.float32, device=device)
+    ramp = ((dims - low) / (high - low)).clamp(0, 1)
+    # Spelled as 1 - (1 - ramp) like transformers: the two roundings are not a no-op in float32.
+    extrapolation = 1 - ramp
+    inv_freq = interpolated * (1 - extrapolation) + extrapolated * extrapolation
+
+    if s.attention_factor is not None:
+        attention_factor = s.attention_factor
+    elif s.mscale and s.mscale_all_dim:
+        attention_factor = _yarn_mscale(s.factor, s.mscale) / _yarn_mscale(
+            s.factor, s.mscale_all_dim
+        )
+    else:
+        attention_factor = _yarn_mscale(s.factor)
+    return inv_freq, float(attention_factor)
+
+
+def rope_inv_freq(
+    head_dim: int,
+    *,
+    theta: float,
+    scaling: RopeScaling | None,
+    max_seq_len: int,
+    seq_len: int | torch.Tensor | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, float]:
+    """Return ``(inv_freq, attention_scaling)``: float32 ``[head_dim // 2]`` and a float.
+
+    ``seq_len`` (a Python int or a 0-dim integer tensor) is only used by ``dynamic``: the current
+    length to stretch the base for; ``None`` or anything below the original length gives the
+    unscaled table. A tensor ``seq_len`` is worked through in float32 tensor arithmetic, as in
+    transformers' forward pass; an int in Python floats, as in its init function. The two can
+    differ in the last bit, so each path matches its transformers counterpart exactly.
+    ``attention_scaling`` multiplies cos/sin (it is 1 except for ``yarn``).
+
+    >>> inv_freq, scale = rope_inv_freq(64, theta=10_000.0, scaling=None, max_seq_len=2048)
+    >>> inv_freq.shape, scale
+    (torch.Size([32]), 1.0)
+    """
+    _check_head_dim(head_dim)
+    s = scaling or RopeScaling()
+    s.validate()
+    original = s.original_max_seq_len or max_seq_len
+
+    if s.kind == "default":
+        return _plain_inv_freq(theta, head_dim, device), 1.0
+    if s.kind == "linear":
+        # Dividing the frequencies equals dividing the positions by `factor`.
+        return _plain_inv_freq(theta, head_dim, device) / s.factor, 1.0
+    if s.kind == "dynamic":
+        if seq_len is None:
+            seq_len = original
+        elif isinstance(seq_len, torch.Tensor):
+            seq_len = seq_len.clamp(min=original)
+        else:
+            seq_len = max(seq_len, original)
+        # NTK-aware base growth; at seq_len == original the bracket is 1 (up to rounding, which
+        # transformers has too, so it is kept rather than short-cut).
+        bracket = s.factor * seq_len / original - (s.factor - 1)
+        base = theta * bracket ** (head_dim / (head_dim - 2))
+        return _plain_inv_freq(base, head_dim, device), 1.0
+    if s.kind == "llama3":
+        return _llama3_inv_freq(_plain_inv_freq(theta, head_dim, device), s, original), 1.0
+    return _yarn_inv_freq(head_dim, theta, s, original, device)
+
+
+class RotaryEmbedding(nn.Module):
+    """Computes the cos/sin tables of rotary position embeddings for given positions.
+
+    ``inv_freq`` is a non-persistent buffer: it never enters the state dict and is recomputed by
+    :meth:`reset_non_persistent_buffers`, e.g. after building the model on the meta device.
+
+    ``dynamic`` scaling is stateful, exactly like transformers: once positions run past the
+    original length the table is stretched for the longest length seen so far, and it returns to
+    the unscaled table only when a call's positions all fall below the original length again.
+    """
+
+    inv_freq: torch.Tensor
+
+    def __init__(
+        self, head_dim: int, *, theta: float, max_seq_len: int, scaling: RopeScaling | None = None
+    ) -> None:
+        super().__init__()
+        self.head_dim = head_dim
+        self.theta = theta
+        self.max_seq_len = max_seq_len
+        self.scaling = scaling
+        self.original_max_seq_len = (scaling and scaling.original_max_seq_len) or max_seq_len
+        inv_freq, self.attention_scaling = self._table(torch.get_default_device())
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self._dynamic_len = self.original_max_seq_len  # longest length the table is stretched for
+
+    def _table(
+        self, device: torch.device, seq_len: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, float]:
+        # Computed on the CPU and then moved, so every device gets the same bits as the reference.
+        on = device if device.type == "meta" else torch.device("cpu")
+        inv_freq, scale = rope_inv_freq(
+            self.head_dim,
+            theta=self.theta,
+            scaling=self.scaling,
+            max_seq_len=self.max_seq_len,
+            seq_len=None if seq_len is None else seq_len.to(on),
+            device=on,
+        )
+        return inv_freq.to(device), scale
+
+    def reset_non_persistent_buffers(self, device: torch.device | None = None) -> None:
+        """Recompute ``inv_freq`` on ``device`` (default: where the buffer is now)."""
+        device = torch.device(device) if device is not None else self.inv_freq.device
+        self.inv_freq, self.attention_scaling = self._table(device)
+        self._dynamic_len = self.original_max_seq_len
+
+    def _update_dynamic(self, position_ids: torch.Tensor) -> None:
+        # Same rules as transformers' `dynamic_rope_update`: grow on demand, reset when short.
+        seq_len = position_ids.max() + 1
+        if seq_len > self._dynamic_len:
+            self.inv_freq, _ = self._table(self.inv_freq.device, seq_len)
+            self._dynamic_len = int(seq_len)
+        if seq_len < self.original_max_seq_len < self._dynamic_len:
+            self.inv_freq, _ = self._table(self.inv_freq.device)
+            self._dynamic_len = self.original_max_seq_len
+
+    def forward(
+        self, position_ids: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(cos, sin)``, each ``[batch, seq, head_dim]`` in ``dtype``.
+
+        ``position_ids`` is a ``[batch, seq]`` integer tensor. The angles are computed in float32
+        with autocast off, then scaled by ``attention_scaling`` and cast to ``dtype``.
+        """
+        if self.scaling is not None and self.scaling.kind == "dynamic":
+            self._update_dynamic(position_ids)
+        device_type = position_ids.device.type
+        enabled = torch.amp.is_autocast_available(device_type)
+        with torch.autocast(device_type if enabled else "cpu", enabled=False):
+            freqs = position_ids[..., None].float() * self.inv_freq.float()
+            emb = torch.cat((freqs, freqs), dim=-1)
+            cos = emb.cos() * self.attention_scaling
+            sin = emb.sin() * self.attention_scaling
+        return cos.to(dtype), sin.to(dtype)
+
+    def extra_repr(self) -> str:
+        kind = self.scaling.kind if self.scaling is not None else "default"
+        return f"head_dim={self.head_dim}, theta={self.theta}, kind={kind}"
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """Map the halves ``(x1, x2)`` of the last dimension to ``(-x2, x1)``."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary(
+    q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotate queries ``[batch, heads, seq, head_dim]`` and keys ``[batch, kv_heads, seq,
+    head_dim]`` by the angles in ``cos``/``sin`` ``[batch, seq, head_dim]``."""
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # broadcast over heads
+    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+
+# The HF keys each kind reads besides rope_type and rope_theta.
+_HF_FIELDS: dict[str, tuple[str, ...]] = {
+    "default": (),
+    "linear": ("factor",),
+    "dynamic": ("factor",),
+    "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"),
+    "yarn": (
+        "factor",
+        "original_max_position_embeddings",
+        "beta_fast",
+        "beta_slow",
+        "attention_factor",
+        "mscale",
+        "mscale_all_dim",
+        "truncate",
+    ),
+}
+
+
+def rope_scaling_from_hf(hf_config: dict[str, Any]) -> tuple[float, RopeScaling | None]:
+    """Read ``(rope_theta, scaling)`` from a Hugging Face ``config.json`` dict.
+
+    Accepts the transformers 4 spelling (``rope_theta`` plus a ``rope_scaling`` dict keyed by
+    ``rope_type`` or the legacy ``type``) and the transformers 5 one (``rope_parameters`` holding
+    ``rope_type``, ``rope_theta`` and the scaling fields). Returns ``None`` for plain RoPE.
+
+    >>> theta, s = rope_scaling_from_hf(
+    ...     {"rope_theta": 1e6, "rope_scaling": {"type": "linear", "factor": 2}})
+    >>> theta, s.kind, s.factor
+    (1000000.0, 'linear', 2.0)
+    """
+    # A truthy `rope_scaling` wins over `rope_parameters` in transformers 5; 4 reads only it.
+    params = hf_config.get("rope_scaling") or hf_config.get("rope_parameters") or {}
+    if any(isinstance(v, dict) for v in params.values()):
+        raise ConfigError(
+            "The config holds a different RoPE per layer type, which lmhub does not support. "
+            "Use a model whose layers all share one RoPE.",
+            field="rope_parameters",
+            value=params,
+        )
+    theta = params.get("rope_theta", hf_config.get("rope_theta"))
+    theta = float(theta) if theta is not None else DEFAULT_ROPE_THETA
+
+    partial = params.get("partial_rotary_factor", hf_config.get("partial_rotary_factor"))
+    if partial is not None and partial != 1:
+        raise ConfigError(
+            f"The config rotates only a fraction ({partial}) of each head, which lmhub's RoPE "
+            "does not support. Use a model with partial_rotary_factor 1.",
+            field="partial_rotary_factor",
+            value=partial,
+        )
+
+    kind = params.get("rope_type", params.get("type")) or "default"
+    if kind not in ROPE_KINDS:
+        raise ConfigError(
+            f"The RoPE type '{kind}' is not supported. lmhub supports: {', '.join(ROPE_KINDS)}.",
+            field="rope_type",
+            value=kind,
+        )
+    if kind == "default":
+        return theta, None
+
+    original = None
+    if kind in ("llama3", "yarn"):
+        # A top-level original_max_position_embeddings (Phi-3 style) wins in transformers too.
+        original = hf_config.get(
+            "original_max_position_embeddings", params.get("original_max_position_embeddings")
+        )
+    factor = params.get("factor")
+    if factor is None and kind == "yarn" and original and "max_position_embeddings" in hf_config:
+        factor = hf_config["max_position_embeddings"] / original  # DeepSeek-V3 style
+    if factor is None:
+        raise ConfigError(
+            f"The '{kind}' RoPE config has no 'factor'. Add the scaling factor to the config's "
+            "rope_scaling / rope_parameters.",
+            field="factor",
+            value=None,
+        )
+
+    scaling = RopeScaling(
+        kind=kind,
+        factor=float(factor),
+        original_max_seq_len=int(original) if original is not None else None,
+    )
+    if kind == "llama3":
+        scaling.low_freq_factor = float(params.get("low_freq_factor", scaling.low_freq_factor))
+        scaling.high_freq_factor = float(params.get("high_freq_factor", scaling.high_freq_factor))
+    elif kind == "yarn":
+        # transformers reads these with `or`, so 0 / None fall back to the paper's values.
+        scaling.beta_fast = float(params.get("beta_fast") or 32.0)
+        scaling.beta_slow = float(params.get("beta_slow") or 1.0)
+        for name in ("attention_factor", "mscale", "mscale_all_dim"):
+            value = params.get(name)
+            setattr(scaling, name, float(value) if value is not None else None)
+        scaling.truncate = bool(params.get("truncate", True))
+    scaling.validate()
+    return theta, scaling
+
+
+def rope_scaling_to_hf(
+    theta: float, scaling: RopeScaling | None, *, max_seq_len: int | None = None
+) -> dict[str, Any]:
+    """Return the RoPE keys of a Hugging Face ``config.json`` that transformers 4 and 5 both read.
+
+    The result holds ``rope_theta``, ``rope_scaling`` (transformers 4; ``None`` for plain RoPE)
+    and ``rope_parameters`` (transformers 5), each with only the fields ``scaling.kind`` uses.
+    ``max_seq_len`` fills in ``original_max_position_embeddings`` when the scaling leaves it to
+    the model, since transformers 4 requires it for llama3.
+
+    >>> rope_scaling_to_hf(1e4, RopeScaling(kind="linear", factor=2.0))["rope_scaling"]
+    {'rope_type': 'linear', 'factor': 2.0}
+    """
+    s = scaling or RopeScaling()
+    s.validate()
+    theta = float(theta)
+    if s.kind == "default":
+        return {
+            "rope_theta": theta,
+            "rope_scaling": None,
+            "rope_parameters": {"rope_type": "default", "rope_theta": theta},
+        }
+    if s.kind == "dynamic" and s.original_max_seq_len not in (None, max_seq_len):
+        raise ConfigError(
+            "transformers' dynamic RoPE takes the original context length from "
+            "max_position_embeddings and has no field for a separate one. Set "
+            "original_max_seq_len=None and max_seq_len to the original context length.",
+            field="original_max_seq_len",
+            value=s.original_max_seq_len,
+        )
+
+    values: dict[str, Any] = {
+        "factor": float(s.factor),
+        "original_max_position_embeddings": s.original_max_seq_len or max_seq_len,
+        "low_freq_factor": float(s.low_freq_factor),
+        "high_freq_factor": float(s.high_freq_factor),
+        "beta_fast": float(s.beta_fast),
+        "beta_slow": float(s.beta_slow),
+        "attention_factor": s.attention_factor,
+        "mscale": s.mscale,
+        "mscale_all_dim": s.mscale_all_dim,
+        # transformers 4 does not know `truncate`; only write it when it changes the result.
+        "truncate": None if s.truncate else False,
+    }
+    fields = {k: values[k] for k in _HF_FIELDS[s.kind] if values[k] is not None}
+    return {
+        "rope_theta": theta,
+        "rope_scaling": {"rope_type": s.kind, **fields},
+        "rope_parameters": {"rope_type": s.kind, "rope_theta": theta, **fields},
+    }

@@ -1,0 +1,22 @@
+"""Shared fixtures. Tests build their own tiny models; nothing is downloaded."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Keep the user's card folder, checksum memo and HF cache out of every test.
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("LMHUB_CARDS_DIR", str(home / "cards"))
+    monkeypatch.setenv("LMHUB_CACHE_DIR", str(home / "cache"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import lmhub.assets.store as store
+
+    monkeypatch.setattr(store, "_default_store", None)
+    torch.manual_seed(0)

@@ -1,0 +1,75 @@
+"""Builders of tiny random Hugging Face models, saved to disk, for the parity tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def save_tiny_hf_llama(
+    directory: Path,
+    *,
+    seed: int = 0,
+    safe: bool = True,
+    max_shard_size: str | None = None,
+    dtype: torch.dtype = torch.float32,
+    **overrides: Any,
+) -> Any:
+    """Create a tiny random ``LlamaForCausalLM``, save it to ``directory`` and return it (eval)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    fields: dict[str, Any] = dict(
+        vocab_size=160,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+    )
+    fields.update(overrides)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(LlamaConfig(**fields)).to(dtype).eval()
+    # Random norms too, so that a mixed-up norm key cannot pass unnoticed.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.uniform_(0.5, 1.5)
+    kwargs: dict[str, Any] = {}
+    if max_shard_size:
+        kwargs["max_shard_size"] = max_shard_size
+    model.save_pretrained(directory, **kwargs)
+    if not safe:
+        _convert_to_pytorch_bins(directory)
+    return model
+
+
+def _convert_to_pytorch_bins(directory: Path) -> None:
+    """Rewrite a safetensors save as PyTorch .bin files in the same (sharded) HF layout.
+
+    transformers 5 always writes safetensors, but older checkpoints in the wild are pickles.
+    """
+    import json
+
+    from safetensors.torch import load_file
+
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        data = json.loads(index.read_text())
+        renames = {
+            f: f.replace("model-", "pytorch_model-").replace(".safetensors", ".bin")
+            for f in set(data["weight_map"].values())
+        }
+        for src, dst in renames.items():
+            torch.save(load_file(directory / src), directory / dst)
+            (directory / src).unlink()
+        data["weight_map"] = {k: renames[v] for k, v in data["weight_map"].items()}
+        (directory / "pytorch_model.bin.index.json").write_text(json.dumps(data))
+        index.unlink()
+    else:
+        torch.save(load_file(directory / "model.safetensors"), directory / "pytorch_model.bin")
+        (directory / "model.safetensors").unlink()
