@@ -106,10 +106,15 @@ def _coerce(value: Any, tp: Any) -> Any:
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
+        if isinstance(value, str):
+            return _parse_number(value, int)
         raise _Mismatch
     if tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):
+            # YAML 1.1 reads "1e-6" (no dot) as a string; users mean a number.
+            return _parse_number(value, float)
         raise _Mismatch
     if tp is str:
         if isinstance(value, str):
@@ -118,6 +123,18 @@ def _coerce(value: Any, tp: Any) -> Any:
     if isinstance(tp, type) and isinstance(value, tp):
         return value
     raise _Mismatch
+
+
+def _parse_number(text: str, kind: type[int] | type[float]) -> int | float:
+    try:
+        number = float(text.strip())
+    except ValueError:
+        raise _Mismatch from None
+    if kind is int:
+        if not number.is_integer():
+            raise _Mismatch
+        return int(number)
+    return number
 
 
 def coerce_field(cls: type, name: str, value: Any, *, path: str | None = None) -> Any:

@@ -134,6 +134,14 @@ def check_card_fields(raw: Mapping[str, Any], source: Path | None) -> None:
         "tokenizer": (str,),
         "checksum": (str, dict),
     }
+    checksum = raw.get("checksum")
+    if isinstance(checksum, dict) and not all(isinstance(v, str) for v in checksum.values()):
+        raise AssetCardError(
+            f"The 'checksum' of card '{name}'{where} maps a file to a non-string value. "
+            "Quote each sha256 digest so YAML keeps it as text.",
+            name=name,
+            path=source,
+        )
     for key, types_ in expected.items():
         if key in raw and raw[key] is not None and not isinstance(raw[key], types_):
             kinds = " or ".join("a mapping" if t is dict else "a string" for t in types_)
