@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,6 @@ def test_hf_uri_resolves_only_from_local_cache(
 
 def test_shipped_card_without_local_weights_says_where_to_get_them() -> None:
     with pytest.raises(
-        ModelCheckpointError, match="huggingface-cli download meta-llama/Llama-3.2-1B"
+        ModelCheckpointError, match=re.escape("huggingface-cli download meta-llama/Llama-3.2-1B")
     ):
         lmhub.load_model("llama3_2_1b")

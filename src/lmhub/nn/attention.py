@@ -127,7 +127,9 @@ class Attention(nn.Module):
         mask: torch.Tensor | None = None,
         is_causal: bool = False,
         cache: KVCache | None = None,
+        bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Attend over ``x`` (and what ``cache`` holds); ``bias`` is added to the scores (ALiBi)."""
         b, s, _ = x.shape
         q = self.q_proj(x).view(b, s, self.num_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, s, self.num_kv_heads, self.head_dim).transpose(1, 2)
@@ -142,6 +144,7 @@ class Attention(nn.Module):
             repeat_kv(k, n_rep),
             repeat_kv(v, n_rep),
             mask=mask,
+            bias=bias,
             is_causal=is_causal and mask is None,
             dropout_p=self.dropout_p if self.training else 0.0,
             impl=self.attn_impl,

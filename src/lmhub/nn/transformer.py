@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lmhub.nn.attention import Attention
@@ -32,3 +33,47 @@ class PreNormDecoderLayer(nn.Module):
     ) -> torch.Tensor:
         h = x + self.attn(self.attn_norm(x), rope=rope, mask=mask, is_causal=is_causal, cache=cache)
         return h + self.ffn(self.ffn_norm(h))
+
+
+class PostNormDecoderLayer(nn.Module):
+    """``norm(alpha * x + attn(x))`` then ``norm(alpha * h + ffn(h))``.
+
+    With ``residual_scale`` (alpha) 1 this is the original transformer layer (Vaswani et al.,
+    2017); DeepNet (Wang et al., 2022) up-weights the residual with alpha = (2N)^(1/4) to keep
+    deep post-norm stacks stable. ``dropout_p`` drops out both sublayer outputs in training.
+    """
+
+    def __init__(
+        self,
+        *,
+        attn: nn.Module,
+        attn_norm: nn.Module,
+        ffn: nn.Module,
+        ffn_norm: nn.Module,
+        residual_scale: float = 1.0,
+        dropout_p: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.attn = attn
+        self.attn_norm = attn_norm
+        self.ffn = ffn
+        self.ffn_norm = ffn_norm
+        self.residual_scale = residual_scale
+        self.dropout_p = dropout_p
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        alpha, p = self.residual_scale, self.dropout_p if self.training else 0.0
+        a = self.attn(x, mask=mask, is_causal=is_causal, cache=cache)
+        h = self.attn_norm(alpha * x + F.dropout(a, p=p, training=self.training))
+        f = self.ffn(h)
+        return self.ffn_norm(alpha * h + F.dropout(f, p=p, training=self.training))
+
+    def extra_repr(self) -> str:
+        return f"residual_scale={self.residual_scale:.4g}, dropout_p={self.dropout_p}"

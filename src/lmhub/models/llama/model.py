@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -23,6 +25,8 @@ class LlamaModel(nn.Module):
         >>> model(torch.tensor([[1, 2, 3]])).shape
         torch.Size([1, 3, 259])
     """
+
+    supports_kv_cache: ClassVar[bool] = True
 
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__()
