@@ -174,7 +174,7 @@ class ModelHub(Generic[ModelT, ConfigT]):
         config: ConfigT,
         *,
         gangs: Gangs | None = None,
-        mmap: bool = False,
+        mmap: bool = True,
         restrict: bool | None = None,
     ) -> Iterator[tuple[str, torch.Tensor]]:
         """Yield the checkpoint's tensors one at a time, converted to this family's key layout.
@@ -199,14 +199,16 @@ class ModelHub(Generic[ModelT, ConfigT]):
         device: torch.device | str | None = None,
         gangs: Gangs | None = None,
         dtype: torch.dtype | str | None = None,
-        mmap: bool = False,
+        mmap: bool = True,
         restrict: bool | None = None,
         progress: bool = True,
     ) -> ModelT:
         """Build ``config`` on meta and fill it from the checkpoint at ``path``.
 
-        ``dtype=None`` keeps each tensor's stored dtype. A failed load raises and leaves nothing
-        behind: the half-filled model is dropped.
+        ``dtype=None`` keeps each tensor's stored dtype. ``mmap=True`` (the default) memory-maps
+        the files, so tensors already in the right dtype are zero-copy views of the page cache;
+        pass ``mmap=False`` to read them into private memory instead. A failed load raises and
+        leaves nothing behind: the half-filled model is dropped.
         """
         target = _target_device(device, gangs)
         resolved_dtype = as_dtype(dtype)
@@ -242,7 +244,7 @@ class ModelHub(Generic[ModelT, ConfigT]):
         gangs: Gangs | None = None,
         dtype: torch.dtype | str | None = None,
         config: ConfigArg = None,
-        mmap: bool = False,
+        mmap: bool = True,
         progress: bool = True,
     ) -> ModelT:
         """Load the model a card describes, checking the checkpoint's checksum if the card has one.
@@ -375,7 +377,7 @@ def load_model(
     dtype: torch.dtype | str | None = None,
     gangs: Gangs | None = None,
     config: ConfigArg = None,
-    mmap: bool = False,
+    mmap: bool = True,
     restrict: bool | None = None,
     progress: bool = True,
 ) -> nn.Module:

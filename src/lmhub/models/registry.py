@@ -16,7 +16,12 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "lmhub.families"
 
 # Built-in families, imported on first use so that `import lmhub` stays light.
-_BUILTIN_MODULES: tuple[str, ...] = ("lmhub.models.llama",)
+_BUILTIN_MODULES: tuple[str, ...] = (
+    "lmhub.models.llama",
+    "lmhub.models.causal_lm",
+    "lmhub.models.single_head",
+    "lmhub.models.deepone",
+)
 
 _families: dict[str, ModelFamily[Any, Any]] = {}
 _loaded = False

@@ -262,7 +262,9 @@ class RotaryEmbedding(nn.Module):
         self, device: torch.device, seq_len: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, float]:
         # Computed on the CPU and then moved, so every device gets the same bits as the reference.
-        on = device if device.type == "meta" else torch.device("cpu")
+        # (Also on meta builds: meta arithmetic goes through torch's reference decompositions,
+        # whose first use imports torch._dynamo, costing over a second.)
+        on = torch.device("cpu")
         inv_freq, scale = rope_inv_freq(
             self.head_dim,
             theta=self.theta,
