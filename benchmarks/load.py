@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import median, print_table, run_child  # noqa: E402
+from _common import median, print_table, run_child
 
 CHILD = r"""
 import json, time

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -12,7 +13,11 @@ from rich.table import Table
 from lmhub.config import apply_overrides, to_dict
 from lmhub.errors import ModelNotKnownError
 
-console = Console(highlight=False)
+
+def console() -> Console:
+    """Return a console for stdout; piped output is not cut to 80 columns."""
+    wide = None if sys.stdout.isatty() else 240
+    return Console(highlight=False, width=wide)
 
 
 def _param_count(family: Any, config: Any) -> str:
@@ -32,7 +37,7 @@ def families() -> None:
         fam = get_family(name)
         hf = ", ".join(fam.hf.model_types) if fam.hf else "-"
         table.add_row(name, fam.kind, str(len(fam.archs)), hf, fam.description)
-    console.print(table)
+    console().print(table)
 
 
 def archs(
@@ -56,7 +61,7 @@ def archs(
                     for f in ("num_layers", "model_dim", "num_heads", "num_kv_heads")
                 ),
             )
-    console.print(table)
+    console().print(table)
 
 
 def cards() -> None:
@@ -72,7 +77,7 @@ def cards() -> None:
             card.checkpoint or "-",
             str(card.source or "-"),
         )
-    console.print(table)
+    console().print(table)
 
 
 def show(

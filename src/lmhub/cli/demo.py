@@ -7,9 +7,6 @@ from typing import Annotated
 
 import torch
 import typer
-from rich.console import Console
-
-console = Console(highlight=False)
 
 
 def demo(
@@ -19,7 +16,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
 ) -> None:
     """Build llama_tiny with random weights, run it on a prompt's byte ids, list the families."""
-    from lmhub.cli.catalog import families
+    from lmhub.cli.catalog import console, families
     from lmhub.models.hub import get_model_hub
 
     torch.manual_seed(seed)
@@ -32,11 +29,11 @@ def demo(
     with torch.no_grad():
         logits = model(ids)
     params = sum(p.numel() for p in model.parameters())
-    console.print(f"[bold]llama_tiny[/]: {params:,} parameters, built in {built * 1000:.0f} ms")
-    console.print(f"prompt {prompt!r} -> {ids.shape[1]} byte ids -> logits {tuple(logits.shape)}")
+    console().print(f"[bold]llama_tiny[/]: {params:,} parameters, built in {built * 1000:.0f} ms")
+    console().print(f"prompt {prompt!r} -> {ids.shape[1]} byte ids -> logits {tuple(logits.shape)}")
     top = logits[0, -1].softmax(-1).topk(5)
     pairs = ", ".join(f"{i}:{p:.4f}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
-    console.print(f"next-token top-5 (random weights): {pairs}")
+    console().print(f"next-token top-5 (random weights): {pairs}")
     families()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -32,7 +32,12 @@ from lmhub.errors import (
 )
 from lmhub.models.family import ModelFamily
 from lmhub.models.materialize import assign_tensors, build_on_meta, materialize
-from lmhub.models.registry import all_arch_names, family_for_hf_model_type, get_family
+from lmhub.models.registry import (
+    all_arch_names,
+    family_for_hf_model_type,
+    find_arch,
+    get_family,
+)
 from lmhub.parallel.gangs import Gangs
 from lmhub.utils import as_device, as_dtype
 
@@ -420,16 +425,16 @@ def load_model(
     card = store.maybe_get_card(name)
     if card is None:
         known = [*store.names(), *all_arch_names()]
-        if name in all_arch_names():
-            raise ModelNotKnownError(name, known) from AssetCardError(
-                f"'{name}' is an architecture, which has no weights; use "
-                "get_model_hub(family).create_new_model(...) for a random model."
+        family = find_arch(name)
+        if family is not None:
+            raise AssetCardError(
+                f"'{name}' is an architecture of the '{family.name}' family, which has no "
+                f"weights to load. For random weights use lmhub.get_model_hub('{family.name}')"
+                f".create_new_model(hub.get_arch_config('{name}')); to load weights pass a card "
+                "or a checkpoint directory.",
+                name=name,
             )
         raise ModelNotKnownError(name, known)
     return load_model(
         card, device=device, dtype=dtype, gangs=gangs, config=config, mmap=mmap, progress=progress
     )
-
-
-def _unused(_: Iterable[Any] | Mapping[str, Any]) -> None:  # pragma: no cover
-    pass

@@ -3,6 +3,7 @@
 from typing import Final
 
 from lmhub.models.family import HfInterop, ModelFamily
+from lmhub.models.hub import ModelHub, get_model_hub
 from lmhub.models.llama.config import LLAMA_FAMILY, LlamaConfig, llama_archs
 from lmhub.models.llama.interop import LLAMA_WEIGHT_MAP, llama_config_from_hf, llama_config_to_hf
 from lmhub.models.llama.model import LlamaModel
@@ -25,10 +26,13 @@ llama_family: Final[ModelFamily[LlamaModel, LlamaConfig]] = ModelFamily(
 )
 
 
-def get_llama_model_hub():
-    """Return the typed hub of the Llama family: ``ModelHub[LlamaModel, LlamaConfig]``."""
-    from lmhub.models.hub import get_model_hub
+def get_llama_model_hub() -> ModelHub[LlamaModel, LlamaConfig]:
+    """Return the typed hub of the Llama family.
 
+    Example:
+        >>> hub = get_llama_model_hub()
+        >>> model = hub.load_model("llama3_2_1b")   # typed as LlamaModel
+    """
     return get_model_hub(llama_family)
 
 
