@@ -3,7 +3,7 @@
 Example:
     >>> import lmhub
     >>> lmhub.list_families()
-    ['llama']
+    ['causal_lm', 'deepone', 'llama', 'single_head']
     >>> hub = lmhub.get_model_hub("llama")
     >>> model = hub.create_new_model(hub.get_arch_config("llama_tiny"))
 """

@@ -28,12 +28,13 @@ TensorFn = Callable[[torch.Tensor], torch.Tensor]
 _PLACEHOLDER = re.compile(r"\{(\w+)(?::(path))?\}")
 
 
-def _compile(pattern: str) -> tuple[re.Pattern[str], str]:
+def _compile(pattern: str, path_names: frozenset[str]) -> tuple[re.Pattern[str], str]:
     """Turn ``a.{i}.b`` into a regex with named groups and a format template."""
     regex, pos = "", 0
     for m in _PLACEHOLDER.finditer(pattern):
         regex += re.escape(pattern[pos : m.start()])
-        regex += f"(?P<{m.group(1)}>.+)" if m.group(2) else f"(?P<{m.group(1)}>[^.]+)"
+        name = m.group(1)
+        regex += f"(?P<{name}>.+)" if name in path_names else f"(?P<{name}>[^.]+)"
         pos = m.end()
     regex += re.escape(pattern[pos:])
     template = _PLACEHOLDER.sub(lambda m: "{" + m.group(1) + "}", pattern)
@@ -60,8 +61,12 @@ class KeyRule:
     _nat: tuple[re.Pattern[str], str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_ext", _compile(self.external))
-        object.__setattr__(self, "_nat", _compile(self.native))
+        # A placeholder marked `:path` on either side spans several components on both.
+        paths = frozenset(
+            m.group(1) for m in _PLACEHOLDER.finditer(self.external + self.native) if m.group(2)
+        )
+        object.__setattr__(self, "_ext", _compile(self.external, paths))
+        object.__setattr__(self, "_nat", _compile(self.native, paths))
 
 
 def _apply(

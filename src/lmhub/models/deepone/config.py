@@ -1,4 +1,4 @@
-"""DeepOne configuration and presets: a DeepNet-normed ALiBi decoder with grouped-query attention."""
+"""DeepOne configuration and presets: a DeepNet-normed ALiBi decoder with GQA."""
 
 from __future__ import annotations
 
