@@ -144,6 +144,14 @@ class TokenizerError(LmhubError, ValueError):
         self.path = Path(path) if path is not None else None
 
 
+class ExportError(LmhubError, RuntimeError):
+    """A model cannot be exported, or the export's output directory is in the way."""
+
+    def __init__(self, message: str, *, path: Path | str | None = None) -> None:
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None
+
+
 class OptionalDependencyError(LmhubError, ImportError):
     """A feature needs a package that is not installed."""
 

@@ -74,3 +74,75 @@ def default_dtype(dtype: torch.dtype | str | None) -> Iterator[None]:
         yield
     finally:
         torch.set_default_dtype(previous)
+
+
+# The in-place tensor methods that initialisers end in: skipped on parameters by no_init_weights.
+_INIT_METHODS = frozenset(
+    getattr(torch.Tensor, name)
+    for name in (
+        "normal_",
+        "uniform_",
+        "fill_",
+        "zero_",
+        "bernoulli_",
+        "cauchy_",
+        "exponential_",
+        "geometric_",
+        "log_normal_",
+        "random_",
+    )
+)
+
+
+def _nn_init_functions() -> list[str]:
+    """The public in-place initialisers of ``torch.nn.init`` (``normal_``, ``xavier_uniform_``...)."""
+    return [
+        name
+        for name, fn in vars(torch.nn.init).items()
+        if name.endswith("_")
+        and not name.startswith("_")
+        and callable(fn)
+        and getattr(fn, "__module__", None) == "torch.nn.init"
+    ]
+
+
+def _return_tensor(tensor: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+    return tensor
+
+
+class _SkipParameterInit(torch.overrides.TorchFunctionMode):
+    """Skips initialisers that reach parameters without going through ``torch.nn.init``'s
+    module attributes (``from torch.nn.init import normal_`` bindings, ``p.normal_()``)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        if args and isinstance(args[0], torch.nn.Parameter):
+            if func in _INIT_METHODS or getattr(func, "__module__", None) == "torch.nn.init":
+                return args[0]
+        return func(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def no_init_weights() -> Iterator[None]:
+    """Make weight initialisation a no-op inside the block, for models whose weights come later.
+
+    Every public ``torch.nn.init`` initialiser returns its tensor untouched, so modules'
+    ``reset_parameters`` (``nn.Linear``, ``nn.Embedding``, lmhub's models) leave freshly allocated
+    parameters as they are; in-place random and fill methods called on parameters
+    (``p.normal_()``, ``p.fill_(1)``) are skipped too. Everything is restored on exit, also on an
+    exception, and nesting is fine. The patch is process-wide: do not build models on other
+    threads meanwhile.
+
+    Example:
+        >>> with no_init_weights():
+        ...     layer = torch.nn.Linear(4096, 4096)   # allocated, not initialised
+    """
+    saved = {name: getattr(torch.nn.init, name) for name in _nn_init_functions()}
+    try:
+        for name in saved:
+            setattr(torch.nn.init, name, _return_tensor)
+        with _SkipParameterInit():
+            yield
+    finally:
+        for name, fn in saved.items():
+            setattr(torch.nn.init, name, fn)
