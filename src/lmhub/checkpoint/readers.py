@@ -64,6 +64,9 @@ for _code, _attr in [
 _SAFETENSORS_SUFFIXES = (".safetensors",)
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
 _INDEX_SUFFIX = ".index.json"
+# The safetensors reference implementation refuses larger headers; so do we, rather than
+# reading gigabytes of "JSON" from a damaged length field.
+_MAX_HEADER_BYTES = 100_000_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,6 +120,8 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
             if file_size < 8:
                 raise _corrupt(path, f"it is only {file_size} bytes long")
             header_len = int.from_bytes(f.read(8), "little")
+            if header_len > _MAX_HEADER_BYTES:
+                raise _corrupt(path, f"its header length {header_len} exceeds the 100 MB limit")
             if header_len > file_size - 8:
                 raise _corrupt(
                     path,
