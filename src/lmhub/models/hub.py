@@ -221,9 +221,9 @@ class ModelHub(Generic[ModelT, ConfigT]):
         reader = open_checkpoint(path, mmap=mmap, restrict=restrict)
         try:
             keys = reader.keys()
-            model = build_on_meta(
-                self.family.builder, config, resolved_dtype or _guess_dtype(reader)
-            )
+            # With dtype=None the meta dtype is a placeholder: tensors keep their stored dtype.
+            meta_dtype = resolved_dtype or torch.get_default_dtype()
+            model = build_on_meta(self.family.builder, config, meta_dtype)
             native_keys = frozenset(k for k, _ in model.state_dict(keep_vars=True).items())
             items = self.family.weight_map.convert_to_native(
                 reader.iter_tensors(), native_keys=native_keys
@@ -277,12 +277,6 @@ def _validate(config: Any) -> None:
     validate = getattr(config, "validate", None)
     if callable(validate):
         validate()
-
-
-def _guess_dtype(reader: Any) -> torch.dtype:
-    # Build on meta in the checkpoint's dtype so that nothing is cast when dtype=None.
-    del reader
-    return torch.get_default_dtype()
 
 
 def card_checkpoint(card: AssetCard) -> Path:
