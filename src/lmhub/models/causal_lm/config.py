@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from lmhub.models.archs import ArchRegistry
+from lmhub.models.validation import check_common
 
 CAUSAL_LM_FAMILY: Final = "causal_lm"
 
@@ -79,28 +80,8 @@ class CausalLMConfig:
     def validate(self) -> None:
         """Raise :class:`~lmhub.errors.ConfigError` if the fields do not describe a valid model."""
         from lmhub.errors import ConfigError
-        from lmhub.nn.attention import ATTN_IMPLS
 
-        for name in (
-            "model_dim",
-            "num_layers",
-            "num_heads",
-            "ffn_inner_dim",
-            "vocab_size",
-            "max_seq_len",
-        ):
-            value = getattr(self, name)
-            if value <= 0:
-                raise ConfigError(
-                    f"'{name}' must be positive, not {value}.", field=name, value=value
-                )
-        if self.model_dim % self.num_heads:
-            raise ConfigError(
-                f"'model_dim' ({self.model_dim}) is not divisible by 'num_heads' "
-                f"({self.num_heads}). Change one of them.",
-                field="num_heads",
-                value=self.num_heads,
-            )
+        check_common(self)
         if self.model_dim % 2:
             raise ConfigError(
                 f"'model_dim' ({self.model_dim}) must be even: the sinusoids come in sin/cos "
@@ -113,18 +94,6 @@ class CausalLMConfig:
                 f"'pos_theta' must be greater than 1, not {self.pos_theta}.",
                 field="pos_theta",
                 value=self.pos_theta,
-            )
-        if self.attn_impl not in ATTN_IMPLS:
-            raise ConfigError(
-                f"'attn_impl' is '{self.attn_impl}', which is not one of {', '.join(ATTN_IMPLS)}.",
-                field="attn_impl",
-                value=self.attn_impl,
-            )
-        if not 0.0 <= self.dropout_p < 1.0:
-            raise ConfigError(
-                f"'dropout_p' must be in [0, 1), not {self.dropout_p}.",
-                field="dropout_p",
-                value=self.dropout_p,
             )
 
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from lmhub.models.archs import ArchRegistry
+from lmhub.models.validation import check_common
 from lmhub.nn.rope import RopeScaling
 
 LLAMA_FAMILY: Final = "llama"
@@ -80,52 +81,15 @@ class LlamaConfig:
     def validate(self) -> None:
         """Raise :class:`~lmhub.errors.ConfigError` if the fields do not describe a valid model."""
         from lmhub.errors import ConfigError
-        from lmhub.nn.attention import ATTN_IMPLS
 
-        for name in (
-            "model_dim",
-            "num_layers",
-            "num_heads",
-            "num_kv_heads",
-            "ffn_inner_dim",
-            "vocab_size",
-            "max_seq_len",
-        ):
-            value = getattr(self, name)
-            if value <= 0:
-                raise ConfigError(
-                    f"'{name}' must be positive, not {value}.", field=name, value=value
-                )
-        if self.num_heads % self.num_kv_heads:
-            raise ConfigError(
-                f"'num_heads' ({self.num_heads}) must be a multiple of 'num_kv_heads' "
-                f"({self.num_kv_heads}). Change one of them.",
-                field="num_kv_heads",
-                value=self.num_kv_heads,
-            )
-        if self.head_dim is None and self.model_dim % self.num_heads:
-            raise ConfigError(
-                f"'model_dim' ({self.model_dim}) is not divisible by 'num_heads' "
-                f"({self.num_heads}). Set 'head_dim' explicitly or change one of them.",
-                field="head_dim",
-            )
+        check_common(self)
         if self.resolved_head_dim() % 2:
             raise ConfigError(
                 f"The head width {self.resolved_head_dim()} must be even for RoPE.",
                 field="head_dim",
             )
-        if self.attn_impl not in ATTN_IMPLS:
-            raise ConfigError(
-                f"'attn_impl' is '{self.attn_impl}', which is not one of {', '.join(ATTN_IMPLS)}.",
-                field="attn_impl",
-                value=self.attn_impl,
-            )
         if self.rope_scaling is not None:
             self.rope_scaling.validate()
-        if not 0.0 <= self.dropout_p < 1.0:
-            raise ConfigError(
-                f"'dropout_p' must be in [0, 1), not {self.dropout_p}.", field="dropout_p"
-            )
 
 
 llama_archs: Final = ArchRegistry(LLAMA_FAMILY, LlamaConfig)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from lmhub.models.archs import ArchRegistry
+from lmhub.models.validation import check_choice, check_common
 
 SINGLE_HEAD_FAMILY: Final = "single_head"
 
@@ -75,35 +76,10 @@ class SingleHeadConfig:
 
     def validate(self) -> None:
         """Raise :class:`~lmhub.errors.ConfigError` if the fields do not describe a valid model."""
-        from lmhub.errors import ConfigError
-        from lmhub.nn.attention import ATTN_IMPLS
         from lmhub.nn.ffn import ACTIVATIONS
 
-        for name in ("model_dim", "num_layers", "ffn_inner_dim", "vocab_size", "max_seq_len"):
-            value = getattr(self, name)
-            if value <= 0:
-                raise ConfigError(
-                    f"'{name}' must be positive, not {value}.", field=name, value=value
-                )
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(
-                f"'activation' is '{self.activation}', which is not one of "
-                f"{', '.join(ACTIVATIONS)}.",
-                field="activation",
-                value=self.activation,
-            )
-        if self.attn_impl not in ATTN_IMPLS:
-            raise ConfigError(
-                f"'attn_impl' is '{self.attn_impl}', which is not one of {', '.join(ATTN_IMPLS)}.",
-                field="attn_impl",
-                value=self.attn_impl,
-            )
-        if not 0.0 <= self.dropout_p < 1.0:
-            raise ConfigError(
-                f"'dropout_p' must be in [0, 1), not {self.dropout_p}.",
-                field="dropout_p",
-                value=self.dropout_p,
-            )
+        check_common(self)
+        check_choice(self, "activation", ACTIVATIONS)
 
 
 single_head_archs: Final = ArchRegistry(SINGLE_HEAD_FAMILY, SingleHeadConfig)
