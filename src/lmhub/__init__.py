@@ -9,11 +9,13 @@ Example:
 """
 
 from lmhub.assets import AssetCard, AssetStore, register_cards
+from lmhub.checkpoint.save_load import load_checkpoint, save_checkpoint
 from lmhub.config import apply_overrides, from_dict, from_json, from_yaml, to_dict, to_json, to_yaml
 from lmhub.errors import (
     AssetCardError,
     ChecksumMismatchError,
     ConfigError,
+    ExportError,
     LmhubError,
     ModelArchitectureNotKnownError,
     ModelCheckpointError,
@@ -27,9 +29,19 @@ from lmhub.models.family import HfInterop, ModelFamily
 from lmhub.models.hub import ModelHub, get_model_hub, load_model
 from lmhub.models.registry import get_family, list_families, register_family
 from lmhub.parallel.gangs import Gang, Gangs, fake_gangs
-from lmhub.utils import default_dtype
+from lmhub.utils import default_dtype, no_init_weights
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # Generation pulls in the nn blocks: import it on first use, to keep `import lmhub` fast.
+    if name in ("generate", "generate_stream"):
+        from lmhub import generation
+
+        return getattr(generation, name)
+    raise AttributeError(f"module 'lmhub' has no attribute {name!r}")
+
 
 __all__ = [
     "ArchRegistry",
@@ -38,6 +50,7 @@ __all__ = [
     "AssetStore",
     "ChecksumMismatchError",
     "ConfigError",
+    "ExportError",
     "Gang",
     "Gangs",
     "HfInterop",
@@ -57,12 +70,17 @@ __all__ = [
     "from_dict",
     "from_json",
     "from_yaml",
+    "generate",
+    "generate_stream",
     "get_family",
     "get_model_hub",
     "list_families",
+    "load_checkpoint",
     "load_model",
+    "no_init_weights",
     "register_cards",
     "register_family",
+    "save_checkpoint",
     "to_dict",
     "to_json",
     "to_yaml",

@@ -152,6 +152,15 @@ class ExportError(LmhubError, RuntimeError):
         self.path = Path(path) if path is not None else None
 
 
+class GenerationError(LmhubError, ValueError):
+    """Generation settings or inputs are invalid (a negative length, top_p out of range, ...)."""
+
+    def __init__(self, message: str, *, field: str | None = None, value: object = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+
+
 class OptionalDependencyError(LmhubError, ImportError):
     """A feature needs a package that is not installed."""
 
@@ -160,4 +169,16 @@ class OptionalDependencyError(LmhubError, ImportError):
         super().__init__(
             f"{feature} needs the '{package}' package, which is not installed. "
             f"Install it with `pip install 'lmhub[{extra}]'`."
+        )
+
+
+class NonFiniteLossError(LmhubError, ArithmeticError):
+    """A training or test step produced a NaN or infinite loss."""
+
+    def __init__(self, step: int, loss: float) -> None:
+        self.step = step
+        self.loss = loss
+        super().__init__(
+            f"The loss at step {step} is {loss}, not a finite number. Lower the learning rate, "
+            "train in float32, or check the model's initialisation and inputs."
         )

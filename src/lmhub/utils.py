@@ -95,7 +95,7 @@ _INIT_METHODS = frozenset(
 
 
 def _nn_init_functions() -> list[str]:
-    """The public in-place initialisers of ``torch.nn.init`` (``normal_``, ``xavier_uniform_``...)."""
+    """The public in-place initialisers of ``torch.nn.init`` (``normal_``, ``xavier_normal_``)."""
     return [
         name
         for name, fn in vars(torch.nn.init).items()
@@ -116,9 +116,9 @@ class _SkipParameterInit(torch.overrides.TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
-        if args and isinstance(args[0], torch.nn.Parameter):
-            if func in _INIT_METHODS or getattr(func, "__module__", None) == "torch.nn.init":
-                return args[0]
+        is_init = func in _INIT_METHODS or getattr(func, "__module__", None) == "torch.nn.init"
+        if is_init and args and isinstance(args[0], torch.nn.Parameter):
+            return args[0]
         return func(*args, **kwargs)
 
 

@@ -208,3 +208,18 @@ def test_entry_point_families_are_loaded(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(registry, "_loaded", False)
     monkeypatch.setattr(registry, "entry_points", lambda group: [FakeEntryPoint()])
     assert "toy_family" in registry.list_families() and "llama" in registry.list_families()
+
+
+@pytest.mark.parametrize("family", ["deepone", "llama"])
+def test_load_model_reads_remote_code_exports(tmp_path: Path, family: str) -> None:
+    from lmhub.hf import export
+
+    hub = lmhub.get_model_hub(family)
+    cfg = lmhub.apply_overrides(hub.get_arch_config(f"{family}_tiny"), ["num_layers=2"])
+    model = hub.create_new_model(cfg).eval()
+    export(model, tmp_path / "out", remote_code=True)
+    loaded = lmhub.load_model(tmp_path / "out").eval()
+    assert type(loaded) is type(model) and loaded.config == model.config
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        assert torch.equal(loaded(ids), model(ids))

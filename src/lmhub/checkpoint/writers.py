@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import json
 import os
 import re
@@ -265,21 +266,31 @@ def _check_tensor(name: object, t: object) -> None:
         raise ValueError(f"The tensor {name!r} is on the meta device and has no data to save.")
 
 
+def _byte_span(t: torch.Tensor) -> tuple[int, int]:
+    """Return the ``[start, end)`` addresses the tensor's elements occupy."""
+    extent = 1 + sum((n - 1) * abs(st) for n, st in zip(t.shape, t.stride()) if n)
+    return t.data_ptr(), t.data_ptr() + extent * t.element_size()
+
+
 def _check_all(tensors: Mapping[str, torch.Tensor]) -> None:
-    """Check names and dtypes, and that no two names share storage (tied weights)."""
-    owners: dict[tuple[str, int], str] = {}
+    """Check names and dtypes, and that no two tensors overlap in memory (tied weights).
+
+    Disjoint views of one buffer are fine (every tensor read from a checkpoint file is one).
+    """
+    spans: list[tuple[str, int, int, str]] = []
     for name, t in tensors.items():
         _check_tensor(name, t)
-        storage = t.untyped_storage()
-        if storage.nbytes() and t.numel():
-            key = (str(t.device), storage.data_ptr())
-            if key in owners:
-                raise ValueError(
-                    f"The tensors {owners[key]!r} and {name!r} share storage (tied or views of "
-                    "one tensor). Save only one of them, e.g. drop the tied copy and re-tie "
-                    "after loading, or .clone() one of them."
-                )
-            owners[key] = name
+        if t.numel():
+            start, end = _byte_span(t)
+            spans.append((str(t.device), start, end, name))
+    spans.sort()
+    for (dev_a, _, end_a, name_a), (dev_b, start_b, _, name_b) in itertools.pairwise(spans):
+        if dev_a == dev_b and start_b < end_a:
+            raise ValueError(
+                f"The tensors {name_a!r} and {name_b!r} share storage (tied, or overlapping "
+                "views of one tensor). Save only one of them, e.g. drop the tied copy and "
+                "re-tie after loading, or .clone() one of them."
+            )
 
 
 def _split(tensors: Mapping[str, torch.Tensor], limit: int) -> list[dict[str, torch.Tensor]]:

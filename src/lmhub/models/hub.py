@@ -22,6 +22,7 @@ from lmhub.assets.hf_cache import resolve_hf_uri
 from lmhub.assets.store import AssetStore, default_asset_store
 from lmhub.checkpoint.checksum import verify_checksums
 from lmhub.checkpoint.readers import open_checkpoint
+from lmhub.checkpoint.save_load import native_items
 from lmhub.config import apply_overrides
 from lmhub.errors import (
     AssetCardError,
@@ -184,14 +185,13 @@ class ModelHub(Generic[ModelT, ConfigT]):
     ) -> Iterator[tuple[str, torch.Tensor]]:
         """Yield the checkpoint's tensors one at a time, converted to this family's key layout.
 
-        Keys no rule maps are yielded unchanged (a native lmhub checkpoint needs no mapping).
+        Keys that match nothing in a model of ``config`` are yielded unchanged.
         """
-        del config, gangs  # the map does not depend on them yet; sharding will
+        del gangs  # the conversion does not depend on them yet; sharding will
+        names = _state_names(build_on_meta(self.family.builder, config, torch.float32))
         reader = open_checkpoint(path, mmap=mmap, restrict=restrict)
         try:
-            for native, tensor, key in self.family.weight_map.convert_to_native(
-                reader.iter_tensors()
-            ):
+            for native, tensor, key in native_items(reader, names, self.family.weight_map):
                 yield (native if native is not None else key), tensor
         finally:
             reader.close()
@@ -224,13 +224,9 @@ class ModelHub(Generic[ModelT, ConfigT]):
             # With dtype=None the meta dtype is a placeholder: tensors keep their stored dtype.
             meta_dtype = resolved_dtype or torch.get_default_dtype()
             model = build_on_meta(self.family.builder, config, meta_dtype)
-            native_keys = frozenset(k for k, _ in model.state_dict(keep_vars=True).items())
-            items = self.family.weight_map.convert_to_native(
-                reader.iter_tensors(), native_keys=native_keys
-            )
             assign_tensors(
                 model,
-                items,
+                native_items(reader, _state_names(model), self.family.weight_map),
                 device=target,
                 dtype=resolved_dtype,
                 path=path,
@@ -271,6 +267,10 @@ class ModelHub(Generic[ModelT, ConfigT]):
             mmap=mmap,
             progress=progress,
         )
+
+
+def _state_names(model: nn.Module) -> frozenset[str]:
+    return frozenset(model.state_dict(keep_vars=True))
 
 
 def _validate(config: Any) -> None:
@@ -347,6 +347,10 @@ def family_and_config_from_hf_dir(
 ) -> tuple[ModelFamily[Any, Any], Any, torch.dtype | None]:
     """Return (family, config, declared dtype) for a Hugging Face checkpoint directory."""
     hf = read_hf_config(directory)
+    if "lmhub_family" in hf:  # a remote-code export written by lmhub.hf.export
+        from lmhub.hf.export import read_exported_config
+
+        return read_exported_config(directory)
     model_type = hf.get("model_type")
     family = family_for_hf_model_type(model_type) if isinstance(model_type, str) else None
     if family is None or family.hf is None:

@@ -107,16 +107,21 @@ def assign_tensors(
     path: Path | str | None = None,
     total: int | None = None,
     progress: bool = False,
+    tied: dict[str, str] | None = None,
 ) -> None:
-    """Put checkpoint tensors into a meta-built ``model``, replacing its parameters in place.
+    """Put checkpoint tensors into ``model``; raise on any missing, unexpected or mis-shaped key.
 
-    ``items`` yields ``(native_key or None, tensor, key_in_file)``. Tensors already of the right
-    dtype on the right device are used as they are (no copy), so memory-mapped tensors stay
-    memory-mapped. Every missing key, unexpected key and shape mismatch is collected, and all are
-    raised together as one :class:`StateDictMismatchError`.
+    ``items`` yields ``(native_key or None, tensor, key_in_file)``. A meta tensor of the model is
+    replaced by the checkpoint tensor, cast to ``dtype`` (``None`` keeps the stored dtype) and
+    moved to ``device`` only where needed, so memory-mapped tensors stay memory-mapped. A
+    materialised tensor is overwritten in place (``copy_``), keeping the model's dtype and the
+    Parameter objects (optimizers holding them stay valid). Every problem is collected and all
+    are raised together as one :class:`StateDictMismatchError`. Afterwards tied weights are tied
+    again (``model.tie_weights()`` and the recorded ``tied`` aliases) and non-persistent buffers
+    recomputed.
     """
     slots = _slots(model)
-    aliases = tied_aliases(model)
+    aliases = tied_aliases(model) | set(tied or {})
     loaded: set[str] = set()
     unexpected: list[str] = []
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
@@ -135,6 +140,11 @@ def assign_tensors(
             if tuple(tensor.shape) != tuple(current.shape):
                 mismatched.append((file_key, tuple(current.shape), tuple(tensor.shape)))
                 continue
+            loaded.add(key)  # type: ignore[arg-type]
+            if not current.is_meta:
+                with torch.no_grad():
+                    current.copy_(tensor)
+                continue
             target = dtype if dtype is not None and tensor.is_floating_point() else tensor.dtype
             if tensor.dtype != target or tensor.device != device:
                 tensor = tensor.to(device=device, dtype=target)
@@ -142,16 +152,35 @@ def assign_tensors(
                 module._parameters[attr] = nn.Parameter(tensor, requires_grad=current.requires_grad)
             else:
                 module._buffers[attr] = tensor
-            loaded.add(key)  # type: ignore[arg-type]
     finally:
         if bar is not None:
             bar.stop()
-    missing = [k for k in slots if k not in loaded]
+    missing = [k for k in slots if k not in loaded and k not in aliases]
     if missing or unexpected or mismatched:
         raise StateDictMismatchError(
             missing=missing, unexpected=unexpected, shape_mismatches=mismatched, path=path
         )
-    finish_model(model, device)
+    if any(slot[2].is_meta for slot in slots.values()):
+        finish_model(model, device)  # recompute RoPE tables etc. where the weights now live
+    elif callable(getattr(model, "tie_weights", None)):
+        model.tie_weights()
+    for alias, source in (tied or {}).items():
+        _retie(model, alias, source)
+
+
+def _module_and_attr(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    path, _, attr = name.rpartition(".")
+    return (model.get_submodule(path) if path else model), attr
+
+
+def _retie(model: nn.Module, alias: str, source: str) -> None:
+    """Make ``alias`` the very same parameter (or buffer) as ``source`` again."""
+    module, attr = _module_and_attr(model, alias)
+    source_module, source_attr = _module_and_attr(model, source)
+    if source_attr in source_module._parameters:
+        module._parameters[attr] = source_module._parameters[source_attr]
+    else:
+        module._buffers[attr] = source_module._buffers[source_attr]
 
 
 class _Bar:

@@ -1,0 +1,180 @@
+"""Save a model's weights in the Hugging Face file layout, and load them back into a model.
+
+:func:`save_checkpoint` writes every parameter and persistent buffer once, under lmhub's own
+names, as ``model.safetensors`` (or shards plus ``model.safetensors.index.json``). Tied
+parameters (``lm_head.weight`` sharing ``embed.weight``) are stored once and recorded in the
+safetensors metadata, so :func:`load_checkpoint` can tie them again. The write is atomic: a
+crash mid-save leaves the previous checkpoint as it was.
+
+Example:
+    >>> save_checkpoint("ckpt", model, max_shard_size="2GB")
+    >>> model = get_model_hub("llama").create_new_model(config, meta=True)
+    >>> load_checkpoint("ckpt", model, device="cpu")   # fills the meta model, re-ties lm_head
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lmhub.checkpoint.readers import CheckpointReader, open_checkpoint
+from lmhub.checkpoint.weight_map import WeightMap
+from lmhub.checkpoint.writers import save_safetensors_sharded
+from lmhub.errors import ModelCheckpointError
+from lmhub.utils import as_device
+
+__all__ = ["load_checkpoint", "model_tensors", "save_checkpoint"]
+
+TIED_METADATA_KEY = "lmhub.tied"
+"""Safetensors metadata key holding ``{alias: source}`` of tied tensors, as JSON."""
+
+PREFIX_METADATA_KEY = "lmhub.key_prefix"
+"""Safetensors metadata key holding a prefix put before every tensor name (e.g. ``model.``)."""
+
+
+def model_tensors(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Return ``(tensors, tied)``: each parameter and persistent buffer under its first name, and
+    ``{alias: first name}`` for every other name under which a tensor appears again.
+
+    Example:
+        >>> tensors, tied = model_tensors(tied_llama)
+        >>> tied
+        {'lm_head.weight': 'embed.weight'}
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    tied: dict[str, str] = {}
+    first_name: dict[int, str] = {}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        source = first_name.setdefault(id(tensor), name)
+        if source == name:
+            tensors[name] = tensor.detach()
+        else:
+            tied[name] = source
+    return tensors, tied
+
+
+def save_checkpoint(
+    directory: str | os.PathLike[str],
+    model: nn.Module,
+    *,
+    max_shard_size: int | str = "5GB",
+    key_prefix: str = "",
+) -> list[Path]:
+    """Save ``model``'s weights to ``directory`` atomically; return the files written.
+
+    Files other than weight files in ``directory`` (``config.json``...) are kept. ``key_prefix``
+    is put before every tensor name (and recorded, so :func:`load_checkpoint` strips it).
+
+    Example:
+        >>> save_checkpoint("out", model, max_shard_size="500MB")
+        [PosixPath('out/model-00001-of-00003.safetensors'), ...]
+    """
+    tensors, tied = model_tensors(model)
+    meta = [name for name, t in tensors.items() if t.is_meta]
+    if meta:
+        raise ModelCheckpointError(
+            f"The model has {len(meta)} tensors on the meta device (e.g. '{meta[0]}'), which hold "
+            "no data to save. Materialise the model or load its weights first.",
+            path=directory,
+        )
+    metadata: dict[str, str] = {}
+    if tied:
+        metadata[TIED_METADATA_KEY] = json.dumps(tied, sort_keys=True)
+    if key_prefix:
+        metadata[PREFIX_METADATA_KEY] = key_prefix
+    return save_safetensors_sharded(
+        {key_prefix + name: t for name, t in tensors.items()},
+        directory,
+        max_shard_size=max_shard_size,
+        metadata=metadata,
+    )
+
+
+def _family_weight_map(model: nn.Module) -> WeightMap | None:
+    """The weight map of the registered family that builds ``type(model)``, or ``None``."""
+    from lmhub.models.registry import get_family, list_families
+
+    for name in list_families():
+        family = get_family(name)
+        if type(model) is family.model_class:
+            return family.weight_map
+    return None
+
+
+def native_items(
+    reader: CheckpointReader, native: set[str] | frozenset[str], weight_map: WeightMap | None
+) -> Iterator[tuple[str | None, torch.Tensor, str]]:
+    """Yield ``(native key or None, tensor, key in file)`` for every tensor of ``reader``.
+
+    lmhub names pass as they are, a prefix recorded by :func:`save_checkpoint` is stripped,
+    external (Hugging Face) names go through the family's weight map, and as a last resort a
+    remote-code export's ``model.`` prefix is dropped. ``None`` marks a key nothing explains.
+    """
+    prefix = reader.metadata().get(PREFIX_METADATA_KEY, "")
+    for key, tensor in reader.iter_tensors():
+        name = key.removeprefix(prefix) if prefix else key
+        if name in native:
+            yield name, tensor, key
+            continue
+        if weight_map is not None:
+            mapped, converted, _ = next(weight_map.convert_to_native([(name, tensor)]))
+            if mapped in native:
+                yield mapped, converted, key
+                continue
+        stripped = name.removeprefix("model.")
+        yield (stripped if stripped in native else None), tensor, key
+
+
+def load_checkpoint(
+    directory: str | os.PathLike[str],
+    model: nn.Module,
+    *,
+    device: torch.device | str | None = None,
+    mmap: bool = True,
+) -> nn.Module:
+    """Load the weights at ``directory`` into ``model`` and return it.
+
+    ``directory`` may hold an lmhub checkpoint (from :func:`save_checkpoint`), a Hugging Face
+    one of the model's family, or the weights of a remote-code export. A model built on the meta
+    device gets the tensors assigned (on ``device``, default CPU, in the model's dtypes; with
+    ``mmap`` no copy is made where they already fit) and its non-persistent buffers recomputed; a
+    materialised model has them copied in place (after a move to ``device`` if one is given).
+    Tied parameters are tied again. Every missing, unexpected and mis-shaped tensor is reported
+    together in one :class:`~lmhub.errors.StateDictMismatchError` (the model may then be partly
+    filled: build a fresh one to retry).
+
+    Example:
+        >>> model = hub.create_new_model(config, meta=True)
+        >>> load_checkpoint("ckpt", model, device="cuda")
+    """
+    from lmhub.models.materialize import assign_tensors
+
+    tensors, model_tied = model_tensors(model)
+    on_meta = any(t.is_meta for t in tensors.values())
+    target = as_device(device)  # where a meta model's tensors go
+    if not on_meta and device is not None:
+        model.to(target)
+    reader = open_checkpoint(directory, mmap=mmap)
+    try:
+        tied: dict[str, str] = json.loads(reader.metadata().get(TIED_METADATA_KEY, "{}"))
+        names = set(tensors) | set(model_tied)
+        # A meta model takes its dtypes from how it was built; None would keep the stored ones.
+        dtype = next((t.dtype for t in tensors.values() if t.is_floating_point()), None)
+        assign_tensors(
+            model,
+            native_items(reader, names, _family_weight_map(model)),
+            device=target,
+            dtype=dtype,
+            path=directory,
+            tied={a: s for a, s in tied.items() if a in names},
+        )
+    finally:
+        reader.close()
+    return model
+
+

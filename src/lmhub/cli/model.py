@@ -1,0 +1,373 @@
+"""``lmhub model``: build and export models. ``model construct`` lives here.
+
+Other ``model`` subcommands live in their own modules and add themselves to :data:`model_app`
+(``model_app.command("test")(test)`` in ``cli/model_test.py``, registered from ``cli/main.py``).
+
+Example::
+
+    lmhub model construct llama_tiny --output-dir out/llama_tiny --num-hidden-layers 2
+    lmhub model construct deepone_tiny --output-dir out/d --device cpu --save-checkpoint
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import torch
+import typer
+import yaml
+from rich.console import Console
+
+from lmhub.config import apply_overrides, parse_override
+from lmhub.errors import ConfigError, ModelNotKnownError
+from lmhub.models.family import ModelFamily
+
+console = Console(highlight=False)
+
+model_app = typer.Typer(
+    name="model",
+    help="Build, export and exercise models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+# --flag -> the config field it sets. A family whose config lacks the field rejects the flag.
+FLAG_FIELDS: dict[str, str] = {
+    "--hidden-size": "model_dim",
+    "--num-attention-heads": "num_heads",
+    "--num-kv-heads": "num_kv_heads",
+    "--d-head": "head_dim",
+    "--num-hidden-layers": "num_layers",
+    "--dim-feedforward": "ffn_inner_dim",
+    "--rope-theta": "rope_theta",
+    "--rms-norm-eps": "norm_eps",
+    "--rope-scaling": "rope_scaling",
+    "--sliding-window": "sliding_window",
+    "--attn-implementation": "attn_impl",
+    "--tie-word-embeddings": "tie_embeddings",
+    "--attention-dropout": "dropout_p",
+}
+
+# Hugging Face's attention implementation names -> the lmhub attn_impl values that implement them.
+ATTN_IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {
+    "eager": ("eager",),
+    "sdpa": ("sdpa",),
+    "flex": ("flex", "flex_attention"),
+    "flash_attention_2": ("flash_attention_2", "flash", "flash2"),
+}
+
+
+@dataclass
+class ModelSource:
+    """What a MODEL argument resolved to."""
+
+    family: ModelFamily[Any, Any]
+    config: Any
+    kind: str
+    """``arch``, ``card`` or ``checkpoint``."""
+    checkpoint: Path | None = None
+    """A checkpoint directory MODEL names (weights come from it when a device is given)."""
+    tokenizer: Any = None
+    dtype: torch.dtype | None = None
+
+
+def _card_tokenizer(card: Any) -> Any:
+    location = card.get("tokenizer")
+    if not location:
+        return None
+    from lmhub.assets.hf_cache import resolve_hf_uri
+    from lmhub.data.tokenizers import load_tokenizer
+    from lmhub.errors import LmhubError
+
+    try:
+        path = resolve_hf_uri(location) if location.startswith("hf://") else Path(location)
+        return load_tokenizer(path)
+    except LmhubError as exc:
+        console.print(
+            f"[yellow]note:[/] the card's tokenizer is not available ({exc}); none is written."
+        )
+        return None
+
+
+def resolve_model(name: str) -> ModelSource:
+    """Resolve MODEL: a checkpoint directory, else a card, else an architecture preset."""
+    from lmhub.assets.store import default_asset_store
+    from lmhub.hf.export import read_exported_config
+    from lmhub.models.hub import get_model_hub
+    from lmhub.models.registry import all_arch_names, find_arch, get_family
+
+    path = Path(name)
+    if path.is_dir():
+        family, config, dtype = read_exported_config(path)
+        tokenizer = None
+        if any((path / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "vocab.json")):
+            from lmhub.data.tokenizers import load_tokenizer
+
+            tokenizer = load_tokenizer(path)
+        return ModelSource(family, config, "checkpoint", path, tokenizer, dtype)
+    store = default_asset_store()
+    card = store.maybe_get_card(name)
+    if card is not None:
+        family = get_family(card.require("model_family"))
+        config = get_model_hub(family).get_model_config(card)
+        return ModelSource(family, config, "card", tokenizer=_card_tokenizer(card))
+    family = find_arch(name)
+    if family is None:
+        raise ModelNotKnownError(name, [*store.names(), *all_arch_names()])
+    return ModelSource(family, family.archs.get(name), "arch")
+
+
+def _yaml_value(flag: str, text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"The value of {flag} is not valid YAML or JSON: {exc}", value=text
+        ) from None
+
+
+def _rope_scaling(config: Any, value: Any) -> Any:
+    """Accept lmhub's RopeScaling fields or Hugging Face's ``{"rope_type": ..., ...}``."""
+    if isinstance(value, dict) and ("rope_type" in value or "type" in value):
+        from lmhub.nn.rope import rope_scaling_from_hf
+
+        theta = getattr(config, "rope_theta", None)
+        hf = {"rope_scaling": value, **({"rope_theta": theta} if theta is not None else {})}
+        return rope_scaling_from_hf(hf)[1]
+    if value is not None and not isinstance(value, dict):
+        raise ConfigError(
+            f"--rope-scaling takes a mapping such as '{{rope_type: linear, factor: 2}}' or null, "
+            f"not {value!r}.",
+            field="rope_scaling",
+            value=value,
+        )
+    return value
+
+
+def _attn_impl(value: str) -> str:
+    from lmhub.nn.attention import ATTN_IMPLS
+
+    candidates = ATTN_IMPLEMENTATIONS.get(value)
+    if candidates is None:
+        raise ConfigError(
+            f"--attn-implementation '{value}' is not one of: {', '.join(ATTN_IMPLEMENTATIONS)}.",
+            field="attn_impl",
+            value=value,
+        )
+    for candidate in candidates:
+        if candidate in ATTN_IMPLS:
+            return candidate
+    raise ConfigError(
+        f"--attn-implementation '{value}' is not available: lmhub's attention runs "
+        f"{', '.join(ATTN_IMPLS)}. Pick one of those.",
+        field="attn_impl",
+        value=value,
+    )
+
+
+def apply_cli_overrides(
+    family: ModelFamily[Any, Any],
+    config: Any,
+    flags: dict[str, Any],
+    sets: list[str] | None = None,
+) -> Any:
+    """Apply the customisation flags (``{"--hidden-size": 512, ...}``, unset ones ``None``) and
+    ``--set FIELD=VALUE`` strings to ``config``, then validate it.
+
+    Raises:
+        ConfigError: for a flag whose field the family's config lacks, naming flag and family.
+    """
+    fields = {f.name for f in dataclasses.fields(config)}
+    items: list[tuple[str, Any]] = []
+    for flag, value in flags.items():
+        if value is None:
+            continue
+        field = FLAG_FIELDS[flag]
+        if field not in fields:
+            raise ConfigError(
+                f"{flag} sets the config field '{field}', which the '{family.name}' family's "
+                f"{type(config).__name__} does not have, so the flag cannot apply. Leave it out; "
+                "the fields you can set (with --set FIELD=VALUE) are: "
+                f"{', '.join(sorted(fields))}.",
+                field=field,
+                value=value,
+            )
+        if flag == "--rope-scaling":
+            value = _rope_scaling(config, _yaml_value(flag, value))
+        elif flag == "--sliding-window":
+            value = _yaml_value(flag, value)
+        elif flag == "--attn-implementation":
+            value = _attn_impl(value)
+        items.append((field, value))
+    config = apply_overrides(config, items)
+    config = apply_overrides(config, [parse_override(s) for s in sets or []])
+    validate = getattr(config, "validate", None)
+    if callable(validate):
+        validate()
+    return config
+
+
+def build_model(
+    family: ModelFamily[Any, Any],
+    config: Any,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    init_weights: bool,
+    checkpoint: Path | None,
+    seed: int,
+) -> torch.nn.Module:
+    """Build the model: on meta, from a checkpoint, uninitialised, or randomly initialised."""
+    from lmhub.checkpoint.save_load import load_checkpoint
+    from lmhub.models.hub import get_model_hub
+    from lmhub.utils import no_init_weights
+
+    hub = get_model_hub(family)
+    if device.type == "meta":
+        return hub.create_new_model(config, dtype=dtype, meta=True)
+    if checkpoint is not None:
+        model = hub.create_new_model(config, dtype=dtype, meta=True)
+        return load_checkpoint(checkpoint, model, device=device)
+    if not init_weights:
+        with no_init_weights():
+            return hub.create_new_model(config, device=device, dtype=dtype)
+    torch.manual_seed(seed)
+    return hub.create_new_model(config, device=device, dtype=dtype)
+
+
+@model_app.command()
+def construct(
+    model: Annotated[str, typer.Argument(help="An architecture, a card, or a checkpoint dir.")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write.")],
+    device: Annotated[
+        str, typer.Option(help="meta (config and code only, no weights), cpu, cuda, ...")
+    ] = "meta",
+    dtype: Annotated[
+        str | None, typer.Option(help="float32, bfloat16, float16 (default: the source's).")
+    ] = None,
+    init_weights: Annotated[
+        bool, typer.Option("--init-weights/--no-init-weights", help="Initialise new weights.")
+    ] = True,
+    load_from_checkpoint: Annotated[
+        Path | None, typer.Option(help="Take the weights from this checkpoint.")
+    ] = None,
+    save_checkpoint: Annotated[bool, typer.Option(help="Write the weights.")] = False,
+    safetensors: Annotated[
+        bool, typer.Option("--safetensors/--no-safetensors", help="Weights as safetensors.")
+    ] = True,
+    max_shard_size: Annotated[str, typer.Option(help="Largest weight file, e.g. 2GB.")] = "5GB",
+    refresh: Annotated[
+        bool, typer.Option(help="Replace an existing output directory with other contents.")
+    ] = False,
+    remote_code: Annotated[
+        bool, typer.Option(help="Write remote code even where transformers has the family.")
+    ] = False,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="A tokenizer path (or 'byte') to write with the model.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of newly initialised weights.")] = 0,
+    hidden_size: Annotated[int | None, typer.Option(help="model_dim")] = None,
+    num_attention_heads: Annotated[int | None, typer.Option(help="num_heads")] = None,
+    num_kv_heads: Annotated[int | None, typer.Option(help="num_kv_heads")] = None,
+    d_head: Annotated[int | None, typer.Option(help="head_dim")] = None,
+    num_hidden_layers: Annotated[int | None, typer.Option(help="num_layers")] = None,
+    dim_feedforward: Annotated[int | None, typer.Option(help="ffn_inner_dim")] = None,
+    rope_theta: Annotated[float | None, typer.Option(help="rope_theta")] = None,
+    rms_norm_eps: Annotated[float | None, typer.Option(help="norm_eps")] = None,
+    rope_scaling: Annotated[
+        str | None,
+        typer.Option(
+            help="rope_scaling as YAML/JSON, e.g. '{rope_type: linear, factor: 2}', or null"
+        ),
+    ] = None,
+    sliding_window: Annotated[
+        str | None, typer.Option(help="sliding_window (tokens), or null to disable")
+    ] = None,
+    attn_implementation: Annotated[
+        str | None, typer.Option(help="eager, sdpa, flex or flash_attention_2 (attn_impl)")
+    ] = None,
+    tie_word_embeddings: Annotated[
+        bool | None,
+        typer.Option("--tie-word-embeddings/--no-tie-word-embeddings", help="tie_embeddings"),
+    ] = None,
+    attention_dropout: Annotated[float | None, typer.Option(help="dropout_p")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Set any config field, e.g. --set vocab_size=32000."),
+    ] = None,
+) -> None:
+    """Write MODEL as a directory transformers loads: native where transformers has the family,
+    else self-contained remote code."""
+    from lmhub.data.tokenizers import load_tokenizer
+    from lmhub.hf.export import export
+    from lmhub.utils import as_device, as_dtype
+
+    source = resolve_model(model)
+    flags = {
+        "--hidden-size": hidden_size,
+        "--num-attention-heads": num_attention_heads,
+        "--num-kv-heads": num_kv_heads,
+        "--d-head": d_head,
+        "--num-hidden-layers": num_hidden_layers,
+        "--dim-feedforward": dim_feedforward,
+        "--rope-theta": rope_theta,
+        "--rms-norm-eps": rms_norm_eps,
+        "--rope-scaling": rope_scaling,
+        "--sliding-window": sliding_window,
+        "--attn-implementation": attn_implementation,
+        "--tie-word-embeddings": tie_word_embeddings,
+        "--attention-dropout": attention_dropout,
+    }
+    config = apply_cli_overrides(source.family, source.config, flags, set_)
+    target = as_device(device)
+    resolved_dtype = as_dtype(dtype) or source.dtype or torch.float32
+    if target.type == "meta" and (save_checkpoint or load_from_checkpoint is not None):
+        flag = "--save-checkpoint" if save_checkpoint else "--load-from-checkpoint"
+        raise ConfigError(
+            f"{flag} needs real weights, but --device meta builds the model without any. "
+            "Pass --device cpu (or cuda).",
+            field="device",
+            value=device,
+        )
+    weights_from = load_from_checkpoint
+    if weights_from is None and source.checkpoint is not None and save_checkpoint:
+        weights_from = source.checkpoint
+    built = build_model(
+        source.family,
+        config,
+        device=target,
+        dtype=resolved_dtype,
+        init_weights=init_weights,
+        checkpoint=weights_from,
+        seed=seed,
+    )
+    tok = load_tokenizer(tokenizer) if tokenizer is not None else source.tokenizer
+    result = export(
+        built,
+        output_dir,
+        remote_code=True if remote_code else None,
+        tokenizer=tok,
+        family=source.family,
+        save_weights=save_checkpoint,
+        safetensors=safetensors,
+        max_shard_size=max_shard_size,
+        overwrite=refresh,
+    )
+    params = sum(p.numel() for p in built.parameters())
+    kind = "native Hugging Face" if result.kind == "native" else "remote-code"
+    if not result.changed:
+        console.print(f"{result.path} already holds this {kind} export; left it as it was.")
+        return
+    weights = "with weights" if result.weights else "config and code only, no weights"
+    console.print(
+        f"Wrote a {kind} directory for '{source.family.name}' ({params / 1e6:.1f}M parameters, "
+        f"{weights}) to {result.path}: {len(result.files)} files."
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``model`` command group to ``app``."""
+    app.add_typer(model_app, name="model")

@@ -1,0 +1,46 @@
+"""Registers the lmhub wrappers with transformers' Auto classes."""
+
+from __future__ import annotations
+
+from lmhub.hf.adapters.lmhub_model import (
+    LmhubDecoderConfig,
+    LmhubEncoderConfig,
+    LmhubEncoderForSequenceClassification,
+    LmhubEncoderModel,
+    LmhubForCausalLM,
+    LmhubForMaskedLM,
+    LmhubForSequenceClassification,
+    LmhubModel,
+)
+
+
+def register() -> None:
+    """Make ``AutoConfig``/``AutoModel*`` load directories saved from :func:`to_hf_api` models.
+
+    Safe to call more than once.
+
+    Example:
+        >>> lmhub.hf.register()
+        >>> to_hf_api(model).save_pretrained("out")
+        >>> AutoModelForCausalLM.from_pretrained("out")
+    """
+    from transformers import (
+        AutoConfig,
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoModelForMaskedLM,
+        AutoModelForSequenceClassification,
+    )
+
+    AutoConfig.register(LmhubDecoderConfig.model_type, LmhubDecoderConfig, exist_ok=True)
+    AutoConfig.register(LmhubEncoderConfig.model_type, LmhubEncoderConfig, exist_ok=True)
+    AutoModel.register(LmhubDecoderConfig, LmhubModel, exist_ok=True)
+    AutoModel.register(LmhubEncoderConfig, LmhubEncoderModel, exist_ok=True)
+    AutoModelForCausalLM.register(LmhubDecoderConfig, LmhubForCausalLM, exist_ok=True)
+    AutoModelForMaskedLM.register(LmhubEncoderConfig, LmhubForMaskedLM, exist_ok=True)
+    AutoModelForSequenceClassification.register(
+        LmhubDecoderConfig, LmhubForSequenceClassification, exist_ok=True
+    )
+    AutoModelForSequenceClassification.register(
+        LmhubEncoderConfig, LmhubEncoderForSequenceClassification, exist_ok=True
+    )

@@ -1,0 +1,1 @@
+"""Source files that exports copy (never imported by lmhub itself: they import transformers)."""
