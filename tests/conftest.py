@@ -5,6 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+# The suite runs under pytest-xdist with one worker per core; tiny models gain nothing from
+# intra-op threads, and two workers each spawning two threads thrash the CPU.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(
