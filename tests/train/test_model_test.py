@@ -219,7 +219,7 @@ def test_resolve_model_from_checkpoint_dir_and_card(tmp_path: Path) -> None:
     save_tiny_hf_llama(tmp_path / "ckpt")
     resolved = resolve_model(str(tmp_path / "ckpt"))
     assert resolved.model.config.vocab_size == 160
-    assert resolved.tokenizer_source == str(tmp_path / "ckpt")
+    assert resolved.tokenizer_source is None  # the directory holds no tokenizer files
 
     cards = Path(str(tmp_path / "cards"))
     cards.mkdir()

@@ -12,7 +12,6 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,8 +21,9 @@ import yaml
 from rich.console import Console
 
 from lmhub.config import apply_overrides, parse_override
-from lmhub.errors import ConfigError, ModelNotKnownError
+from lmhub.errors import ConfigError, LmhubError
 from lmhub.models.family import ModelFamily
+from lmhub.models.resolve import ModelSource, load_source_tokenizer, resolve_model_source
 
 console = Console(highlight=False)
 
@@ -60,64 +60,16 @@ ATTN_IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass
-class ModelSource:
-    """What a MODEL argument resolved to."""
-
-    family: ModelFamily[Any, Any]
-    config: Any
-    kind: str
-    """``arch``, ``card`` or ``checkpoint``."""
-    checkpoint: Path | None = None
-    """A checkpoint directory MODEL names (weights come from it when a device is given)."""
-    tokenizer: Any = None
-    dtype: torch.dtype | None = None
-
-
-def _card_tokenizer(card: Any) -> Any:
-    location = card.get("tokenizer")
-    if not location:
-        return None
-    from lmhub.assets.hf_cache import resolve_hf_uri
-    from lmhub.data.tokenizers import load_tokenizer
-    from lmhub.errors import LmhubError
-
+def _source_tokenizer(source: ModelSource) -> Any:
     try:
-        path = resolve_hf_uri(location) if location.startswith("hf://") else Path(location)
-        return load_tokenizer(path)
+        return load_source_tokenizer(source)
     except LmhubError as exc:
+        if source.kind == "checkpoint":
+            raise
         console.print(
             f"[yellow]note:[/] the card's tokenizer is not available ({exc}); none is written."
         )
         return None
-
-
-def resolve_model(name: str) -> ModelSource:
-    """Resolve MODEL: a checkpoint directory, else a card, else an architecture preset."""
-    from lmhub.assets.store import default_asset_store
-    from lmhub.hf.export import read_exported_config
-    from lmhub.models.hub import get_model_hub
-    from lmhub.models.registry import all_arch_names, find_arch, get_family
-
-    path = Path(name)
-    if path.is_dir():
-        family, config, dtype = read_exported_config(path)
-        tokenizer = None
-        if any((path / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "vocab.json")):
-            from lmhub.data.tokenizers import load_tokenizer
-
-            tokenizer = load_tokenizer(path)
-        return ModelSource(family, config, "checkpoint", path, tokenizer, dtype)
-    store = default_asset_store()
-    card = store.maybe_get_card(name)
-    if card is not None:
-        family = get_family(card.require("model_family"))
-        config = get_model_hub(family).get_model_config(card)
-        return ModelSource(family, config, "card", tokenizer=_card_tokenizer(card))
-    family = find_arch(name)
-    if family is None:
-        raise ModelNotKnownError(name, [*store.names(), *all_arch_names()])
-    return ModelSource(family, family.archs.get(name), "arch")
 
 
 def _yaml_value(flag: str, text: str) -> Any:
@@ -305,7 +257,7 @@ def construct(
     from lmhub.hf.export import export
     from lmhub.utils import as_device, as_dtype
 
-    source = resolve_model(model)
+    source = resolve_model_source(model)
     flags = {
         "--hidden-size": hidden_size,
         "--num-attention-heads": num_attention_heads,
@@ -344,7 +296,7 @@ def construct(
         checkpoint=weights_from,
         seed=seed,
     )
-    tok = load_tokenizer(tokenizer) if tokenizer is not None else source.tokenizer
+    tok = load_tokenizer(tokenizer) if tokenizer is not None else _source_tokenizer(source)
     result = export(
         built,
         output_dir,

@@ -27,7 +27,6 @@ from torch import nn
 from lmhub.errors import (
     ConfigError,
     LmhubError,
-    ModelNotKnownError,
     NonFiniteLossError,
     TokenizerError,
 )
@@ -151,39 +150,19 @@ class ResolvedModel:
 def resolve_model(
     name: str, *, device: torch.device | str = "cpu", dtype: torch.dtype | str | None = None
 ) -> ResolvedModel:
-    """Build or load ``name``: a checkpoint directory, an architecture preset (random weights)
-    or an asset card (its checkpoint when the card names one, else random weights from its
-    config).
+    """Build or load ``name`` as :func:`lmhub.models.resolve.resolve_model_source` resolves it:
+    a checkpoint directory, a card (its weights where they are on this machine) or an
+    architecture preset (random weights).
 
     Example:
         >>> resolve_model("llama_tiny").model.config.model_dim
         256
     """
-    from lmhub.assets.store import default_asset_store
-    from lmhub.models.hub import get_model_hub, load_model
-    from lmhub.models.registry import all_arch_names, find_arch
+    from lmhub.models.resolve import instantiate, resolve_model_source
 
-    path = Path(name)
-    if path.is_dir():
-        model = load_model(path, device=device, dtype=dtype, progress=False)
-        return ResolvedModel(model=model, label=str(path), tokenizer_source=str(path))
-    family = find_arch(name)
-    if family is not None:
-        hub = get_model_hub(family)
-        model = hub.create_new_model(hub.get_arch_config(name), device=device, dtype=dtype)
-        return ResolvedModel(model=model, label=f"{name} ({family.name}, random weights)")
-    store = default_asset_store()
-    card = store.maybe_get_card(name)
-    if card is None:
-        raise ModelNotKnownError(name, [*all_arch_names(), *store.names()])
-    hub = get_model_hub(card.require("model_family"))
-    if card.checkpoint:
-        model = hub.load_model(card, device=device, dtype=dtype, progress=False)
-        label = f"{name} ({hub.family.name})"
-    else:
-        model = hub.create_new_model(hub.get_model_config(card), device=device, dtype=dtype)
-        label = f"{name} ({hub.family.name}, random weights)"
-    return ResolvedModel(model=model, label=label, tokenizer_source=card.tokenizer)
+    source = resolve_model_source(name)
+    model = instantiate(source, device=device, dtype=dtype)
+    return ResolvedModel(model=model, label=source.label, tokenizer_source=source.tokenizer)
 
 
 def vocab_size_of(model: nn.Module) -> int:
