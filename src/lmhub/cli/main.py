@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from lmhub.cli import catalog, demo, model, model_test
+from lmhub.cli import catalog, demo, generate, model, model_test
 from lmhub.errors import LmhubError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 catalog.register(app)
 demo.register(app)
+generate.register(app)
 model_test.register(model.model_app)
 model.register(app)
 

@@ -3,9 +3,20 @@
 A cache is handed to a model's forward; every attention layer calls ``update(layer_idx, k, v)``
 with the new keys and values ``[batch, kv_heads, new, head_dim]`` and attends over what it
 returns. After the last layer the model calls ``advance(new)``.
+
+* :class:`DynamicKVCache` grows by concatenation: nothing to size up front.
+* :class:`StaticKVCache` preallocates ``max_seq_len`` positions per layer and returns views of
+  the filled prefix, so decoding allocates nothing per step. Layers given a sliding window keep
+  only a window-sized ring buffer; a model reads where each returned key sits from
+  :meth:`KVCache.key_positions` and masks accordingly.
+
+Both store only the key/value heads (grouped- and multi-query attention repeat them later), and
+size each layer from the first tensors it receives, so per-layer head counts may differ.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
@@ -22,6 +33,17 @@ class KVCache:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Store ``k``/``v`` for ``layer_idx`` and return all keys and values of that layer."""
         raise NotImplementedError
+
+    def key_positions(self, layer_idx: int, num_new: int) -> torch.Tensor | None:
+        """Where the keys that ``update`` will return for ``num_new`` new positions sit.
+
+        ``None`` (the default) means in order: key ``j`` is position ``j``, as in a plain causal
+        cache. A ring buffer returns a ``[kv_len]`` tensor of absolute positions, ``-1`` for
+        slots not written yet; build the layer's mask with
+        ``build_attention_mask(..., key_positions=...)``.
+        """
+        del layer_idx, num_new
+        return None
 
     def advance(self, num_new: int) -> None:
         """Mark ``num_new`` more positions as cached (called once per forward, after all layers)."""
@@ -51,3 +73,100 @@ class DynamicKVCache(KVCache):
         self._keys[layer_idx] = k
         self._values[layer_idx] = v
         return k, v
+
+
+class StaticKVCache(KVCache):
+    """A preallocated cache of ``max_seq_len`` positions per layer (prompt + new tokens).
+
+    ``update`` copies the new keys/values into place and returns views of the filled prefix,
+    so a decode step allocates nothing. Buffers are created on a layer's first ``update``, with
+    that call's batch size, head count, head dim, dtype and device.
+
+    ``sliding_windows[i]`` (``None`` = full attention) gives layer ``i`` a ring buffer of that
+    many slots when it is smaller than ``max_seq_len``: position ``p`` lives in slot
+    ``p % window``, and :meth:`key_positions` says which position each returned key holds.
+
+    Example:
+        >>> cache = StaticKVCache(max_seq_len=prompt_len + max_new_tokens)
+        >>> logits = model(prompt_ids, cache=cache)
+        >>> logits = model(next_ids, cache=cache)
+    """
+
+    def __init__(
+        self, max_seq_len: int, *, sliding_windows: Sequence[int | None] | None = None
+    ) -> None:
+        super().__init__()
+        if max_seq_len <= 0:
+            raise ValueError(f"max_seq_len must be positive, got {max_seq_len}.")
+        self.max_seq_len = max_seq_len
+        self.windows: dict[int, int] = {
+            i: w for i, w in enumerate(sliding_windows or ()) if w is not None and w < max_seq_len
+        }
+        """Layer index -> ring size, for the layers that keep a ring buffer."""
+        self._keys: dict[int, torch.Tensor] = {}
+        self._values: dict[int, torch.Tensor] = {}
+
+    def _buffers(self, layer_idx: int, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        keys = self._keys.get(layer_idx)
+        if keys is None:
+            b, h, _, d = k.shape
+            size = self.windows.get(layer_idx, self.max_seq_len)
+            keys = k.new_zeros(b, h, size, d)
+            self._keys[layer_idx] = keys
+            self._values[layer_idx] = keys.clone()
+        return keys, self._values[layer_idx]
+
+    def update(
+        self, layer_idx: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        start, new = self.seq_len, k.shape[2]
+        end = start + new
+        if end > self.max_seq_len:
+            raise ValueError(
+                f"The static KV cache holds {self.max_seq_len} positions, but {end} are needed. "
+                "Size it for the prompt plus every new token."
+            )
+        keys, values = self._buffers(layer_idx, k)
+        window = self.windows.get(layer_idx)
+        if window is None:
+            keys[:, :, start:end].copy_(k)
+            values[:, :, start:end].copy_(v)
+            return keys[:, :, :end], values[:, :, :end]
+        return self._update_ring(keys, values, k, v, window)
+
+    def _update_ring(
+        self,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        window: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        start, new = self.seq_len, k.shape[2]
+        if new == 1:
+            # One query sees exactly the last `window` positions: write first, return the ring.
+            keys[:, :, start % window].copy_(k[:, :, 0])
+            values[:, :, start % window].copy_(v[:, :, 0])
+            return keys, values
+        # Several queries: the earliest one may need keys the new ones would overwrite, so
+        # attend over the old ring plus the new keys, then keep the last `window` positions.
+        all_keys, all_values = torch.cat([keys, k], dim=2), torch.cat([values, v], dim=2)
+        kept = min(new, window)
+        slots = torch.arange(start + new - kept, start + new, device=k.device) % window
+        keys.index_copy_(2, slots, k[:, :, new - kept :])
+        values.index_copy_(2, slots, v[:, :, new - kept :])
+        return all_keys, all_values
+
+    def key_positions(self, layer_idx: int, num_new: int) -> torch.Tensor | None:
+        window = self.windows.get(layer_idx)
+        if window is None:
+            return None
+        start = self.seq_len
+        # Slot s holds the latest position p < start with p % window == s (or nothing: -1).
+        slots = torch.arange(window)
+        last = start - 1 - (start - 1 - slots) % window
+        ring = torch.where(last >= 0, last, -1)
+        if num_new == 1:
+            ring[start % window] = start
+            return ring
+        return torch.cat([ring, torch.arange(start, start + num_new)])

@@ -13,6 +13,7 @@ def build_attention_mask(
     causal: bool = True,
     sliding_window: int | None = None,
     device: torch.device | str | None = None,
+    key_positions: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
     """Return a boolean mask ``[batch or 1, 1, q_len, kv_len]``, or ``None`` when nothing is masked.
 
@@ -25,6 +26,11 @@ def build_attention_mask(
     Rows with nothing to attend to (padding queries of a left-padded batch) are opened up fully,
     so the softmax stays finite; their outputs are meaningless and ignored downstream.
 
+    ``key_positions`` (from :meth:`KVCache.key_positions`, for a ring-buffer layer) gives the
+    absolute position of each key, ``-1`` for an empty slot; ``kv_len`` then still counts every
+    position so far (cached + new), which ``padding_mask`` covers, and the mask is
+    ``[batch or 1, 1, q_len, len(key_positions)]``.
+
     Example:
         >>> build_attention_mask(q_len=1, kv_len=3, padding_mask=torch.tensor([[0, 1, 1]]))
         tensor([[[[False,  True,  True]]]])
@@ -33,6 +39,10 @@ def build_attention_mask(
         raise ValueError(
             f"The attention mask covers {padding_mask.shape[-1]} positions, but the keys span "
             f"{kv_len} (cached + new). Pass a mask over the cached and the new tokens."
+        )
+    if key_positions is not None:
+        return _mask_for_positions(
+            q_len, kv_len, key_positions, padding_mask, causal, sliding_window, device
         )
     if padding_mask is None and sliding_window is None and (not causal or q_len == kv_len):
         return None
@@ -52,6 +62,29 @@ def build_attention_mask(
         keys = padding_mask.bool()[:, None, None, :]
         mask = keys if mask is None else mask & keys
     assert mask is not None
+    return mask | ~mask.any(dim=-1, keepdim=True)
+
+
+def _mask_for_positions(
+    q_len: int,
+    kv_len: int,
+    key_positions: torch.Tensor,
+    padding_mask: torch.Tensor | None,
+    causal: bool,
+    sliding_window: int | None,
+    device: torch.device | str | None,
+) -> torch.Tensor:
+    if padding_mask is not None:
+        device = padding_mask.device
+    k_pos = key_positions.to(device)[None, :]
+    q_pos = torch.arange(kv_len - q_len, kv_len, device=device)[:, None]
+    mask = (k_pos >= 0) & (k_pos <= q_pos) if causal else (k_pos >= 0).expand(q_len, -1)
+    if sliding_window is not None:
+        mask = mask & (k_pos > q_pos - sliding_window)
+    mask = mask[None, None]
+    if padding_mask is not None:
+        keys = padding_mask.bool()[:, k_pos[0].clamp(min=0)][:, None, None, :]
+        mask = mask & keys
     return mask | ~mask.any(dim=-1, keepdim=True)
 
 

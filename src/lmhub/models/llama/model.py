@@ -9,6 +9,7 @@ from torch import nn
 
 from lmhub.models.llama.config import LlamaConfig
 from lmhub.nn.attention import Attention
+from lmhub.nn.decode_weights import FusedLinear
 from lmhub.nn.ffn import GLUFeedForward
 from lmhub.nn.kv_cache import KVCache
 from lmhub.nn.masks import build_attention_mask
@@ -27,6 +28,8 @@ class LlamaModel(nn.Module):
     """
 
     supports_kv_cache: ClassVar[bool] = True
+    _decode_weights: FusedLinear | None = None
+    """A decode-time copy of ``lm_head`` inside ``lmhub.nn.decode_weights.decode_weights``."""
 
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__()
@@ -105,10 +108,27 @@ class LlamaModel(nn.Module):
             position_ids = torch.arange(past, past + s, device=input_ids.device).expand(b, s)
         x = self.embed(input_ids)
         rope = self.rope(position_ids, x.dtype)
-        mask = build_attention_mask(q_len=s, kv_len=past + s, padding_mask=attention_mask)
+        if attention_mask is None and s == 1:
+            mask, is_causal = None, False  # one new token sees every cached one: nothing to mask
+        else:
+            mask = build_attention_mask(q_len=s, kv_len=past + s, padding_mask=attention_mask)
+            is_causal = mask is None
         for layer in self.layers:
-            x = layer(x, rope=rope, mask=mask, is_causal=mask is None, cache=cache)
+            x = layer(x, rope=rope, mask=mask, is_causal=is_causal, cache=cache)
         if cache is not None:
             cache.advance(s)
         x = self.final_norm(x)
-        return x if return_hidden else self.lm_head(x)
+        return x if return_hidden else self.logits(x)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Project final hidden states (``return_hidden=True``) to vocabulary logits.
+
+        Generation calls it on the last position only, to skip projecting the whole prompt.
+        """
+        if self._decode_weights is not None:
+            return self._decode_weights(hidden)
+        return self.lm_head(hidden)
+
+    def build_decode_weights(self) -> FusedLinear:
+        """Return a decode-time copy of the output projection, in the faster kernel's layout."""
+        return FusedLinear(self.lm_head)

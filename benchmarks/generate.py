@@ -1,0 +1,145 @@
+"""Generation benchmark: lmhub.generate against transformers' generate() (not a test).
+
+A ~58M-parameter Llama (model_dim 512, 8 layers, 8 heads, ffn 1376, vocab 32000) is built with
+random weights by transformers, saved, and loaded by lmhub, so both run the same weights. Each
+generates 128 greedy tokens after a 32-token prompt, forced to the end (no EOS on either side;
+transformers also gets min_new_tokens), in fp32 with 2 threads, at batch 1 and batch 8. The
+runs alternate between the libraries; after a warm-up we report median tokens/s (new tokens of
+the whole batch per second of the generate call, prefill included) and lmhub's ratio.
+
+    python benchmarks/generate.py [--repeats 5] [--bf16] [--no-fused] [--dir bench-out/gen]
+
+``--bf16`` adds rows with both models in bfloat16; ``--no-fused`` adds lmhub rows without its
+decode-time fused weights (``lmhub.nn.decode_weights``), to show what they bring. ``--dir``
+keeps the checkpoint there for the next run (default: a temporary directory). A line is printed
+if a runner's tokens differ from transformers'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import median, print_table
+
+PROMPT, NEW = 32, 128
+VOCAB = 32000
+
+
+def build_checkpoint(directory: Path) -> None:
+    """Save a random HF Llama of the benchmark's shape to ``directory``."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=512,
+        intermediate_size=1376,
+        num_hidden_layers=8,
+        num_attention_heads=8,
+        num_key_value_heads=8,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+    )
+    LlamaForCausalLM(config).save_pretrained(directory)
+
+
+def runners(
+    directory: Path, dtype: torch.dtype, fused: bool
+) -> dict[str, Callable[..., torch.Tensor]]:
+    """Return ``{name: run(ids) -> output ids}`` for transformers and lmhub on the same weights."""
+    from transformers import LlamaForCausalLM
+
+    import lmhub
+
+    hf = LlamaForCausalLM.from_pretrained(directory, dtype=dtype).eval()
+    ours = lmhub.load_model(directory, dtype=dtype, progress=False).eval()
+
+    def run_hf(ids: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return hf.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=NEW,
+                min_new_tokens=NEW,
+                do_sample=False,
+                eos_token_id=None,
+                pad_token_id=0,
+            )
+
+    def run_lmhub(ids: torch.Tensor, fused_weights: bool = True) -> torch.Tensor:
+        return lmhub.generate(ours, ids, max_new_tokens=NEW, fused_weights=fused_weights)
+
+    out: dict[str, Callable[..., torch.Tensor]] = {"transformers": run_hf, "lmhub": run_lmhub}
+    if fused:
+        out["lmhub (no fused weights)"] = lambda ids: run_lmhub(ids, fused_weights=False)
+    return out
+
+
+def measure(
+    run: dict[str, Callable[..., torch.Tensor]], batch: int, repeats: int
+) -> dict[str, float]:
+    """Median tokens/s of each runner, alternating runners within each repeat."""
+    ids = torch.randint(0, VOCAB, (batch, PROMPT), generator=torch.Generator().manual_seed(batch))
+    outputs = {name: fn(ids) for name, fn in run.items()}  # warm-up (and first-call setup)
+    reference = outputs["transformers"]
+    for name, out in outputs.items():
+        assert out.shape == (batch, PROMPT + NEW), (name, out.shape)
+        same = torch.equal(out, reference)
+        if not same:
+            print(f"note: {name} differs from transformers in {(out != reference).sum()} tokens")
+    times: dict[str, list[float]] = {name: [] for name in run}
+    for _ in range(repeats):
+        for name, fn in run.items():
+            start = time.perf_counter()
+            fn(ids)
+            times[name].append(time.perf_counter() - start)
+    return {name: batch * NEW / median(ts) for name, ts in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--bf16", action="store_true", help="also measure in bfloat16")
+    parser.add_argument("--no-fused", action="store_true", help="also run lmhub unfused")
+    parser.add_argument("--dir", type=Path, default=None, help="where to save the checkpoint")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+
+    with tempfile.TemporaryDirectory(prefix="lmhub-gen-bench-") as scratch:
+        directory = args.dir or Path(scratch)
+        if not (directory / "config.json").is_file():
+            build_checkpoint(directory)
+        rows = table_rows(directory, args)
+    print(
+        f"Llama 58M, prompt {PROMPT}, {NEW} new greedy tokens, {torch.get_num_threads()} threads, "
+        f"median of {args.repeats}"
+    )
+    print_table(["implementation", "dtype", "batch", "tokens/s", "vs transformers"], rows)
+
+
+def table_rows(directory: Path, args: argparse.Namespace) -> list[list[object]]:
+    """Measure every configuration; one table row per (runner, dtype, batch)."""
+    rows: list[list[object]] = []
+    dtypes = [torch.float32] + ([torch.bfloat16] if args.bf16 else [])
+    for dtype in dtypes:
+        run = runners(directory, dtype, args.no_fused)
+        for batch in (1, 8):
+            speeds = measure(run, batch, args.repeats)
+            base = speeds["transformers"]
+            for name, speed in speeds.items():
+                dt = str(dtype).removeprefix("torch.")
+                rows.append([name, dt, batch, f"{speed:.1f}", f"{speed / base:.2f}x"])
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""Text generation: greedy and sampled decoding with a KV cache, stop criteria and streaming.
+
+Example:
+    >>> from lmhub.generation import generate
+    >>> out = generate(model, torch.tensor([[1, 2, 3]]), max_new_tokens=8)
+"""
+
+from lmhub.generation.generate import generate, generate_stream
+from lmhub.generation.sampling import (
+    apply_repetition_penalty,
+    next_token,
+    seen_tokens,
+    top_k_filter,
+    top_p_filter,
+)
+from lmhub.generation.stopping import StopCriteria
+
+__all__ = [
+    "StopCriteria",
+    "apply_repetition_penalty",
+    "generate",
+    "generate_stream",
+    "next_token",
+    "seen_tokens",
+    "top_k_filter",
+    "top_p_filter",
+]
