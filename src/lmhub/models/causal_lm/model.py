@@ -7,13 +7,13 @@ the last layer's output is already normed and goes straight to the output projec
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lmhub.models.causal_lm.config import CausalLMConfig
+from lmhub.models.decoder import DecoderLM
 from lmhub.nn.attention import Attention
 from lmhub.nn.ffn import MLPFeedForward
 from lmhub.nn.kv_cache import KVCache
@@ -39,7 +39,7 @@ def sinusoidal_positions(
     return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(-2)
 
 
-class CausalLMModel(nn.Module):
+class CausalLMModel(DecoderLM):
     """A plain decoder-only transformer language model.
 
     Example:
@@ -47,8 +47,6 @@ class CausalLMModel(nn.Module):
         >>> model(torch.tensor([[1, 2, 3]])).shape
         torch.Size([1, 3, 259])
     """
-
-    supports_kv_cache: ClassVar[bool] = True
 
     def __init__(self, config: CausalLMConfig) -> None:
         super().__init__()
@@ -79,14 +77,7 @@ class CausalLMModel(nn.Module):
             for i in range(config.num_layers)
         )
         self.lm_head = nn.Linear(d, config.vocab_size, bias=False)
-        self.tie_weights()
-        if not self.embed.weight.is_meta:
-            self.reset_parameters()
-
-    def tie_weights(self) -> None:
-        """Make ``lm_head`` share the embedding matrix when the config asks for it."""
-        if self.config.tie_embeddings:
-            self.lm_head.weight = self.embed.weight
+        self.finish_init()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -136,4 +127,4 @@ class CausalLMModel(nn.Module):
             x = layer(x, mask=mask, is_causal=mask is None, cache=cache)
         if cache is not None:
             cache.advance(s)
-        return x if return_hidden else self.lm_head(x)
+        return x if return_hidden else self.logits(x)

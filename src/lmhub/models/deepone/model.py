@@ -8,11 +8,10 @@ causal mask; there is no position table, so any sequence length runs.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch import nn
 
+from lmhub.models.decoder import DecoderLM
 from lmhub.models.deepone.config import DeepOneConfig
 from lmhub.nn.alibi import AlibiAttention
 from lmhub.nn.ffn import GLUFeedForward
@@ -21,7 +20,7 @@ from lmhub.nn.masks import build_attention_mask
 from lmhub.nn.transformer import PostNormDecoderLayer
 
 
-class DeepOneModel(nn.Module):
+class DeepOneModel(DecoderLM):
     """A DeepOne causal language model.
 
     Example:
@@ -29,8 +28,6 @@ class DeepOneModel(nn.Module):
         >>> model(torch.tensor([[1, 2, 3]])).shape
         torch.Size([1, 3, 259])
     """
-
-    supports_kv_cache: ClassVar[bool] = True
 
     def __init__(self, config: DeepOneConfig) -> None:
         super().__init__()
@@ -58,14 +55,7 @@ class DeepOneModel(nn.Module):
             for i in range(config.num_layers)
         )
         self.lm_head = nn.Linear(config.model_dim, config.vocab_size, bias=False)
-        self.tie_weights()
-        if not self.embed.weight.is_meta:
-            self.reset_parameters()
-
-    def tie_weights(self) -> None:
-        """Make ``lm_head`` share the embedding matrix when the config asks for it."""
-        if self.config.tie_embeddings:
-            self.lm_head.weight = self.embed.weight
+        self.finish_init()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -116,4 +106,4 @@ class DeepOneModel(nn.Module):
             x = layer(x, mask=mask, is_causal=mask is None, cache=cache)
         if cache is not None:
             cache.advance(s)
-        return x if return_hidden else self.lm_head(x)
+        return x if return_hidden else self.logits(x)

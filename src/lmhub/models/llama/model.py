@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch import nn
 
+from lmhub.models.decoder import DecoderLM
 from lmhub.models.llama.config import LlamaConfig
 from lmhub.nn.attention import Attention
-from lmhub.nn.decode_weights import FusedLinear
 from lmhub.nn.ffn import GLUFeedForward
 from lmhub.nn.kv_cache import KVCache
 from lmhub.nn.masks import build_attention_mask
@@ -18,7 +16,7 @@ from lmhub.nn.rope import RotaryEmbedding
 from lmhub.nn.transformer import PreNormDecoderLayer
 
 
-class LlamaModel(nn.Module):
+class LlamaModel(DecoderLM):
     """A Llama causal language model.
 
     Example:
@@ -26,10 +24,6 @@ class LlamaModel(nn.Module):
         >>> model(torch.tensor([[1, 2, 3]])).shape
         torch.Size([1, 3, 259])
     """
-
-    supports_kv_cache: ClassVar[bool] = True
-    _decode_weights: FusedLinear | None = None
-    """A decode-time copy of ``lm_head`` inside ``lmhub.nn.decode_weights.decode_weights``."""
 
     def __init__(self, config: LlamaConfig) -> None:
         super().__init__()
@@ -65,14 +59,7 @@ class LlamaModel(nn.Module):
         )
         self.final_norm = RMSNorm(config.model_dim, eps=config.norm_eps)
         self.lm_head = nn.Linear(config.model_dim, config.vocab_size, bias=False)
-        self.tie_weights()
-        if not self.embed.weight.is_meta:
-            self.reset_parameters()
-
-    def tie_weights(self) -> None:
-        """Make ``lm_head`` share the embedding matrix when the config asks for it."""
-        if self.config.tie_embeddings:
-            self.lm_head.weight = self.embed.weight
+        self.finish_init()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -119,16 +106,3 @@ class LlamaModel(nn.Module):
             cache.advance(s)
         x = self.final_norm(x)
         return x if return_hidden else self.logits(x)
-
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Project final hidden states (``return_hidden=True``) to vocabulary logits.
-
-        Generation calls it on the last position only, to skip projecting the whole prompt.
-        """
-        if self._decode_weights is not None:
-            return self._decode_weights(hidden)
-        return self.lm_head(hidden)
-
-    def build_decode_weights(self) -> FusedLinear:
-        """Return a decode-time copy of the output projection, in the faster kernel's layout."""
-        return FusedLinear(self.lm_head)

@@ -10,11 +10,11 @@ table, so any sequence length runs.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import torch
 from torch import nn
 
+from lmhub.models.decoder import DecoderLM
 from lmhub.models.single_head.config import SingleHeadConfig
 from lmhub.nn.alibi import AlibiBias
 from lmhub.nn.attention import scaled_dot_product_attention
@@ -81,7 +81,7 @@ class MergedQKAttention(nn.Module):
         return out[:, 0]
 
 
-class SingleHeadModel(nn.Module):
+class SingleHeadModel(DecoderLM):
     """A causal language model with one merged query-key attention head per layer.
 
     Example:
@@ -89,8 +89,6 @@ class SingleHeadModel(nn.Module):
         >>> model(torch.tensor([[1, 2, 3]])).shape
         torch.Size([1, 3, 259])
     """
-
-    supports_kv_cache: ClassVar[bool] = True
 
     def __init__(self, config: SingleHeadConfig) -> None:
         super().__init__()
@@ -118,14 +116,7 @@ class SingleHeadModel(nn.Module):
         )
         self.final_norm = nn.LayerNorm(d, eps=config.norm_eps)
         self.lm_head = nn.Linear(d, config.vocab_size, bias=False)
-        self.tie_weights()
-        if not self.embed.weight.is_meta:
-            self.reset_parameters()
-
-    def tie_weights(self) -> None:
-        """Make ``lm_head`` share the embedding matrix when the config asks for it."""
-        if self.config.tie_embeddings:
-            self.lm_head.weight = self.embed.weight
+        self.finish_init()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -173,4 +164,4 @@ class SingleHeadModel(nn.Module):
         if cache is not None:
             cache.advance(s)
         x = self.final_norm(x)
-        return x if return_hidden else self.lm_head(x)
+        return x if return_hidden else self.logits(x)

@@ -1,0 +1,57 @@
+"""What every lmhub causal decoder shares around its layers: the token embedding ``embed``, the
+output projection ``lm_head`` (optionally tied to it), and the logits step generation uses."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from lmhub.nn.decode_weights import FusedLinear
+
+
+class DecoderLM(nn.Module):
+    """Base class of decoder-only language models.
+
+    Subclasses create ``self.config`` (with ``tie_embeddings``), ``self.embed`` and
+    ``self.lm_head`` in ``__init__``, then call :meth:`finish_init`; their ``forward`` ends with
+    ``return x if return_hidden else self.logits(x)``.
+    """
+
+    supports_kv_cache: ClassVar[bool] = True
+    """Whether ``forward`` accepts a KV cache (generation recomputes everything otherwise)."""
+
+    config: Any
+    embed: nn.Embedding
+    lm_head: nn.Linear
+    _decode_weights: FusedLinear | None = None
+    """A decode-time copy of ``lm_head`` inside ``lmhub.nn.decode_weights.decode_weights``."""
+
+    def finish_init(self) -> None:
+        """Tie weights, and initialise them unless the model is being built on the meta device."""
+        self.tie_weights()
+        if not self.embed.weight.is_meta:
+            self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialise every weight (each family defines its scheme)."""
+        raise NotImplementedError
+
+    def tie_weights(self) -> None:
+        """Make ``lm_head`` share the embedding matrix when the config asks for it."""
+        if self.config.tie_embeddings:
+            self.lm_head.weight = self.embed.weight
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Project final hidden states (``return_hidden=True``) to vocabulary logits.
+
+        Generation calls it on the last position only, to skip projecting the whole prompt.
+        """
+        if self._decode_weights is not None:
+            return self._decode_weights(hidden)
+        return self.lm_head(hidden)
+
+    def build_decode_weights(self) -> FusedLinear:
+        """Return a decode-time copy of the output projection, in the faster kernel's layout."""
+        return FusedLinear(self.lm_head)
