@@ -63,3 +63,4 @@ def test_demo_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "demo", "--prompt", "Hi!")
     assert code == 0
     assert "3 byte ids" in out and "(1, 3, 259)" in out and "llama" in out
+    assert "greedy continuation" in out and "max |logit diff| 0.0e+00" in out

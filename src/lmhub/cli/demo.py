@@ -1,8 +1,15 @@
-"""``lmhub demo``: an offline tour on the embedded ``llama_tiny`` preset."""
+"""``lmhub demo``: an offline tour on the embedded ``llama_tiny`` preset.
+
+It builds the model with random weights, runs it on a prompt's byte ids, generates a few tokens,
+saves it as a Hugging Face checkpoint and loads that back (checking the logits agree), then lists
+the families. Nothing is downloaded.
+"""
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from typing import Annotated
 
 import torch
@@ -14,26 +21,47 @@ def demo(
         "Hello, lmhub!"
     ),
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
+    new_tokens: Annotated[int, typer.Option(help="How many tokens to generate.")] = 32,
 ) -> None:
-    """Build llama_tiny with random weights, run it on a prompt's byte ids, list the families."""
+    """Build llama_tiny, run and generate on a prompt's byte ids, round-trip it through a
+    Hugging Face checkpoint, and list the families."""
     from lmhub.cli.catalog import console, families
-    from lmhub.models.hub import get_model_hub
+    from lmhub.data.tokenizers import load_tokenizer
+    from lmhub.generation import generate
+    from lmhub.hf.export import export
+    from lmhub.models.hub import get_model_hub, load_model
 
+    out = console()
     torch.manual_seed(seed)
     hub = get_model_hub("llama")
-    config = hub.get_arch_config("llama_tiny")
     start = time.perf_counter()
-    model = hub.create_new_model(config).eval()
+    model = hub.create_new_model(hub.get_arch_config("llama_tiny")).eval()
     built = time.perf_counter() - start
-    ids = torch.tensor([list(prompt.encode("utf-8"))])
+    params = sum(p.numel() for p in model.parameters())
+    out.print(f"[bold]llama_tiny[/]: {params:,} parameters, built in {built * 1000:.0f} ms")
+
+    tokenizer = load_tokenizer("byte")
+    ids = torch.tensor([tokenizer.encode(prompt)])
     with torch.no_grad():
         logits = model(ids)
-    params = sum(p.numel() for p in model.parameters())
-    console().print(f"[bold]llama_tiny[/]: {params:,} parameters, built in {built * 1000:.0f} ms")
-    console().print(f"prompt {prompt!r} -> {ids.shape[1]} byte ids -> logits {tuple(logits.shape)}")
-    top = logits[0, -1].softmax(-1).topk(5)
-    pairs = ", ".join(f"{i}:{p:.4f}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
-    console().print(f"next-token top-5 (random weights): {pairs}")
+    out.print(f"prompt {prompt!r} -> {ids.shape[1]} byte ids -> logits {tuple(logits.shape)}")
+
+    start = time.perf_counter()
+    tokens = generate(model, ids, max_new_tokens=new_tokens)
+    rate = new_tokens / (time.perf_counter() - start)
+    text = tokenizer.decode(tokens[0, ids.shape[1] :].tolist())
+    out.print(f"greedy continuation ({rate:.0f} tokens/s, random weights): {text!r}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        export(model, Path(tmp) / "llama_tiny")
+        reloaded = load_model(Path(tmp) / "llama_tiny").eval()
+        with torch.no_grad():
+            diff = (reloaded(ids) - logits).abs().max().item()
+        files = sorted(p.name for p in (Path(tmp) / "llama_tiny").iterdir())
+    out.print(
+        f"exported as a Hugging Face checkpoint ({', '.join(files)}); "
+        f"reloaded it, max |logit diff| {diff:.1e}"
+    )
     families()
 
 
