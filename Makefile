@@ -6,9 +6,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv demo test lint bench clean
 
-$(STAMP): pyproject.toml constraints-dev.txt
+$(STAMP): pyproject.toml constraints-dev.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -c constraints-dev.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -24,6 +24,8 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/load.py
+	$(BIN)/python benchmarks/generate.py --bf16 --no-fused
+	$(BIN)/python benchmarks/optim_in_backward.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
