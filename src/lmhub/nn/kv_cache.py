@@ -17,6 +17,7 @@ size each layer from the first tensors it receives, so per-layer head counts may
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -170,3 +171,32 @@ class StaticKVCache(KVCache):
             ring[start % window] = start
             return ring
         return torch.cat([ring, torch.arange(start, start + num_new)])
+
+
+class ExternalCacheBridge(KVCache):
+    """An lmhub ``KVCache`` view of another library's cache, for one forward call.
+
+    The wrapped object needs ``get_seq_length()`` and ``update(k, v, layer_idx)`` returning all
+    keys and values of the layer (transformers' ``Cache`` API); it keeps the tensors, so its own
+    bookkeeping (beam reordering, cropping) keeps working. ``seq_len`` is fixed when the bridge is
+    made, as the ``KVCache`` contract wants (positions cached before this call): make a new bridge
+    for every forward.
+
+    Example:
+        >>> from transformers import DynamicCache
+        >>> hf_cache = DynamicCache()
+        >>> logits = lmhub_model(ids, cache=ExternalCacheBridge(hf_cache))
+        >>> hf_cache.get_seq_length() == ids.shape[1]
+        True
+    """
+
+    def __init__(self, cache: Any) -> None:
+        super().__init__()
+        self.cache = cache
+        """The wrapped cache; it stores the keys and values."""
+        self.seq_len = int(cache.get_seq_length())
+
+    def update(
+        self, layer_idx: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.cache.update(k, v, layer_idx)

@@ -23,12 +23,12 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from lmhub.config import from_dict
-from lmhub.nn.kv_cache import KVCache
+from lmhub.nn.kv_cache import DynamicKVCache, ExternalCacheBridge, KVCache
 
 IGNORE_INDEX = -100
 
 
-class LmhubGenerationCache(KVCache):
+class LmhubGenerationCache(DynamicKVCache):
     """lmhub's growing key/value cache, plus the methods transformers' ``generate()`` calls.
 
     Example:
@@ -40,43 +40,15 @@ class LmhubGenerationCache(KVCache):
     is_compileable = False
     is_croppable = False
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.keys: dict[int, torch.Tensor] = {}
-        self.values: dict[int, torch.Tensor] = {}
-
-    def update(
-        self, layer_idx: int, k: torch.Tensor, v: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if layer_idx in self.keys:
-            k = torch.cat([self.keys[layer_idx], k], dim=2)
-            v = torch.cat([self.values[layer_idx], v], dim=2)
-        self.keys[layer_idx], self.values[layer_idx] = k, v
-        return k, v
-
     def get_seq_length(self, layer_idx: int = 0) -> int:
         """The number of cached positions (transformers' name for ``seq_len``)."""
         return self.seq_len
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         """Keep the rows beam search picked, in its order."""
-        for store in (self.keys, self.values):
+        for store in (self._keys, self._values):
             for layer, tensor in store.items():
                 store[layer] = tensor.index_select(0, beam_idx.to(tensor.device))
-
-
-class _TransformersCacheBridge(KVCache):
-    """Lets an lmhub model fill a transformers ``Cache`` (``update(k, v, layer_idx)``)."""
-
-    def __init__(self, cache: Any) -> None:
-        super().__init__()
-        self.cache = cache
-        self.seq_len = int(cache.get_seq_length())
-
-    def update(
-        self, layer_idx: int, k: torch.Tensor, v: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.cache.update(k, v, layer_idx)
 
 
 def _tied_names(module: torch.nn.Module) -> dict[str, str]:
@@ -150,7 +122,7 @@ class LmhubForCausalLM(PreTrainedModel, GenerationMixin):
         if isinstance(past_key_values, KVCache):
             return past_key_values
         if callable(getattr(past_key_values, "update", None)):
-            return _TransformersCacheBridge(past_key_values)
+            return ExternalCacheBridge(past_key_values)
         raise TypeError(
             f"past_key_values is a {type(past_key_values).__name__}; pass the cache a previous "
             "call returned, a transformers Cache, or None."
@@ -192,7 +164,7 @@ class LmhubForCausalLM(PreTrainedModel, GenerationMixin):
                 labels[:, 1:].flatten().to(logits.device),
                 ignore_index=IGNORE_INDEX,
             )
-        if isinstance(cache, _TransformersCacheBridge):
+        if isinstance(cache, ExternalCacheBridge):
             cache = cache.cache
         if return_dict is False:
             return tuple(x for x in (loss, logits, cache) if x is not None)
