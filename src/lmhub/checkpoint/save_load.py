@@ -95,17 +95,6 @@ def save_checkpoint(
     )
 
 
-def _family_weight_map(model: nn.Module) -> WeightMap | None:
-    """The weight map of the registered family that builds ``type(model)``, or ``None``."""
-    from lmhub.models.registry import get_family, list_families
-
-    for name in list_families():
-        family = get_family(name)
-        if type(model) is family.model_class:
-            return family.weight_map
-    return None
-
-
 def native_items(
     reader: CheckpointReader, native: set[str] | frozenset[str], weight_map: WeightMap | None
 ) -> Iterator[tuple[str | None, torch.Tensor, str]]:
@@ -153,7 +142,9 @@ def load_checkpoint(
         >>> load_checkpoint("ckpt", model, device="cuda")
     """
     from lmhub.models.materialize import assign_tensors
+    from lmhub.models.registry import family_of
 
+    family = family_of(model)
     tensors, model_tied = model_tensors(model)
     on_meta = any(t.is_meta for t in tensors.values())
     target = as_device(device)  # where a meta model's tensors go
@@ -167,7 +158,7 @@ def load_checkpoint(
         dtype = next((t.dtype for t in tensors.values() if t.is_floating_point()), None)
         assign_tensors(
             model,
-            native_items(reader, names, _family_weight_map(model)),
+            native_items(reader, names, family.weight_map if family is not None else None),
             device=target,
             dtype=dtype,
             path=directory,

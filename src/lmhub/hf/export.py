@@ -48,7 +48,7 @@ from lmhub.errors import ExportError
 from lmhub.hf.remote_code import bundle_sources, flat_module_name, importable_name
 from lmhub.hf.tokenizer_files import write_tokenizer_files
 from lmhub.models.family import ModelFamily
-from lmhub.models.registry import get_family, list_families
+from lmhub.models.registry import family_of, get_family
 
 __all__ = ["ExportResult", "export", "find_family", "read_exported_config"]
 
@@ -137,13 +137,9 @@ def find_family(model: nn.Module) -> ModelFamily[Any, Any]:
     Raises:
         ExportError: if no family builds this class.
     """
-    families = [get_family(name) for name in list_families()]
-    for family in families:
-        if type(model) is family.model_class:
-            return family
-    for family in families:
-        if isinstance(model, family.model_class):
-            return family
+    family = family_of(model)
+    if family is not None:
+        return family
     raise ExportError(
         f"The model is a {type(model).__name__}, which no registered model family builds. "
         "Register its family with lmhub.register_family, or pass family=... ."

@@ -96,6 +96,23 @@ def family_for_hf_model_type(model_type: str) -> ModelFamily[Any, Any] | None:
     return None
 
 
+def family_of(model: object) -> ModelFamily[Any, Any] | None:
+    """Return the family whose model class ``model`` is (exactly, else a subclass), or ``None``.
+
+    Example:
+        >>> family_of(model).name
+        'llama'
+    """
+    _ensure_loaded()
+    for family in _families.values():
+        if type(model) is family.model_class:
+            return family
+    for family in _families.values():
+        if isinstance(model, family.model_class):
+            return family
+    return None
+
+
 def find_arch(arch: str) -> ModelFamily[Any, Any] | None:
     """Return the family that has a preset called ``arch``, or ``None``."""
     _ensure_loaded()

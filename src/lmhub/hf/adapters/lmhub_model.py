@@ -45,6 +45,7 @@ from lmhub.hf.adapters.heads import (
     SequenceClassificationLMHeadMixin,
 )
 from lmhub.models.family import ModelFamily
+from lmhub.models.registry import family_of
 from lmhub.nn.masks import positions_from_padding
 
 Task = Literal["causal_lm", "masked_lm", "sequence_classification", "base"]
@@ -266,16 +267,6 @@ _CLASSES: dict[tuple[str, str], type[Any]] = {
 # -- to_hf_api ----------------------------------------------------------------------------------
 
 
-def _family_of(model: nn.Module) -> ModelFamily[Any, Any] | None:
-    from lmhub.models.registry import get_family, list_families
-
-    for name in list_families():
-        family = get_family(name)
-        if type(model) is family.model_class:
-            return family
-    return None
-
-
 def _first_of(config: Any, *names: str) -> Any:
     for name in names:
         value = getattr(config, name, None)
@@ -340,7 +331,7 @@ def to_hf_api(
         from lmhub.models.registry import get_family
 
         family = get_family(family)
-    resolved = family if family is not None else _family_of(model)
+    resolved = family if family is not None else family_of(model)
     kind = resolved.kind if resolved is not None else "decoder"
     if kind == "encoder_decoder":
         raise NotImplementedError(
