@@ -223,3 +223,34 @@ def test_load_model_reads_remote_code_exports(tmp_path: Path, family: str) -> No
     ids = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
         assert torch.equal(loaded(ids), model(ids))
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from lmhub.models import materialize
+
+    events: list[str] = []
+
+    class RecordingBar:
+        def __init__(self, total: int) -> None:
+            events.append(f"start {total}")
+
+        def advance(self) -> None:
+            events.append("advance")
+
+        def stop(self) -> None:
+            events.append("stop")
+
+    hub = get_llama_model_hub()
+    cfg = lmhub.apply_overrides(hub.get_arch_config("llama_tiny"), ["num_layers=8"])
+    _save_native(tmp_path, cfg)
+    monkeypatch.setattr(materialize, "_Bar", RecordingBar)
+    hub.load_custom_model(tmp_path, cfg, progress=True)
+    assert events == []  # not a terminal
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    hub.load_custom_model(tmp_path, cfg, progress=False)
+    assert events == []
+    hub.load_custom_model(tmp_path, cfg, progress=True)
+    n = len(hub.create_new_model(cfg, meta=True).state_dict())
+    assert events == [f"start {n}", *["advance"] * n, "stop"]
