@@ -83,6 +83,15 @@ class LMHeadMixin(_Base):
     def _head_adapter_emits_logits(self) -> bool:
         return bool(self._adapters()[-1].emits_logits)
 
+    def _build_lm_head(self, config: PretrainedConfig) -> nn.Module | None:
+        """A vocabulary projection from ``hidden_size``; none when the adapter emits logits."""
+        if self._head_adapter_emits_logits():
+            return None
+        mixin = type(self).__name__
+        return _new_linear(
+            self, _required(config, "hidden_size", mixin), _required(config, "vocab_size", mixin)
+        )
+
     def _logits(self, outputs: ModelOutput, logits_to_keep: int = 0) -> torch.Tensor:
         logits = getattr(outputs, "logits", None)
         if logits is not None:
@@ -138,14 +147,6 @@ class _GenerationSupport(GenerationMixin):
 class CausalLMHeadMixin(LMHeadMixin, _GenerationSupport):
     """A language-modelling head over a decoder: logits ``[batch, seq, vocab]``, shifted loss."""
 
-    def _build_lm_head(self, config: PretrainedConfig) -> nn.Module | None:
-        if self._head_adapter_emits_logits():
-            return None
-        mixin = type(self).__name__
-        return _new_linear(
-            self, _required(config, "hidden_size", mixin), _required(config, "vocab_size", mixin)
-        )
-
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -189,14 +190,6 @@ class MaskedLMHeadMixin(LMHeadMixin):
     """A masked-LM head over an encoder: per-token logits, loss against labels at -100-masked
     positions (no shift)."""
 
-    def _build_lm_head(self, config: PretrainedConfig) -> nn.Module | None:
-        if self._head_adapter_emits_logits():
-            return None
-        mixin = type(self).__name__
-        return _new_linear(
-            self, _required(config, "hidden_size", mixin), _required(config, "vocab_size", mixin)
-        )
-
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -235,14 +228,6 @@ class ConditionalGenerationLMHeadMixin(LMHeadMixin, _GenerationSupport):
     With ``labels`` and no ``decoder_input_ids``, the decoder inputs are the labels shifted right
     behind ``config.decoder_start_token_id``.
     """
-
-    def _build_lm_head(self, config: PretrainedConfig) -> nn.Module | None:
-        if self._head_adapter_emits_logits():
-            return None
-        mixin = type(self).__name__
-        return _new_linear(
-            self, _required(config, "hidden_size", mixin), _required(config, "vocab_size", mixin)
-        )
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """Shift ``labels`` one step right behind the decoder start token; -100 becomes padding."""
