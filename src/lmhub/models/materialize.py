@@ -7,9 +7,8 @@ initialised on the target device, or filled tensor by tensor from a checkpoint w
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,44 +16,18 @@ import torch
 from torch import nn
 
 from lmhub.errors import StateDictMismatchError
-from lmhub.utils import default_dtype
+from lmhub.utils import default_dtype, no_init_weights
 
 ModelT = TypeVar("ModelT", bound=nn.Module)
 
 
-_INIT_FUNCTIONS = (
-    "uniform_",
-    "normal_",
-    "trunc_normal_",
-    "constant_",
-    "ones_",
-    "zeros_",
-    "eye_",
-    "xavier_uniform_",
-    "xavier_normal_",
-    "kaiming_uniform_",
-    "kaiming_normal_",
-    "orthogonal_",
-)
-
-
-@contextlib.contextmanager
-def _skip_init_on_meta() -> Iterator[None]:
-    # Initialising meta tensors does nothing useful, yet torch routes it through its reference
-    # decompositions, whose first use imports torch._dynamo (~1.7 s). Skip init while building.
-    saved = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS}
-    for name in _INIT_FUNCTIONS:
-        setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
-    try:
-        yield
-    finally:
-        for name, fn in saved.items():
-            setattr(nn.init, name, fn)
-
-
 def build_on_meta(builder: Callable[[Any], ModelT], config: Any, dtype: torch.dtype) -> ModelT:
-    """Build ``builder(config)`` on the meta device with ``dtype`` as the default dtype."""
-    with torch.device("meta"), default_dtype(dtype), _skip_init_on_meta():
+    """Build ``builder(config)`` on the meta device with ``dtype`` as the default dtype.
+
+    Init is skipped: it does nothing useful on meta tensors, yet torch routes it through its
+    reference decompositions, whose first use imports torch._dynamo (~1.7 s).
+    """
+    with torch.device("meta"), default_dtype(dtype), no_init_weights():
         return builder(config)
 
 
