@@ -24,6 +24,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from lmhub.config import from_dict
 from lmhub.nn.kv_cache import DynamicKVCache, ExternalCacheBridge, KVCache
+from lmhub.nn.masks import positions_from_padding
 
 IGNORE_INDEX = -100
 
@@ -150,8 +151,7 @@ class LmhubForCausalLM(PreTrainedModel, GenerationMixin):
             raise ValueError("This lmhub model takes input_ids, not inputs_embeds.")
         cache = self._lmhub_cache(past_key_values, use_cache)
         if position_ids is None and attention_mask is not None:
-            positions = attention_mask.long().cumsum(-1) - 1
-            position_ids = positions.clamp(min=0)[:, -input_ids.shape[1] :]
+            position_ids = positions_from_padding(attention_mask)[:, -input_ids.shape[1] :]
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None  # no padding: lmhub's causal fast path
         logits = self.model(
