@@ -1,5 +1,6 @@
 """Remote-code exports: the source bundler, and every family loaded by transformers in a fresh
-process where lmhub cannot be imported."""
+process where lmhub cannot be imported, running the very classes `to_hf_api` uses (same source,
+same logits, loss and greedy tokens)."""
 
 from __future__ import annotations
 
@@ -117,6 +118,15 @@ def test_llama_bundle_holds_only_what_the_model_needs() -> None:
     for name, module in files.items():
         assert _lmhub_imports(module.text) == [], name
         compile(module.text, name, "exec")
+
+
+def test_the_transformers_classes_bundle_only_small_modules() -> None:
+    # What every remote-code export carries besides the model: no family, hub, export or loader.
+    files = bundle_sources(["lmhub.hf.adapters.lmhub_model"])
+    assert "lmhub_hf_adapters_lmhub_model.py" in files and "lmhub_nn_kv_cache.py" in files
+    heavy = ("lmhub_models_llama", "lmhub_models_hub", "lmhub_hf_export", "lmhub_checkpoint_save")
+    assert not [name for name in files if name.startswith(heavy)]
+    assert "lmhub_hf_adapters_wrap.py" not in files  # to_hf_api stays in process
 
 
 # -- every family through transformers, in a process without lmhub ----------------------------
