@@ -1,5 +1,6 @@
 """Remote-code exports: the source bundler, and every family loaded by transformers in a fresh
-process where lmhub cannot be imported."""
+process where lmhub cannot be imported, running the very classes `to_hf_api` uses (same source,
+same logits, loss and greedy tokens)."""
 
 from __future__ import annotations
 
@@ -119,9 +120,41 @@ def test_llama_bundle_holds_only_what_the_model_needs() -> None:
         compile(module.text, name, "exec")
 
 
+def test_the_transformers_classes_bundle_only_small_modules() -> None:
+    # What every remote-code export carries besides the model: no family, hub, export or loader.
+    files = bundle_sources(["lmhub.hf.adapters.lmhub_model"])
+    assert "lmhub_hf_adapters_lmhub_model.py" in files and "lmhub_nn_kv_cache.py" in files
+    heavy = ("lmhub_models_llama", "lmhub_models_hub", "lmhub_hf_export", "lmhub_checkpoint_save")
+    assert not [name for name in files if name.startswith(heavy)]
+    assert "lmhub_hf_adapters_wrap.py" not in files  # to_hf_api stays in process
+
+
 # -- every family through transformers, in a process without lmhub ----------------------------
 
-CHILD = r"""
+# Runs in the parent over to_hf_api's model and in the child over the remote-code model: the
+# source of every lmhub class either runs (model, adapter, native model, their bases) and of the
+# loss and cache-bridge code they call.
+SOURCES = r"""
+def lmhub_sources(model, ours):
+    import inspect, sys
+    found = {}
+    for obj in (model, model.decoder, model.decoder.model):
+        for cls in type(obj).__mro__:
+            if ours(cls.__module__):
+                found[cls.__name__] = inspect.getsource(cls)
+    module_of = {name: sys.modules[model_cls.__module__] for name, model_cls in (
+        (c.__name__, c) for c in (*type(model).__mro__, *type(model.decoder).__mro__))}
+    heads, adapters = module_of["CausalLMHeadMixin"], module_of["LmhubDecoderAdapter"]
+    for name, fn in (("causal_lm_loss", heads.causal_lm_loss),
+                     ("ExternalCacheBridge", adapters.ExternalCacheBridge),
+                     ("positions_from_padding", adapters.positions_from_padding)):
+        found[name] = inspect.getsource(fn)
+    return found
+"""
+
+CHILD = (
+    SOURCES
+    + r"""
 import importlib.util, json, os, sys
 
 # Make lmhub unimportable: drop every path entry that provides it (the editable install's .pth).
@@ -147,7 +180,14 @@ for family, directory, expected_path in json.loads(sys.argv[1]):
     out["model_module"] = type(model).__module__
     with torch.no_grad():
         out["max_diff"] = (model(want["ids"]).logits - want["logits"]).abs().max().item()
-    out["tied"] = all(model.get_parameter("model." + a) is model.get_parameter("model." + s)
+        out["logits_vs_to_hf_api"] = (
+            (model(want["ids"]).logits - want["hf_logits"]).abs().max().item())
+        out["loss_vs_to_hf_api"] = abs(
+            model(want["ids"], labels=want["labels"]).loss.item() - want["hf_loss"])
+    out["sources"] = lmhub_sources(
+        model, lambda m: m.startswith("transformers_modules.") and ".modeling_lmhub_" not in m)
+    prefix = "decoder.model."
+    out["tied"] = all(model.get_parameter(prefix + a) is model.get_parameter(prefix + s)
                       for a, s in want["tied"].items())
     prompt = want["ids"][:1, :4]
     out["greedy"] = model.generate(prompt, max_new_tokens=6, do_sample=False).tolist()
@@ -176,6 +216,13 @@ for family, directory, expected_path in json.loads(sys.argv[1]):
 report["lmhub_modules"] = sorted(m for m in sys.modules if m.split(".")[0] == "lmhub")
 print("REPORT " + json.dumps(report))
 """
+)
+
+
+def _lmhub_sources(model: Any) -> dict[str, str]:
+    scope: dict[str, Any] = {}
+    exec(SOURCES, scope)
+    return scope["lmhub_sources"](model, lambda m: m.startswith("lmhub."))
 
 
 def _greedy(model: Any, prompt: torch.Tensor, steps: int) -> list[list[int]]:
@@ -187,7 +234,7 @@ def _greedy(model: Any, prompt: torch.Tensor, steps: int) -> list[list[int]]:
 
 
 def test_every_family_loads_without_lmhub(tmp_path: Path) -> None:
-    cases, greedy, shapes = [], {}, {}
+    cases, greedy, shapes, sources = [], {}, {}, {}
     for family in lmhub.list_families():
         fam = lmhub.get_family(family)
         if fam.kind != "decoder":
@@ -205,11 +252,28 @@ def test_every_family_loads_without_lmhub(tmp_path: Path) -> None:
         ids = torch.randint(0, config.vocab_size, (2, 7))
         with torch.no_grad():
             logits = model(ids)
+        hf = lmhub.hf.to_hf_api(model)
+        labels = ids.clone()
+        labels[0, :3] = -100
+        with torch.no_grad():
+            hf_logits = hf(ids).logits
+            hf_loss = hf(ids, labels=labels).loss.item()
         torch.save(
-            {"ids": ids, "logits": logits, "tied": model_tensors(model)[1]},
+            {
+                "ids": ids,
+                "logits": logits,
+                "tied": model_tensors(model)[1],
+                "hf_logits": hf_logits,
+                "labels": labels,
+                "hf_loss": hf_loss,
+            },
             tmp_path / f"{family}.pt",
         )
+        sources[family] = _lmhub_sources(hf)
         greedy[family] = _greedy(model, ids[:1, :4], 6)
+        assert (
+            hf.generate(ids[:1, :4], max_new_tokens=6, do_sample=False).tolist() == greedy[family]
+        )
         shapes[family] = [2, 7, config.vocab_size]
         cases.append((family, str(directory), str(tmp_path / f"{family}.pt")))
 
@@ -234,6 +298,12 @@ def test_every_family_loads_without_lmhub(tmp_path: Path) -> None:
         assert out["config_class"].startswith("Lmhub"), family
         assert out["model_module"].startswith("transformers_modules."), family
         assert out["max_diff"] <= 1e-5, family
+        assert out["logits_vs_to_hf_api"] <= 1e-5 and out["loss_vs_to_hf_api"] <= 1e-5, family
+        # One implementation: the exported code is the code to_hf_api runs.
+        assert {"LmhubForCausalLM", "CausalLMHeadMixin", "LmhubDecoderAdapter"} <= set(
+            out["sources"]
+        ), family
+        assert out["sources"] == sources[family], family
         assert out["tied"], family
         assert out["greedy"] == greedy[family], family
         assert out["greedy_no_cache"] == greedy[family], family

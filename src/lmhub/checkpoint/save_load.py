@@ -102,7 +102,8 @@ def native_items(
 
     lmhub names pass as they are, a prefix recorded by :func:`save_checkpoint` is stripped,
     external (Hugging Face) names go through the family's weight map, and as a last resort a
-    remote-code export's ``model.`` prefix is dropped. ``None`` marks a key nothing explains.
+    remote-code export's ``decoder.model.`` prefix is dropped. ``None`` marks a key nothing
+    explains.
     """
     prefix = reader.metadata().get(PREFIX_METADATA_KEY, "")
     for key, tensor in reader.iter_tensors():
@@ -115,7 +116,7 @@ def native_items(
             if mapped in native:
                 yield mapped, converted, key
                 continue
-        stripped = name.removeprefix("model.")
+        stripped = name.removeprefix("decoder.model.")  # hf.export.REMOTE_WEIGHT_PREFIX
         yield (stripped if stripped in native else None), tensor, key
 
 

@@ -1,7 +1,7 @@
 """Hugging Face interop: export lmhub models as directories transformers loads.
 
-``import lmhub.hf`` does not import transformers; only code that runs inside transformers (the
-remote-code template) or builds transformers objects needs it.
+``import lmhub.hf`` does not import transformers; only the adapters (which remote-code exports
+also carry a copy of) need it.
 
 Example:
     >>> import lmhub.hf

@@ -52,8 +52,9 @@ from lmhub.models.registry import family_of, get_family
 
 __all__ = ["ExportResult", "export", "find_family", "read_exported_config"]
 
-TEMPLATE_MODULE = "lmhub.hf.templates.remote_model"
-REMOTE_WEIGHT_PREFIX = "model."
+# The transformers classes of an export: a copy of the ones to_hf_api uses, so both run one code.
+TEMPLATE_MODULE = "lmhub.hf.adapters.lmhub_model"
+REMOTE_WEIGHT_PREFIX = "decoder.model."  # where LmhubForCausalLM keeps the lmhub model
 SPECIAL_ID_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id")
 
 # Hugging Face's standard config names, and the lmhub field each reads when a family has it.

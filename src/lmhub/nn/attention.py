@@ -15,6 +15,7 @@ from torch import nn
 
 from lmhub.nn.decode_weights import FusedLinear
 from lmhub.nn.kv_cache import KVCache
+from lmhub.nn.masks import causal_mask
 from lmhub.nn.rope import apply_rotary
 
 AttnImpl = Literal["eager", "sdpa"]
@@ -53,7 +54,7 @@ def scaled_dot_product_attention(
         q_len, kv_len = q.shape[-2], k.shape[-2]
         is_causal = False
         if q_len > 1:
-            mask = torch.ones(q_len, kv_len, dtype=torch.bool, device=q.device).tril(kv_len - q_len)
+            mask = causal_mask(q_len, kv_len, device=q.device)
     if impl == "sdpa":
         attn_mask: torch.Tensor | None = mask
         if bias is not None:
@@ -61,10 +62,7 @@ def scaled_dot_product_attention(
             if mask is not None:
                 attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
             elif is_causal:
-                q_len, kv_len = q.shape[-2], k.shape[-2]
-                causal = torch.ones(q_len, kv_len, dtype=torch.bool, device=q.device).tril(
-                    kv_len - q_len
-                )
+                causal = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
                 attn_mask = attn_mask.masked_fill(~causal, float("-inf"))
             is_causal = False
         return F.scaled_dot_product_attention(
@@ -77,8 +75,7 @@ def scaled_dot_product_attention(
     if bias is not None:
         scores = scores + bias
     if mask is None and is_causal:
-        q_len, kv_len = q.shape[-2], k.shape[-2]
-        mask = torch.ones(q_len, kv_len, dtype=torch.bool, device=q.device).tril(kv_len - q_len)
+        mask = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
     if mask is not None:
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)

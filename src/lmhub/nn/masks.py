@@ -5,6 +5,33 @@ from __future__ import annotations
 import torch
 
 
+def causal_mask(
+    q_len: int,
+    kv_len: int,
+    *,
+    sliding_window: int | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Return the bottom-right-aligned causal mask ``[q_len, kv_len]`` (True = may attend).
+
+    The queries are the last ``q_len`` of ``kv_len >= q_len`` positions (a KV cache holds the
+    rest), so query ``i`` may see key ``j`` when ``j <= i + (kv_len - q_len)``, and with a
+    ``sliding_window`` of ``w`` also when ``j > i + (kv_len - q_len) - w``. For ``q_len ==
+    kv_len`` it is the lower triangle, what ``F.scaled_dot_product_attention(is_causal=True)``
+    applies; SDPA aligns its causal mask top-left, which is wrong for ``q_len < kv_len``.
+
+    Example:
+        >>> causal_mask(2, 4)
+        tensor([[ True,  True,  True, False],
+                [ True,  True,  True,  True]])
+    """
+    offset = kv_len - q_len
+    mask = torch.ones(q_len, kv_len, dtype=torch.bool, device=device).tril(offset)
+    if sliding_window is not None:
+        mask = mask.triu(offset - sliding_window + 1)
+    return mask
+
+
 def build_attention_mask(
     *,
     q_len: int,
@@ -49,15 +76,11 @@ def build_attention_mask(
     if padding_mask is not None:
         device = padding_mask.device
     mask: torch.Tensor | None = None
-    if causal or sliding_window is not None:
-        q_pos = torch.arange(kv_len - q_len, kv_len, device=device)[:, None]
-        k_pos = torch.arange(kv_len, device=device)[None, :]
-        mask = (
-            k_pos <= q_pos if causal else torch.ones(q_len, kv_len, dtype=torch.bool, device=device)
-        )
-        if sliding_window is not None:
-            mask = mask & (k_pos > q_pos - sliding_window)
-        mask = mask[None, None]
+    if causal:
+        mask = causal_mask(q_len, kv_len, sliding_window=sliding_window, device=device)[None, None]
+    elif sliding_window is not None:  # only the window's far edge: keys too far back
+        offset = kv_len - q_len - sliding_window + 1
+        mask = torch.ones(q_len, kv_len, dtype=torch.bool, device=device).triu(offset)[None, None]
     if padding_mask is not None:
         keys = padding_mask.bool()[:, None, None, :]
         mask = keys if mask is None else mask & keys

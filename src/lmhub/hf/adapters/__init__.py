@@ -16,7 +16,6 @@ from lmhub.hf.adapters.base import (
     HFEncoderModelArchitecture,
     HFModelArchitecture,
 )
-from lmhub.hf.adapters.cache import HFCacheBridge
 from lmhub.hf.adapters.heads import (
     CausalLMHeadMixin,
     ConditionalGenerationLMHeadMixin,
@@ -33,15 +32,14 @@ from lmhub.hf.adapters.lmhub_model import (
     LmhubForMaskedLM,
     LmhubForSequenceClassification,
     LmhubModel,
-    to_hf_api,
 )
 from lmhub.hf.adapters.registration import register
+from lmhub.hf.adapters.wrap import to_hf_api
 
 __all__ = [
     "CausalLMHeadMixin",
     "ConditionalGenerationLMHeadMixin",
     "HFAdapter",
-    "HFCacheBridge",
     "HFDecoderAdapter",
     "HFDecoderModelArchitecture",
     "HFEncoderAdapter",

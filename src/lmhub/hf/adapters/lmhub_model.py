@@ -1,24 +1,39 @@
-"""Native lmhub models behind the Hugging Face API: :func:`to_hf_api` and the classes it returns.
+"""Native lmhub models behind the Hugging Face API: the one set of transformers classes.
 
 Any model that follows the lmhub calling convention (``model(input_ids, *, attention_mask=,
-position_ids=, cache=, return_hidden=) -> logits``) is wrapped, not copied: the returned
-``PreTrainedModel`` shares its parameters. Decoders get a causal-LM head (the model's own output
-projection: the adapter asks it for logits), encoders a masked-LM head (likewise); both can take a
-fresh sequence-classification head over the final hidden states instead.
+position_ids=, cache=, return_hidden=) -> logits``) is wrapped, not copied: the classes share its
+parameters. Decoders get a causal-LM head (the model's own output projection: the adapter asks it
+for logits), encoders a masked-LM head (likewise); both can take a fresh sequence-classification
+head over the final hidden states instead. State-dict keys are the native ones under
+``decoder.model.`` / ``encoder.model.``.
 
-The config (``model_type`` ``lmhub_decoder`` / ``lmhub_encoder``) records the family and the whole
-lmhub config, so ``save_pretrained`` + ``from_pretrained`` (and, after
-:func:`lmhub.hf.register`, the Auto classes) rebuild the same model. State-dict keys are the native
-ones under ``decoder.model.`` / ``encoder.model.``.
+The same classes serve two places, so both run one forward, one cache and one loss:
 
-KV cache: transformers' cache objects are used as they are (see :mod:`lmhub.hf.adapters.cache`).
-Families whose class sets ``supports_kv_cache = False`` are re-run over the whole sequence at every
-generation step instead.
+* in process, :func:`lmhub.hf.to_hf_api` wraps a model; its config (``model_type``
+  ``lmhub_decoder`` / ``lmhub_encoder``) records the family and the whole lmhub config, so
+  ``save_pretrained`` + ``from_pretrained`` (and, after :func:`lmhub.hf.register`, the Auto classes)
+  rebuild the model through the family registry;
+* a remote-code export (:func:`lmhub.hf.export`) carries a verbatim copy of this module and of the
+  lmhub modules it imports (imports rewritten, see :mod:`lmhub.hf.remote_code`). Its generated
+  ``modeling_*.py`` subclasses :class:`LmhubForCausalLM` only to name the config class, the lmhub
+  config dataclass and the builder (:attr:`~_LmhubMixin.lmhub_config_class`,
+  :attr:`~_LmhubMixin.lmhub_builder`). So this module imports nothing but torch, transformers and a
+  few small lmhub modules.
+
+KV cache: the cache that crosses the Hugging Face boundary is always a transformers ``Cache``
+(``DynamicCache`` by default, whatever ``generate()`` or the caller hands in). The lmhub model gets
+an :class:`~lmhub.nn.kv_cache.ExternalCacheBridge` over it, an lmhub ``KVCache`` whose ``update``
+writes into the transformers cache, so ``generate()``'s own bookkeeping (beam reordering, cropping,
+``get_seq_length``) works unchanged and ``outputs.past_key_values`` is the object the caller
+passed in. Families whose class sets ``supports_kv_cache = False`` are re-run over the whole
+sequence at every generation step instead.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -31,24 +46,22 @@ from transformers.modeling_outputs import (
     ModelOutput,
 )
 
-from lmhub.config import from_dict, to_dict
+from lmhub.config import from_dict
+from lmhub.errors import ConfigError
 from lmhub.hf.adapters.base import (
     HFDecoderAdapter,
     HFDecoderModelArchitecture,
     HFEncoderAdapter,
     HFEncoderModelArchitecture,
 )
-from lmhub.hf.adapters.cache import HFCacheBridge
 from lmhub.hf.adapters.heads import (
     CausalLMHeadMixin,
     MaskedLMHeadMixin,
     SequenceClassificationLMHeadMixin,
 )
-from lmhub.models.family import ModelFamily
-from lmhub.models.registry import family_of
+from lmhub.models.registry import get_family
+from lmhub.nn.kv_cache import ExternalCacheBridge
 from lmhub.nn.masks import positions_from_padding
-
-Task = Literal["causal_lm", "masked_lm", "sequence_classification", "base"]
 
 # -- configs ----------------------------------------------------------------------------------
 
@@ -118,7 +131,7 @@ class LmhubDecoderAdapter(HFDecoderAdapter):
         if attention_mask is not None and position_ids is None:
             # Left padding: count positions over real tokens only, as generate() does.
             position_ids = positions_from_padding(attention_mask)[:, -input_ids.shape[1] :]
-        cache = HFCacheBridge(past_key_values) if past_key_values is not None else None
+        cache = ExternalCacheBridge(past_key_values) if past_key_values is not None else None
         out = self.model(
             input_ids,
             attention_mask=_real_mask(attention_mask),
@@ -163,25 +176,38 @@ class LmhubEncoderAdapter(HFEncoderAdapter):
 # -- building the native model from the HF config ---------------------------------------------
 
 
-def _native_from_config(config: LmhubDecoderConfig) -> nn.Module:
-    from lmhub.errors import ConfigError
-    from lmhub.models.registry import get_family
-
-    if not config.family:
+def _native_from_family(config: PretrainedConfig) -> nn.Module:
+    """Rebuild a model from an :class:`LmhubDecoderConfig`: its family's builder, its config."""
+    family_name = getattr(config, "family", "")
+    if not family_name:
         raise ConfigError(
             "This config names no lmhub model family, so the model cannot be rebuilt from it. "
             "Register the family (lmhub.register_family) and wrap the model with "
             "to_hf_api(model, family=...) before saving.",
             field="family",
         )
-    family = get_family(config.family)
-    native_config = from_dict(family.config_class, config.lmhub_config or {})
+    family = get_family(family_name)
+    native_config = from_dict(family.config_class, getattr(config, "lmhub_config", None) or {})
     # Built on the current default device and dtype: meta inside from_pretrained, so nothing is
     # initialised that the checkpoint then overwrites.
     return family.builder(native_config)
 
 
-def _input_embedding(model: nn.Module, vocab_size: int | None) -> nn.Embedding | None:
+def _flat_fields(config: PretrainedConfig, config_class: type[Any]) -> dict[str, Any]:
+    """The lmhub fields a remote-code config holds as attributes (``lmhub_renamed`` maps the few
+    whose names transformers reserves)."""
+    renamed = getattr(config, "lmhub_renamed", {})
+    values = {}
+    for field in dataclasses.fields(config_class):
+        attribute = renamed.get(field.name, field.name)
+        if hasattr(config, attribute):
+            values[field.name] = getattr(config, attribute)
+    return values
+
+
+def find_input_embedding(model: nn.Module, vocab_size: int | None) -> nn.Embedding | None:
+    """The model's token embedding: its ``embed`` attribute, else an embedding of ``vocab_size``
+    rows."""
     embed = getattr(model, "embed", None)
     if isinstance(embed, nn.Embedding):
         return embed
@@ -196,9 +222,24 @@ class _LmhubMixin:
 
     _backbone_emits_logits: ClassVar[bool] = False
 
+    lmhub_config_class: ClassVar[type[Any] | None] = None
+    """The lmhub config dataclass whose fields the Hugging Face config holds as attributes. Set,
+    with :attr:`lmhub_builder`, by a remote-code export's generated subclass; unset, the config is
+    an :class:`LmhubDecoderConfig` naming a registered family."""
+
+    lmhub_builder: ClassVar[Callable[[Any], nn.Module] | None] = None
+    """Builds the lmhub model from an ``lmhub_config_class`` instance (a ``staticmethod``)."""
+
     @classmethod
     def _native_or_built(cls, config: PretrainedConfig, model: nn.Module | None) -> nn.Module:
-        return model if model is not None else _native_from_config(config)  # type: ignore[arg-type]
+        if model is not None:
+            return model
+        if cls.lmhub_builder is not None and cls.lmhub_config_class is not None:
+            native_config = from_dict(
+                cls.lmhub_config_class, _flat_fields(config, cls.lmhub_config_class)
+            )
+            return cls.lmhub_builder(native_config)
+        return _native_from_family(config)
 
 
 class LmhubModel(_LmhubMixin, HFDecoderModelArchitecture):
@@ -206,12 +247,12 @@ class LmhubModel(_LmhubMixin, HFDecoderModelArchitecture):
 
     config_class = LmhubDecoderConfig
 
-    def __init__(self, config: LmhubDecoderConfig, model: nn.Module | None = None) -> None:
+    def __init__(self, config: PretrainedConfig, model: nn.Module | None = None) -> None:
         native = self._native_or_built(config, model)
         super().__init__(
             config,
             decoder=LmhubDecoderAdapter(native, config, emits_logits=self._backbone_emits_logits),
-            embedding=_input_embedding(native, config.vocab_size),
+            embedding=find_input_embedding(native, getattr(config, "vocab_size", None)),
         )
 
 
@@ -235,12 +276,12 @@ class LmhubEncoderModel(_LmhubMixin, HFEncoderModelArchitecture):
 
     config_class = LmhubEncoderConfig
 
-    def __init__(self, config: LmhubEncoderConfig, model: nn.Module | None = None) -> None:
+    def __init__(self, config: PretrainedConfig, model: nn.Module | None = None) -> None:
         native = self._native_or_built(config, model)
         super().__init__(
             config,
             encoder=LmhubEncoderAdapter(native, config, emits_logits=self._backbone_emits_logits),
-            embedding=_input_embedding(native, config.vocab_size),
+            embedding=find_input_embedding(native, getattr(config, "vocab_size", None)),
         )
 
 
@@ -252,96 +293,3 @@ class LmhubForMaskedLM(MaskedLMHeadMixin, LmhubEncoderModel):
 
 class LmhubEncoderForSequenceClassification(SequenceClassificationLMHeadMixin, LmhubEncoderModel):
     """A wrapped lmhub encoder with a fresh classification head over the first token."""
-
-
-_CLASSES: dict[tuple[str, str], type[Any]] = {
-    ("decoder", "causal_lm"): LmhubForCausalLM,
-    ("decoder", "sequence_classification"): LmhubForSequenceClassification,
-    ("decoder", "base"): LmhubModel,
-    ("encoder", "masked_lm"): LmhubForMaskedLM,
-    ("encoder", "sequence_classification"): LmhubEncoderForSequenceClassification,
-    ("encoder", "base"): LmhubEncoderModel,
-}
-
-
-# -- to_hf_api ----------------------------------------------------------------------------------
-
-
-def _first_of(config: Any, *names: str) -> Any:
-    for name in names:
-        value = getattr(config, name, None)
-        if value is not None:
-            return value
-    return None
-
-
-def _hf_config(
-    model: nn.Module,
-    family: ModelFamily[Any, Any] | None,
-    kind: str,
-    num_labels: int,
-) -> LmhubDecoderConfig:
-    native_config = getattr(model, "config", None)
-    embedding = _input_embedding(model, None)
-    vocab_size = _first_of(native_config, "vocab_size")
-    hidden_size = _first_of(native_config, "model_dim", "hidden_size", "dim")
-    if embedding is not None:
-        vocab_size = vocab_size or embedding.num_embeddings
-        hidden_size = hidden_size or embedding.embedding_dim
-    config_class = LmhubEncoderConfig if kind == "encoder" else LmhubDecoderConfig
-    lmhub_config = None
-    if native_config is not None and family is not None:
-        lmhub_config = to_dict(native_config)
-    return config_class(
-        family=family.name if family is not None else "",
-        lmhub_config=lmhub_config,
-        vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        num_hidden_layers=_first_of(native_config, "num_layers", "num_hidden_layers"),
-        initializer_range=float(_first_of(native_config, "init_std") or 0.02),
-        pad_token_id=_first_of(native_config, "pad_token_id"),
-        bos_token_id=_first_of(native_config, "bos_token_id"),
-        eos_token_id=_first_of(native_config, "eos_token_id"),
-        num_labels=num_labels,
-        dtype=next(model.parameters()).dtype,
-    )
-
-
-def to_hf_api(
-    model: nn.Module,
-    *,
-    task: Task | None = None,
-    num_labels: int = 2,
-    family: ModelFamily[Any, Any] | str | None = None,
-) -> Any:
-    """Wrap a native lmhub model as a ``transformers.PreTrainedModel`` (sharing its parameters).
-
-    ``task`` is ``"causal_lm"`` (default for decoders; has ``generate()``), ``"masked_lm"``
-    (default for encoders), ``"sequence_classification"`` (a fresh ``num_labels`` head) or
-    ``"base"`` (hidden states). ``family`` defaults to the registered family whose model class
-    the model is; without one the wrapper works in memory but ``from_pretrained`` cannot rebuild
-    it.
-
-    Example:
-        >>> model = get_model_hub("llama").create_new_model(llama_archs.get("llama_tiny"))
-        >>> hf = lmhub.hf.to_hf_api(model)
-        >>> hf.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=5, do_sample=False)
-    """
-    if isinstance(family, str):
-        from lmhub.models.registry import get_family
-
-        family = get_family(family)
-    resolved = family if family is not None else family_of(model)
-    kind = resolved.kind if resolved is not None else "decoder"
-    if kind == "encoder_decoder":
-        raise NotImplementedError(
-            "to_hf_api does not wrap encoder-decoder lmhub families yet. Adapt the model with "
-            "HFEncoderDecoderModelArchitecture and ConditionalGenerationLMHeadMixin instead."
-        )
-    task = task or ("causal_lm" if kind == "decoder" else "masked_lm")
-    cls = _CLASSES.get((kind, task))
-    if cls is None:
-        tasks = sorted(t for k, t in _CLASSES if k == kind)
-        raise ValueError(f"A {kind} model has no '{task}' head. Use one of: {', '.join(tasks)}.")
-    config = _hf_config(model, resolved, kind, num_labels)
-    return cls(config, model=model)

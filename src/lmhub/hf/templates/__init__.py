@@ -1,1 +1,0 @@
-"""Source files that exports copy (never imported by lmhub itself: they import transformers)."""
