@@ -182,3 +182,24 @@ class NonFiniteLossError(LmhubError, ArithmeticError):
             f"The loss at step {step} is {loss}, not a finite number. Lower the learning rate, "
             "train in float32, or check the model's initialisation and inputs."
         )
+
+
+class TensorDtypeMismatchError(ModelCheckpointError):
+    """Checkpoint tensors hold integers or bools where the model has floating-point weights."""
+
+    def __init__(
+        self,
+        mismatches: Sequence[tuple[str, object, object]],
+        *,
+        path: Path | str | None = None,
+    ) -> None:
+        self.mismatches = list(mismatches)
+        where = f" at {path}" if path is not None else ""
+        key, want, got = self.mismatches[0]
+        more = f" (and {len(self.mismatches) - 1} more)" if len(self.mismatches) > 1 else ""
+        super().__init__(
+            f"The checkpoint{where} stores '{key}' as {got}, but the model's weight is {want}"
+            f"{more}; integer and bool tensors are not cast to floating point. Check that the "
+            "checkpoint holds this model's weights, or convert them to a float dtype.",
+            path=path,
+        )

@@ -228,7 +228,7 @@ def test_load_model_reads_remote_code_exports(tmp_path: Path, family: str) -> No
 def test_progress_bar_on_a_terminal_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from lmhub.models import materialize
+    from lmhub.checkpoint import assign
 
     events: list[str] = []
 
@@ -245,7 +245,7 @@ def test_progress_bar_on_a_terminal_only(tmp_path: Path, monkeypatch: pytest.Mon
     hub = get_llama_model_hub()
     cfg = lmhub.apply_overrides(hub.get_arch_config("llama_tiny"), ["num_layers=8"])
     _save_native(tmp_path, cfg)
-    monkeypatch.setattr(materialize, "_Bar", RecordingBar)
+    monkeypatch.setattr(assign, "_Bar", RecordingBar)
     hub.load_custom_model(tmp_path, cfg, progress=True)
     assert events == []  # not a terminal
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)

@@ -22,40 +22,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lmhub.checkpoint.assign import assign_tensors
 from lmhub.checkpoint.readers import CheckpointReader, open_checkpoint
+from lmhub.checkpoint.state import model_tensors
 from lmhub.checkpoint.weight_map import WeightMap
 from lmhub.checkpoint.writers import save_safetensors_sharded
 from lmhub.errors import ModelCheckpointError
 from lmhub.utils import as_device
 
-__all__ = ["load_checkpoint", "model_tensors", "save_checkpoint"]
+__all__ = ["load_checkpoint", "model_tensors", "native_items", "save_checkpoint"]
 
 TIED_METADATA_KEY = "lmhub.tied"
 """Safetensors metadata key holding ``{alias: source}`` of tied tensors, as JSON."""
 
 PREFIX_METADATA_KEY = "lmhub.key_prefix"
 """Safetensors metadata key holding a prefix put before every tensor name (e.g. ``model.``)."""
-
-
-def model_tensors(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Return ``(tensors, tied)``: each parameter and persistent buffer under its first name, and
-    ``{alias: first name}`` for every other name under which a tensor appears again.
-
-    Example:
-        >>> tensors, tied = model_tensors(tied_llama)
-        >>> tied
-        {'lm_head.weight': 'embed.weight'}
-    """
-    tensors: dict[str, torch.Tensor] = {}
-    tied: dict[str, str] = {}
-    first_name: dict[int, str] = {}
-    for name, tensor in model.state_dict(keep_vars=True).items():
-        source = first_name.setdefault(id(tensor), name)
-        if source == name:
-            tensors[name] = tensor.detach()
-        else:
-            tied[name] = source
-    return tensors, tied
 
 
 def save_checkpoint(
@@ -123,16 +104,19 @@ def load_checkpoint(
     directory: str | os.PathLike[str],
     model: nn.Module,
     *,
+    weight_map: WeightMap | None = None,
     device: torch.device | str | None = None,
     mmap: bool = True,
 ) -> nn.Module:
     """Load the weights at ``directory`` into ``model`` and return it.
 
-    ``directory`` may hold an lmhub checkpoint (from :func:`save_checkpoint`), a Hugging Face
-    one of the model's family, or the weights of a remote-code export. A model built on the meta
-    device gets the tensors assigned (on ``device``, default CPU, in the model's dtypes; with
-    ``mmap`` no copy is made where they already fit) and its non-persistent buffers recomputed; a
-    materialised model has them copied in place (after a move to ``device`` if one is given).
+    ``directory`` may hold an lmhub checkpoint (from :func:`save_checkpoint`), the weights of a
+    remote-code export, or (given the family's ``weight_map``) a Hugging Face checkpoint.
+    :func:`lmhub.load_checkpoint` passes the weight map of the model's family itself. A model
+    built on the meta device gets the tensors assigned (on ``device``, default CPU, in the
+    model's dtypes; with ``mmap`` no copy is made where they already fit) and its non-persistent
+    buffers recomputed; a materialised model has them copied in place (after a move to
+    ``device`` if one is given).
     Tied parameters are tied again. Every missing, unexpected and mis-shaped tensor is reported
     together in one :class:`~lmhub.errors.StateDictMismatchError` (the model may then be partly
     filled: build a fresh one to retry).
@@ -141,10 +125,6 @@ def load_checkpoint(
         >>> model = hub.create_new_model(config, meta=True)
         >>> load_checkpoint("ckpt", model, device="cuda")
     """
-    from lmhub.models.materialize import assign_tensors
-    from lmhub.models.registry import family_of
-
-    family = family_of(model)
     tensors, model_tied = model_tensors(model)
     on_meta = any(t.is_meta for t in tensors.values())
     target = as_device(device)  # where a meta model's tensors go
@@ -158,7 +138,7 @@ def load_checkpoint(
         dtype = next((t.dtype for t in tensors.values() if t.is_floating_point()), None)
         assign_tensors(
             model,
-            native_items(reader, names, family.weight_map if family is not None else None),
+            native_items(reader, names, weight_map),
             device=target,
             dtype=dtype,
             path=directory,
@@ -167,5 +147,3 @@ def load_checkpoint(
     finally:
         reader.close()
     return model
-
-

@@ -20,6 +20,7 @@ from torch import nn
 from lmhub.assets.card import AssetCard
 from lmhub.assets.hf_cache import resolve_hf_uri
 from lmhub.assets.store import AssetStore, default_asset_store
+from lmhub.checkpoint.assign import assign_tensors
 from lmhub.checkpoint.checksum import verify_checksums
 from lmhub.checkpoint.readers import open_checkpoint
 from lmhub.checkpoint.save_load import native_items
@@ -32,7 +33,7 @@ from lmhub.errors import (
     ModelNotKnownError,
 )
 from lmhub.models.family import ModelFamily
-from lmhub.models.materialize import assign_tensors, build_on_meta, materialize
+from lmhub.models.materialize import build_on_meta, materialize
 from lmhub.models.registry import (
     all_arch_names,
     family_for_hf_model_type,

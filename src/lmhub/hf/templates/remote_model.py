@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from lmhub.checkpoint.state import tied_names
 from lmhub.config import from_dict
 from lmhub.nn.kv_cache import DynamicKVCache, ExternalCacheBridge, KVCache
 from lmhub.nn.masks import positions_from_padding
@@ -52,17 +53,6 @@ class LmhubGenerationCache(DynamicKVCache):
                 store[layer] = tensor.index_select(0, beam_idx.to(tensor.device))
 
 
-def _tied_names(module: torch.nn.Module) -> dict[str, str]:
-    """``{alias: first name}`` of parameters that appear under more than one name."""
-    first: dict[int, str] = {}
-    tied: dict[str, str] = {}
-    for name, param in module.named_parameters(remove_duplicate=False):
-        source = first.setdefault(id(param), name)
-        if source != name:
-            tied[name] = source
-    return tied
-
-
 class LmhubForCausalLM(PreTrainedModel, GenerationMixin):
     """A transformers causal LM around an lmhub model (``self.model``).
 
@@ -87,7 +77,7 @@ class LmhubForCausalLM(PreTrainedModel, GenerationMixin):
         self.model = self.lmhub_builder(from_dict(self.lmhub_config_class, values))
         # transformers ties (and expects missing from checkpoints) exactly what lmhub ties.
         self._tied_weights_keys = {
-            f"model.{alias}": f"model.{source}" for alias, source in _tied_names(self.model).items()
+            f"model.{alias}": f"model.{source}" for alias, source in tied_names(self.model).items()
         }
         self.post_init()
 
