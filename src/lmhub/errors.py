@@ -203,3 +203,13 @@ class TensorDtypeMismatchError(ModelCheckpointError):
             "checkpoint holds this model's weights, or convert them to a float dtype.",
             path=path,
         )
+
+
+class CheckpointLayoutError(ModelCheckpointError):
+    """The naming layout of a checkpoint (lmhub's or a family's external names) is unknown."""
+
+    def __init__(
+        self, message: str, *, path: Path | str | None = None, keys: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message, path=path)
+        self.keys = list(keys)

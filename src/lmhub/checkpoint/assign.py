@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from lmhub.checkpoint.state import tied_names
-from lmhub.errors import StateDictMismatchError, TensorDtypeMismatchError
+from lmhub.errors import ModelCheckpointError, StateDictMismatchError, TensorDtypeMismatchError
 
-__all__ = ["assign_tensors", "finish_model", "retie"]
+__all__ = ["assign_tensors", "check_ties", "finish_model", "retie"]
 
 
 def finish_model(model: nn.Module, device: torch.device) -> None:
@@ -81,6 +81,9 @@ def assign_tensors(
     non-persistent buffers recomputed.
     """
     slots = _slots(model)
+    if tied:
+        check_ties(model, tied, path=path)
+    was_meta = any(slot[2].is_meta for slot in slots.values())
     aliases = set(tied_names(model)) | set(tied or {})
     loaded: set[str] = set()
     unexpected: list[str] = []
@@ -126,12 +129,56 @@ def assign_tensors(
         )
     if wrong_dtype:
         raise TensorDtypeMismatchError(wrong_dtype, path=path)
-    if any(slot[2].is_meta for slot in slots.values()):
+    if was_meta:
         finish_model(model, device)  # recompute RoPE tables etc. where the weights now live
     elif callable(getattr(model, "tie_weights", None)):
         model.tie_weights()
     for alias, source in (tied or {}).items():
         retie(model, alias, source)
+    left = [name for name, t in model.state_dict(keep_vars=True).items() if t.is_meta]
+    if left:
+        raise ModelCheckpointError(
+            f"After loading the checkpoint{_at(path)}, {len(left)} tensors of the model are still "
+            f"on the meta device (e.g. '{left[0]}'): neither the file nor its tied-weight record "
+            "gives them data. Check the checkpoint's tensors and its 'lmhub.tied' metadata.",
+            path=path,
+        )
+
+
+def check_ties(
+    model: nn.Module, tied: Mapping[str, str], *, path: Path | str | None = None
+) -> None:
+    """Check that each ``alias -> source`` names two same-shaped tensors of ``model`` and that
+    no source is itself an alias.
+
+    Raises:
+        ModelCheckpointError: naming the first bad tie.
+    """
+    shapes = {n: tuple(t.shape) for n, t in model.state_dict(keep_vars=True).items()}
+    for alias, source in tied.items():
+        problem = None
+        if alias not in shapes:
+            problem = f"the alias '{alias}' is not a tensor of the model"
+        elif source not in shapes:
+            problem = f"its source '{source}' is not a tensor of the model"
+        elif alias == source or source in tied:
+            problem = f"its source '{source}' is itself tied to another tensor"
+        elif shapes[alias] != shapes[source]:
+            problem = (
+                f"'{alias}' has shape {shapes[alias]} in the model but '{source}' has shape "
+                f"{shapes[source]}"
+            )
+        if problem is not None:
+            raise ModelCheckpointError(
+                f"The checkpoint{_at(path)} records the tie '{alias}' -> '{source}', but "
+                f"{problem}. The tied-weight record does not fit this model: save the "
+                "checkpoint again from a model of this architecture.",
+                path=path,
+            )
+
+
+def _at(path: Path | str | None) -> str:
+    return f" at {path}" if path is not None else ""
 
 
 def _module_and_attr(model: nn.Module, name: str) -> tuple[nn.Module, str]:

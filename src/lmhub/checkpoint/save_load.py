@@ -16,13 +16,19 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Set
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from lmhub.checkpoint.assign import assign_tensors
+from lmhub.checkpoint.layout import (
+    LAYOUT_METADATA_KEY,
+    PREFIX_METADATA_KEY,
+    TIED_METADATA_KEY,
+    decide_layout,
+)
 from lmhub.checkpoint.readers import CheckpointReader, open_checkpoint
 from lmhub.checkpoint.state import model_tensors
 from lmhub.checkpoint.weight_map import WeightMap
@@ -30,13 +36,14 @@ from lmhub.checkpoint.writers import save_safetensors_sharded
 from lmhub.errors import ModelCheckpointError
 from lmhub.utils import as_device
 
-__all__ = ["load_checkpoint", "model_tensors", "native_items", "save_checkpoint"]
-
-TIED_METADATA_KEY = "lmhub.tied"
-"""Safetensors metadata key holding ``{alias: source}`` of tied tensors, as JSON."""
-
-PREFIX_METADATA_KEY = "lmhub.key_prefix"
-"""Safetensors metadata key holding a prefix put before every tensor name (e.g. ``model.``)."""
+__all__ = [
+    "TIED_METADATA_KEY",
+    "load_checkpoint",
+    "model_tensors",
+    "native_items",
+    "recorded_ties",
+    "save_checkpoint",
+]
 
 
 def save_checkpoint(
@@ -63,7 +70,7 @@ def save_checkpoint(
             "no data to save. Materialise the model or load its weights first.",
             path=directory,
         )
-    metadata: dict[str, str] = {}
+    metadata: dict[str, str] = {LAYOUT_METADATA_KEY: "native"}
     if tied:
         metadata[TIED_METADATA_KEY] = json.dumps(tied, sort_keys=True)
     if key_prefix:
@@ -77,27 +84,47 @@ def save_checkpoint(
 
 
 def native_items(
-    reader: CheckpointReader, native: set[str] | frozenset[str], weight_map: WeightMap | None
+    reader: CheckpointReader,
+    native: Set[str],
+    weight_map: WeightMap | None,
+    *,
+    path: str | os.PathLike[str] | None = None,
 ) -> Iterator[tuple[str | None, torch.Tensor, str]]:
     """Yield ``(native key or None, tensor, key in file)`` for every tensor of ``reader``.
 
-    lmhub names pass as they are, a prefix recorded by :func:`save_checkpoint` is stripped,
-    external (Hugging Face) names go through the family's weight map, and as a last resort a
-    remote-code export's ``model.`` prefix is dropped. ``None`` marks a key nothing explains.
+    The checkpoint's layout is decided once, before the first tensor is read
+    (:func:`~lmhub.checkpoint.layout.decide_layout`); ``None`` marks a key it does not explain.
+
+    Raises:
+        CheckpointLayoutError: if no layout explains the checkpoint's names.
     """
-    prefix = reader.metadata().get(PREFIX_METADATA_KEY, "")
-    for key, tensor in reader.iter_tensors():
-        name = key.removeprefix(prefix) if prefix else key
-        if name in native:
-            yield name, tensor, key
-            continue
-        if weight_map is not None:
-            mapped, converted, _ = next(weight_map.convert_to_native([(name, tensor)]))
-            if mapped in native:
-                yield mapped, converted, key
-                continue
-        stripped = name.removeprefix("model.")
-        yield (stripped if stripped in native else None), tensor, key
+    layout = decide_layout(reader.keys(), reader.metadata(), native, weight_map, path=path)
+    return layout.convert(reader.iter_tensors())
+
+
+def recorded_ties(metadata: Mapping[str, str], path: str | os.PathLike[str]) -> dict[str, str]:
+    """Return the ``{alias: source}`` ties a checkpoint records in its metadata (``{}`` if none).
+
+    Raises:
+        ModelCheckpointError: if the record is not JSON or not an object of names to names.
+    """
+    raw = metadata.get(TIED_METADATA_KEY)
+    if raw is None:
+        return {}
+    try:
+        tied = json.loads(raw)
+    except (ValueError, RecursionError):
+        tied = None
+    if not isinstance(tied, dict) or not all(
+        isinstance(a, str) and isinstance(s, str) for a, s in tied.items()
+    ):
+        raise ModelCheckpointError(
+            f"The checkpoint at {path} has a '{TIED_METADATA_KEY}' metadata entry that is not a "
+            f"JSON object mapping tensor names to tensor names ({raw[:80]!r}). Save the "
+            "checkpoint again with save_checkpoint.",
+            path=path,
+        )
+    return tied
 
 
 def load_checkpoint(
@@ -132,17 +159,17 @@ def load_checkpoint(
         model.to(target)
     reader = open_checkpoint(directory, mmap=mmap)
     try:
-        tied: dict[str, str] = json.loads(reader.metadata().get(TIED_METADATA_KEY, "{}"))
+        tied = recorded_ties(reader.metadata(), directory)
         names = set(tensors) | set(model_tied)
         # A meta model takes its dtypes from how it was built; None would keep the stored ones.
         dtype = next((t.dtype for t in tensors.values() if t.is_floating_point()), None)
         assign_tensors(
             model,
-            native_items(reader, names, weight_map),
+            native_items(reader, names, weight_map, path=directory),
             device=target,
             dtype=dtype,
             path=directory,
-            tied={a: s for a, s in tied.items() if a in names},
+            tied=tied,
         )
     finally:
         reader.close()

@@ -227,7 +227,7 @@ class ModelHub(Generic[ModelT, ConfigT]):
             model = build_on_meta(self.family.builder, config, meta_dtype)
             assign_tensors(
                 model,
-                native_items(reader, _state_names(model), self.family.weight_map),
+                native_items(reader, _state_names(model), self.family.weight_map, path=path),
                 device=target,
                 dtype=resolved_dtype,
                 path=path,
