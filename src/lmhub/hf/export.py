@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 import lmhub
+from lmhub.checkpoint.checksum import sha256_file
 from lmhub.checkpoint.save_load import model_tensors, save_checkpoint
 from lmhub.checkpoint.writers import save_safetensors_sharded
 from lmhub.config import from_dict, to_dict
@@ -170,11 +171,7 @@ def _tree_digest(directory: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
-        file_digest = hashlib.sha256()
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                file_digest.update(chunk)
-        digest.update(file_digest.digest())
+        digest.update(bytes.fromhex(sha256_file(path)))
     return digest.hexdigest()
 
 
