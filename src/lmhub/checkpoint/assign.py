@@ -104,10 +104,10 @@ def assign_tensors(
             if tuple(tensor.shape) != tuple(current.shape):
                 mismatched.append((file_key, tuple(current.shape), tuple(tensor.shape)))
                 continue
+            loaded.add(key)  # type: ignore[arg-type]
             if _is_float(current.dtype) and not _is_float(tensor.dtype):
                 wrong_dtype.append((file_key, current.dtype, tensor.dtype))
                 continue
-            loaded.add(key)  # type: ignore[arg-type]
             if not current.is_meta:
                 with torch.no_grad():
                     current.copy_(tensor)

@@ -18,7 +18,7 @@ import os
 import pickle
 import re
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -67,6 +67,8 @@ _INDEX_SUFFIX = ".index.json"
 # The safetensors reference implementation refuses larger headers; so do we, rather than
 # reading gigabytes of "JSON" from a damaged length field.
 _MAX_HEADER_BYTES = 100_000_000
+# torch counts elements and strides in int64.
+_MAX_NUMEL = 2**63 - 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,14 +137,11 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
             "Check that it exists and that you may read it.",
             path=path,
         ) from e
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _corrupt(path, f"its header is not valid JSON ({e})") from None
+    header = _parse_json(raw, lambda detail: _corrupt(path, f"its header {detail}"))
     if not isinstance(header, dict):
         raise _corrupt(path, "its header is not a JSON object")
 
-    metadata = header.pop("__metadata__", None) or {}
+    metadata = header.pop("__metadata__", {})
     if not isinstance(metadata, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
@@ -153,7 +152,20 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
     infos = [
         _tensor_info(path, name, entry, data_start, data_size) for name, entry in header.items()
     ]
-    infos.sort(key=lambda info: info.start)
+    infos.sort(key=lambda info: (info.start, info.end))
+    # Two tensors sharing bytes would alias each other's data once loaded.
+    last: TensorInfo | None = None
+    for info in infos:
+        if info.start == info.end:
+            continue
+        if last is not None and info.start < last.end:
+            raise _corrupt(
+                path,
+                f"the tensors {last.name!r} and {info.name!r} overlap (bytes "
+                f"{last.start - data_start}..{last.end - data_start} and "
+                f"{info.start - data_start}..{info.end - data_start} of the data section)",
+            )
+        last = info
     return SafetensorsHeader(
         path=path,
         file_size=file_size,
@@ -169,17 +181,26 @@ def _tensor_info(
     if not isinstance(entry, dict):
         raise _corrupt(path, f"the header entry for {name!r} is not a JSON object")
     code, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-    if code not in SAFETENSORS_DTYPES:
-        raise _corrupt(path, f"the tensor {name!r} has the unknown or unsupported dtype {code!r}")
+    if not isinstance(code, str) or code not in SAFETENSORS_DTYPES:
+        raise _corrupt(
+            path, f"the tensor {name!r} has the unknown or unsupported dtype {_short(code)}"
+        )
     if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
-        raise _corrupt(path, f"the tensor {name!r} has the invalid shape {shape!r}")
+        raise _corrupt(path, f"the tensor {name!r} has the invalid shape {_short(shape)}")
+    # torch sizes and strides are int64: every dimension, and the elements counted with zero
+    # dimensions taken as one (the largest stride), must fit.
+    extent = 1
+    for d in shape:
+        extent *= max(d, 1)
+    if extent > _MAX_NUMEL:
+        raise _corrupt(
+            path, f"the tensor {name!r} has the shape {_short(shape)}, too large for torch"
+        )
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_is_count, offsets))):
-        raise _corrupt(path, f"the tensor {name!r} has invalid data_offsets {offsets!r}")
+        raise _corrupt(path, f"the tensor {name!r} has invalid data_offsets {_short(offsets)}")
     begin, end = offsets
     dtype = SAFETENSORS_DTYPES[code]
-    numel = 1
-    for d in shape:
-        numel *= d
+    numel = 0 if 0 in shape else extent
     if end < begin or end - begin != numel * dtype.itemsize:
         raise _corrupt(
             path,
@@ -197,6 +218,23 @@ def _tensor_info(
 
 def _is_count(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _short(value: object) -> str:
+    """``repr(value)``, cut short: header values come from untrusted files."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _parse_json(raw: bytes, error: Callable[[str], Exception]) -> object:
+    """Parse untrusted JSON; any failure (bad UTF-8, syntax, nesting too deep for the parser,
+    an integer too long to convert) becomes ``error(detail)``."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise error("is nested too deeply to be read") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, int digit limits
+        raise error(f"is not valid JSON ({_short(str(e))})") from None
 
 
 def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -475,19 +513,20 @@ def _is_state_dict(obj: object) -> bool:
 def _read_index(index_path: Path) -> dict[str, Path]:
     """Return the index's ``weight_map`` with each shard resolved next to the index file."""
     try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
+        raw = index_path.read_bytes()
     except OSError as e:
         raise ModelCheckpointError(
             f"The checkpoint index {index_path} could not be read ({e.strerror or e}). "
             "Check that it exists and that you may read it.",
             path=index_path,
         ) from e
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelCheckpointError(
-            f"The checkpoint index {index_path} is not valid JSON ({e}). Download or save the "
-            "checkpoint again.",
+    index = _parse_json(
+        raw,
+        lambda detail: ModelCheckpointError(
+            f"The checkpoint index {index_path} {detail}. Download or save the checkpoint again.",
             path=index_path,
-        ) from None
+        ),
+    )
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
