@@ -4,7 +4,7 @@
 names, as ``model.safetensors`` (or shards plus ``model.safetensors.index.json``). Tied
 parameters (``lm_head.weight`` sharing ``embed.weight``) are stored once and recorded in the
 safetensors metadata, so :func:`load_checkpoint` can tie them again. The write is atomic: a
-crash mid-save leaves the previous checkpoint as it was.
+save killed at any instant leaves the previous checkpoint or the new one, never neither.
 
 Example:
     >>> save_checkpoint("ckpt", model, max_shard_size="2GB")
