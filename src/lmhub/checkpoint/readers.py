@@ -432,6 +432,13 @@ class TorchPickleReader(CheckpointReader):
             obj = torch.load(path, map_location="cpu", weights_only=self.restrict, mmap=mmap)
         except pickle.UnpicklingError as e:
             raise _unpickling_error(path, e, self.restrict) from None
+        except (AttributeError, ImportError) as e:  # full unpickling: a class that is gone
+            raise ModelCheckpointError(
+                f"The PyTorch checkpoint file {path} refers to code that cannot be imported "
+                f"here ({_first_line(e)}). Install what it was saved with, or save only the "
+                "tensors (torch.save(model.state_dict(), path)) where the file was made.",
+                path=path,
+            ) from e
         except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
             raise ModelCheckpointError(
                 f"The PyTorch checkpoint file {path} could not be read ({_first_line(e)}). "
@@ -446,26 +453,63 @@ def _first_line(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
+# How torch's weights-only unpickler words a refusal (torch 2.4 to 2.13), most specific first:
+# (pattern, whether the refused thing comes from a module torch always blocks).
+_REFUSALS: list[tuple[re.Pattern[str], bool]] = [
+    (re.compile(r"GLOBAL (\S+) whose module (\S+) is blocked"), True),
+    (re.compile(r"Unsupported global: GLOBAL (\S+)"), False),
+    (re.compile(r"unrecognized function (.+?)(?: which belongs to |$)", re.MULTILINE), False),
+    (re.compile(r"allowlisted via `add_safe_globals`,? but got (.+?)$", re.MULTILINE), False),
+    (re.compile(r"(\S+) must be imported to load"), False),
+]
+
+
+def refused_global(message: str) -> tuple[str, bool] | None:
+    """Return ``(what was refused, whether its module is always blocked)`` from the message of
+    a restricted ``torch.load`` refusal, or ``None`` if the message is not a refusal."""
+    for pattern, blocked in _REFUSALS:
+        found = pattern.search(message)
+        if found:
+            return found.group(1).strip("`'\"."), blocked
+    return None
+
+
 def _unpickling_error(path: Path, e: Exception, restrict: bool) -> ModelCheckpointError:
-    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-    if restrict and found:
+    # Never suggest full unpickling here: the file may be an attack, and the user can choose
+    # it knowingly from open_checkpoint's documentation.
+    refused = refused_global(str(e)) if restrict else None
+    if refused is not None and refused[1]:
         return ModelCheckpointError(
-            f"The PyTorch checkpoint file {path} needs full unpickling: it refers to "
-            f"{found.group(1)}, which restricted (weights-only) loading does not allow. Full "
-            "unpickling can run arbitrary code, so pass restrict=False only if the file is "
-            "trusted.",
+            f"The PyTorch checkpoint file {path} refers to {refused[0]}, from a module that "
+            "restricted (weights-only) loading always blocks because it can run commands. The "
+            "file may be malicious: do not load it, and get the weights as safetensors from a "
+            "source you trust.",
             path=path,
         )
-    hint = (
-        " If it is a trusted checkpoint that needs full unpickling, pass restrict=False."
-        if restrict
-        else ""
-    )
+    if refused is not None:
+        return ModelCheckpointError(
+            f"The PyTorch checkpoint file {path} refers to {refused[0]}, which restricted "
+            "(weights-only) loading refuses because unpickling it could run arbitrary code. Get "
+            "the weights as a safetensors file, or save only the tensors where the file was made "
+            "(torch.save(model.state_dict(), path)).",
+            path=path,
+        )
     return ModelCheckpointError(
-        f"The PyTorch checkpoint file {path} could not be unpickled; it is corrupt or not a "
-        f"torch.save file: download or save it again.{hint}",
+        f"The PyTorch checkpoint file {path} could not be unpickled ({_unpickler_detail(e)}); "
+        "it is corrupt or not a torch.save file: download or save it again.",
         path=path,
     )
+
+
+def _unpickler_detail(e: Exception) -> str:
+    """The unpickler's own complaint, without torch's advice to turn restricted loading off."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    own = [
+        line
+        for line in lines
+        if "weights_only" not in line and not line.startswith("Check the documentation")
+    ]
+    return _short(own[-1]) if own else type(e).__name__
 
 
 def _state_dict_of(path: Path, obj: object) -> dict[str, torch.Tensor]:
