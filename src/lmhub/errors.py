@@ -134,6 +134,23 @@ class StateDictMismatchError(ModelCheckpointError):
         for key, want, got in self.shape_mismatches:
             lines.append(f"Shape mismatch for {key}: the model expects {want}, the file has {got}")
         super().__init__("\n".join(lines), path=path)
+        self.where = where
+
+    @property
+    def summary(self) -> str:
+        """The message in one line: the counts and the first few keys of each kind."""
+
+        def some(keys: Sequence[str]) -> str:
+            shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+            return f" ({shown})" if keys else ""
+
+        return (
+            f"The checkpoint{self.where} does not fit the model: {len(self.missing)} missing"
+            f"{some(self.missing)}, {len(self.unexpected)} unexpected{some(self.unexpected)} "
+            f"and {len(self.shape_mismatches)} mis-shaped"
+            f"{some([k for k, _, _ in self.shape_mismatches])} tensors. Check that the "
+            "checkpoint and the model config describe the same architecture."
+        )
 
 
 class TokenizerError(LmhubError, ValueError):

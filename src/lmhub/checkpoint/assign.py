@@ -101,10 +101,10 @@ def assign_tensors(
                 unexpected.append(file_key)
                 continue
             module, attr, current, is_param = slot
+            loaded.add(key)  # type: ignore[arg-type]  # present: mis-shaped is not also missing
             if tuple(tensor.shape) != tuple(current.shape):
                 mismatched.append((file_key, tuple(current.shape), tuple(tensor.shape)))
                 continue
-            loaded.add(key)  # type: ignore[arg-type]
             if _is_float(current.dtype) and not _is_float(tensor.dtype):
                 wrong_dtype.append((file_key, current.dtype, tensor.dtype))
                 continue
