@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lmhub
 from lmhub.checkpoint.layout import LAYOUT_METADATA_KEY, TIED_METADATA_KEY
 from lmhub.checkpoint.state import model_tensors
 from lmhub.checkpoint.writers import save_safetensors_sharded
-from lmhub.errors import ModelCheckpointError, TensorDtypeMismatchError
+from lmhub.errors import LmhubError, ModelCheckpointError, TensorDtypeMismatchError
 
 
 def _tiny(seed: int = 0) -> torch.nn.Module:
@@ -93,3 +96,33 @@ def test_a_float_tensor_of_another_float_dtype_is_cast(tmp_path: Path) -> None:
     loaded = lmhub.load_checkpoint(tmp_path, _empty(model))
     assert loaded.embed.weight.dtype == torch.float32
     assert torch.equal(loaded.embed.weight, tensors["embed.weight"].float())
+
+
+_names = st.sampled_from(["lm_head.weight", "embed.weight", "final_norm.weight", "x", ""])
+_tied_json = st.one_of(
+    st.dictionaries(_names, st.one_of(_names, st.integers(), st.none()), max_size=3).map(
+        json.dumps
+    ),
+    st.recursive(
+        st.one_of(st.none(), st.integers(), st.text(max_size=5)),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+        max_leaves=6,
+    ).map(json.dumps),
+    st.text(max_size=20),
+)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(tied=_tied_json)
+def test_fuzzed_tied_records_only_raise_lmhub_errors(tied: str) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        model = _tiny()
+        tensors = model_tensors(model)[0]
+        tensors.pop("lm_head.weight")
+        _save(Path(directory), tensors, tied)
+        try:
+            loaded = lmhub.load_checkpoint(directory, _empty(model))
+        except LmhubError:
+            return
+        assert not any(t.is_meta for t in loaded.state_dict().values())
+        assert loaded.lm_head.weight is loaded.embed.weight
