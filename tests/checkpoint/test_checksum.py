@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lmhub.assets.hf_cache import resolve_location
+from lmhub.assets.hf_cache import local_path
 from lmhub.checkpoint.checksum import sha256_file, verify_checksums
 from lmhub.errors import ChecksumMismatchError, ModelCheckpointError
 
@@ -41,11 +41,11 @@ def test_locations_are_paths_or_cached_hf_snapshots(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    assert resolve_location(str(tmp_path / "w")) == tmp_path / "w"
+    assert local_path(str(tmp_path / "w")) == tmp_path / "w"
     snapshot = tmp_path / "hub" / "models--org--name" / "snapshots" / "abc123"
     snapshot.mkdir(parents=True)
     (tmp_path / "hub" / "models--org--name" / "refs").mkdir()
     (tmp_path / "hub" / "models--org--name" / "refs" / "main").write_text("abc123\n")
-    assert resolve_location("hf://org/name") == snapshot
+    assert local_path("hf://org/name") == snapshot
     with pytest.raises(ModelCheckpointError, match="never downloads"):
-        resolve_location("hf://org/other")
+        local_path("hf://org/other")

@@ -1,6 +1,6 @@
 """Resolve ``hf://org/name`` to a snapshot in the local Hugging Face cache, never downloading.
 
-:func:`resolve_location` is the one place a card's location (a checkpoint or a tokenizer: a path
+:func:`local_path` is the one place a card's location (a checkpoint or a tokenizer: a path
 or an ``hf://`` URI) becomes a local path.
 """
 
@@ -59,12 +59,12 @@ def is_hf_uri(location: str) -> bool:
     return location.startswith("hf://")
 
 
-def resolve_location(location: str) -> Path:
+def local_path(location: str) -> Path:
     """Return the local path of a card location: an ``hf://`` URI from the local Hugging Face
     cache (see :func:`resolve_hf_uri`), anything else as a path.
 
     Example:
-        >>> resolve_location("/data/llama")
+        >>> local_path("/data/llama")
         PosixPath('/data/llama')
     """
     return resolve_hf_uri(location) if is_hf_uri(location) else Path(location)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from lmhub.assets.card import AssetCard
-from lmhub.assets.hf_cache import resolve_location
+from lmhub.assets.hf_cache import local_path
 from lmhub.assets.store import AssetStore, default_asset_store
 from lmhub.checkpoint.assign import assign_tensors
 from lmhub.checkpoint.checksum import verify_checksums
@@ -291,7 +291,7 @@ def card_checkpoint(card: AssetCard) -> Path:
             name=card.name,
             path=card.source,
         )
-    path = resolve_location(location)
+    path = local_path(location)
     if not path.exists():
         raise ModelCheckpointError(
             f"The checkpoint of card '{card.name}' is not at {path}. Fix the card's "

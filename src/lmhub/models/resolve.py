@@ -142,7 +142,7 @@ def load_source_tokenizer(source: ModelSource) -> Any:
     """
     if source.tokenizer is None:
         return None
-    from lmhub.assets.hf_cache import resolve_location
+    from lmhub.assets.hf_cache import local_path
     from lmhub.data.tokenizers import load_tokenizer
 
-    return load_tokenizer(resolve_location(source.tokenizer))
+    return load_tokenizer(local_path(source.tokenizer))

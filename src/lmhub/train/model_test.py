@@ -188,10 +188,10 @@ def _load_data_tokenizer(choice: str | None, source: str | None) -> Any:
         return load_tokenizer(choice)
     if source is None:
         return ByteTokenizer()
-    from lmhub.assets.hf_cache import resolve_location
+    from lmhub.assets.hf_cache import local_path
 
     try:
-        location = str(resolve_location(source))
+        location = str(local_path(source))
     except (LmhubError, OSError):
         return ByteTokenizer()
     try:
