@@ -83,22 +83,26 @@ SCENARIOS = [
 ]
 
 
+@pytest.mark.parametrize("prefix", ["model", "weights"])
 @pytest.mark.parametrize(("old_limit", "new_limit"), SCENARIOS)
 def test_a_save_killed_at_any_step_leaves_old_or_new(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old_limit: str, new_limit: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old_limit: str, new_limit: str, prefix: str
 ) -> None:
     old, new, newer = _state(1), _state(2), _state(3)
 
     def fresh(k: int) -> Path:
         target = tmp_path / f"k{k}" / "ckpt"
         target.parent.mkdir()
-        save_safetensors_sharded(old, target, max_shard_size=old_limit)
+        save_safetensors_sharded(old, target, max_shard_size=old_limit, filename_prefix=prefix)
         (target / "config.json").write_text("{}")
         return target
 
     probe = fresh(0)
     steps = _count_steps(
-        monkeypatch, lambda: save_safetensors_sharded(new, probe, max_shard_size=new_limit)
+        monkeypatch,
+        lambda: save_safetensors_sharded(
+            new, probe, max_shard_size=new_limit, filename_prefix=prefix
+        ),
     )
     assert _same(_read(probe), new)
     assert steps > 3
@@ -107,13 +111,15 @@ def test_a_save_killed_at_any_step_leaves_old_or_new(
         target = fresh(k)
         _kill_at(monkeypatch, k)
         with pytest.raises(Killed):
-            save_safetensors_sharded(new, target, max_shard_size=new_limit)
+            save_safetensors_sharded(new, target, max_shard_size=new_limit, filename_prefix=prefix)
         monkeypatch.undo()
         got = _read(target)
         assert _same(got, old) or _same(got, new), f"killed at step {k}: neither old nor new"
         outcomes.add("new" if _same(got, new) else "old")
         # The next save cleans up: no staging directory, no orphaned shard, and it loads.
-        files = save_safetensors_sharded(newer, target, max_shard_size=new_limit)
+        files = save_safetensors_sharded(
+            newer, target, max_shard_size=new_limit, filename_prefix=prefix
+        )
         assert _same(_read(target), newer)
         assert sorted(os.listdir(target.parent)) == ["ckpt"]
         assert sorted(os.listdir(target)) == sorted(["config.json", *(f.name for f in files)])

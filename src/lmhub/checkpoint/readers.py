@@ -29,6 +29,7 @@ from lmhub.errors import ModelCheckpointError
 
 __all__ = [
     "SAFETENSORS_DTYPES",
+    "SHARD_NAME",
     "CheckpointReader",
     "SafetensorsHeader",
     "SafetensorsReader",
@@ -64,6 +65,9 @@ for _code, _attr in [
 _SAFETENSORS_SUFFIXES = (".safetensors",)
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
 _INDEX_SUFFIX = ".index.json"
+SHARD_NAME = re.compile(r"(?P<prefix>.+)-\d+-of-\d+(-[0-9a-f]{8})?\.safetensors")
+"""Names of safetensors shards (``model-00001-of-00004.safetensors``, optionally with the random
+suffix a re-save gives them); on their own, without an index, they are not a checkpoint."""
 # The safetensors reference implementation refuses larger headers; so do we, rather than
 # reading gigabytes of "JSON" from a damaged length field.
 _MAX_HEADER_BYTES = 100_000_000
@@ -707,6 +711,9 @@ def _find_weights(directory: Path) -> Path:
         ["model.safetensors"],
         ["model.safetensors.index.json"],
         [f for f in files if f.endswith(".safetensors.index.json")],
+        # Shards belong to an index: a lone non-shard file wins over shards left beside it
+        # (a save that was switching between the two layouts may leave both for a moment).
+        [f for f in files if f.endswith(".safetensors") and not SHARD_NAME.fullmatch(f)],
         [f for f in files if f.endswith(".safetensors")],
         ["pytorch_model.bin"],
         ["pytorch_model.bin.index.json"],

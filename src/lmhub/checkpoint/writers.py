@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from lmhub.checkpoint.readers import SAFETENSORS_DTYPES
+from lmhub.checkpoint.readers import SAFETENSORS_DTYPES, SHARD_NAME
 
 __all__ = [
     "atomic_write_bytes",
@@ -323,9 +323,10 @@ def _shard_names(prefix: str, count: int, taken: set[str]) -> list[str]:
 
 def _is_weight_file(name: str, prefix: str) -> bool:
     """Whether ``name`` is a weight file or index that a save with ``prefix`` may have written."""
-    return name in (f"{prefix}.safetensors", f"{prefix}.safetensors.index.json") or bool(
-        re.fullmatch(rf"{re.escape(prefix)}-\d+-of-\d+(-[0-9a-f]{{8}})?\.safetensors", name)
-    )
+    if name in (f"{prefix}.safetensors", f"{prefix}.safetensors.index.json"):
+        return True
+    shard = SHARD_NAME.fullmatch(name)
+    return shard is not None and shard.group("prefix") == prefix
 
 
 def _staging_prefix(target: Path) -> str:
@@ -386,8 +387,14 @@ def _commit(staging: Path, target: Path, new_files: list[str], prefix: str) -> N
     index_name = f"{prefix}.safetensors.index.json"
     single_name = f"{prefix}.safetensors"
     if index_name not in new_files:
-        os.replace(staging / single_name, target / single_name)  # the switch-over
+        os.replace(staging / single_name, target / single_name)  # the switch-over...
         _fsync_dir(target)
+        if index_name in stale:
+            # ...where readers prefer it to an old index; else removing the index is. Either
+            # way the index goes before the shards it names.
+            (target / index_name).unlink()
+            stale.discard(index_name)
+            _fsync_dir(target)
     else:
         for name in new_files:
             if name != index_name:
