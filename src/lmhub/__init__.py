@@ -9,7 +9,7 @@ Example:
 """
 
 from lmhub.assets import AssetCard, AssetStore, register_cards
-from lmhub.checkpoint.save_load import load_checkpoint, save_checkpoint
+from lmhub.checkpoint.save_load import save_checkpoint
 from lmhub.config import apply_overrides, from_dict, from_json, from_yaml, to_dict, to_json, to_yaml
 from lmhub.errors import (
     AssetCardError,
@@ -27,6 +27,7 @@ from lmhub.errors import (
 from lmhub.models.archs import ArchRegistry
 from lmhub.models.family import HfInterop, ModelFamily
 from lmhub.models.hub import ModelHub, get_model_hub, load_model
+from lmhub.models.materialize import load_checkpoint
 from lmhub.models.registry import get_family, list_families, register_family
 from lmhub.parallel.gangs import Gang, Gangs, fake_gangs
 from lmhub.utils import default_dtype, no_init_weights

@@ -134,6 +134,23 @@ class StateDictMismatchError(ModelCheckpointError):
         for key, want, got in self.shape_mismatches:
             lines.append(f"Shape mismatch for {key}: the model expects {want}, the file has {got}")
         super().__init__("\n".join(lines), path=path)
+        self.where = where
+
+    @property
+    def summary(self) -> str:
+        """The message in one line: the counts and the first few keys of each kind."""
+
+        def some(keys: Sequence[str]) -> str:
+            shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+            return f" ({shown})" if keys else ""
+
+        return (
+            f"The checkpoint{self.where} does not fit the model: {len(self.missing)} missing"
+            f"{some(self.missing)}, {len(self.unexpected)} unexpected{some(self.unexpected)} "
+            f"and {len(self.shape_mismatches)} mis-shaped"
+            f"{some([k for k, _, _ in self.shape_mismatches])} tensors. Check that the "
+            "checkpoint and the model config describe the same architecture."
+        )
 
 
 class TokenizerError(LmhubError, ValueError):
@@ -182,3 +199,34 @@ class NonFiniteLossError(LmhubError, ArithmeticError):
             f"The loss at step {step} is {loss}, not a finite number. Lower the learning rate, "
             "train in float32, or check the model's initialisation and inputs."
         )
+
+
+class TensorDtypeMismatchError(ModelCheckpointError):
+    """Checkpoint tensors hold integers or bools where the model has floating-point weights."""
+
+    def __init__(
+        self,
+        mismatches: Sequence[tuple[str, object, object]],
+        *,
+        path: Path | str | None = None,
+    ) -> None:
+        self.mismatches = list(mismatches)
+        where = f" at {path}" if path is not None else ""
+        key, want, got = self.mismatches[0]
+        more = f" (and {len(self.mismatches) - 1} more)" if len(self.mismatches) > 1 else ""
+        super().__init__(
+            f"The checkpoint{where} stores '{key}' as {got}, but the model's weight is {want}"
+            f"{more}; integer and bool tensors are not cast to floating point. Check that the "
+            "checkpoint holds this model's weights, or convert them to a float dtype.",
+            path=path,
+        )
+
+
+class CheckpointLayoutError(ModelCheckpointError):
+    """The naming layout of a checkpoint (lmhub's or a family's external names) is unknown."""
+
+    def __init__(
+        self, message: str, *, path: Path | str | None = None, keys: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message, path=path)
+        self.keys = list(keys)

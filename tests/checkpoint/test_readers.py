@@ -140,6 +140,15 @@ def test_directory_layouts_and_safetensors_preference(tmp_path: Path) -> None:
     assert torch.equal(_load(only_pt)["w"], torch.ones(3))
 
 
+def test_shards_without_an_index_do_not_compete_with_a_lone_file(tmp_path: Path) -> None:
+    save_file({"w": torch.ones(2)}, tmp_path / "weights-00001-of-00002.safetensors")
+    save_file({"v": torch.ones(2)}, tmp_path / "weights-00002-of-00002-0a1b2c3d.safetensors")
+    with pytest.raises(ModelCheckpointError, match="several candidate weight files"):
+        _load(tmp_path)
+    save_file({"w": torch.full((2,), 3.0)}, tmp_path / "weights.safetensors")
+    assert torch.equal(_load(tmp_path)["w"], torch.full((2,), 3.0))
+
+
 def test_misaligned_tensor_is_copied_correctly(tmp_path: Path) -> None:
     # "b" starts one byte into the data section, so it cannot be an element-aligned view.
     b = torch.tensor([1.5, -2.0], dtype=torch.float32)
@@ -247,15 +256,17 @@ def test_training_checkpoint_is_unwrapped(tmp_path: Path, key: str) -> None:
     _assert_same(_load(tmp_path / "ckpt.pt"), state)
 
 
-def test_custom_class_needs_restrict_false(tmp_path: Path) -> None:
+def test_custom_class_is_refused_by_name_without_suggesting_full_unpickling(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "ckpt.pt"
     torch.save({"model": {"w": torch.ones(2)}, "args": TrainArgs()}, path)
     for restrict in (None, True):
         with pytest.raises(ModelCheckpointError) as info:
             _load(path, restrict=restrict)
         message = str(info.value)
-        assert str(path) in message and "restrict=False" in message and "trusted" in message
-        assert "TrainArgs" in message
+        assert str(path) in message and "TrainArgs" in message and "refuses" in message
+        assert "restrict=False" not in message and "weights_only=False" not in message
         assert info.value.path == path
     assert torch.equal(_load(path, restrict=False)["w"], torch.ones(2))
 

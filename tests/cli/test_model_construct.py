@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import lmhub
-from lmhub.checkpoint.save_load import load_checkpoint
 from lmhub.cli.main import main
 from lmhub.hf.export import read_exported_config
+from lmhub.models.materialize import load_checkpoint
 from tests.oracle.hf_models import save_tiny_hf_llama
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from lmhub.assets.hf_cache import is_hf_uri
 from lmhub.errors import AssetCardError
 
 # Fields whose values are locations, resolved against the directory of the file that sets them.
@@ -32,7 +33,7 @@ def resolve_location(value: str, base_dir: Path | None) -> str:
         >>> resolve_location("./w", Path("/cards"))
         '/cards/w'
     """
-    if value.startswith("hf://"):
+    if is_hf_uri(value):
         return value
     if value.startswith("file://"):
         return unquote(urlparse(value).path)

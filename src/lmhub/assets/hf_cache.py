@@ -1,4 +1,8 @@
-"""Resolve ``hf://org/name`` to a snapshot in the local Hugging Face cache, never downloading."""
+"""Resolve ``hf://org/name`` to a snapshot in the local Hugging Face cache, never downloading.
+
+:func:`local_path` is the one place a card's location (a checkpoint or a tokenizer: a path
+or an ``hf://`` URI) becomes a local path.
+"""
 
 from __future__ import annotations
 
@@ -48,3 +52,19 @@ def resolve_hf_uri(uri: str) -> Path:
             path=repo_dir,
         )
     return candidate
+
+
+def is_hf_uri(location: str) -> bool:
+    """Whether ``location`` is an ``hf://org/name[@revision]`` URI rather than a path."""
+    return location.startswith("hf://")
+
+
+def local_path(location: str) -> Path:
+    """Return the local path of a card location: an ``hf://`` URI from the local Hugging Face
+    cache (see :func:`resolve_hf_uri`), anything else as a path.
+
+    Example:
+        >>> local_path("/data/llama")
+        PosixPath('/data/llama')
+    """
+    return resolve_hf_uri(location) if is_hf_uri(location) else Path(location)

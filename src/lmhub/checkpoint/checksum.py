@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from lmhub.checkpoint.writers import atomic_write_text
 from lmhub.errors import AssetCardError, ChecksumMismatchError
 
 _CHUNK = 8 << 20
@@ -32,10 +33,14 @@ def _memo_path() -> Path:
 
 
 def _load_memo() -> dict[str, str]:
+    # The memo only saves time: an unreadable or damaged one is treated as empty.
     try:
-        return json.loads(_memo_path().read_text())
-    except (OSError, ValueError):
+        memo = json.loads(_memo_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return {}
+    if not isinstance(memo, dict):
+        return {}
+    return {k: v for k, v in memo.items() if isinstance(v, str)}
 
 
 def _memo_key(path: Path) -> str:
@@ -91,8 +96,6 @@ def verify_checksums(checkpoint: Path, expected: str | Mapping[str, str]) -> Non
         changed = True
     if changed:
         try:
-            from lmhub.checkpoint.writers import atomic_write_text
-
             _memo_path().parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(_memo_path(), json.dumps(memo, indent=0))
         except OSError:

@@ -18,7 +18,7 @@ import os
 import pickle
 import re
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +29,7 @@ from lmhub.errors import ModelCheckpointError
 
 __all__ = [
     "SAFETENSORS_DTYPES",
+    "SHARD_NAME",
     "CheckpointReader",
     "SafetensorsHeader",
     "SafetensorsReader",
@@ -64,9 +65,14 @@ for _code, _attr in [
 _SAFETENSORS_SUFFIXES = (".safetensors",)
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
 _INDEX_SUFFIX = ".index.json"
+SHARD_NAME = re.compile(r"(?P<prefix>.+)-\d+-of-\d+(-[0-9a-f]{8})?\.safetensors")
+"""Names of safetensors shards (``model-00001-of-00004.safetensors``, optionally with the random
+suffix a re-save gives them); on their own, without an index, they are not a checkpoint."""
 # The safetensors reference implementation refuses larger headers; so do we, rather than
 # reading gigabytes of "JSON" from a damaged length field.
 _MAX_HEADER_BYTES = 100_000_000
+# torch counts elements and strides in int64.
+_MAX_NUMEL = 2**63 - 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,14 +141,11 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
             "Check that it exists and that you may read it.",
             path=path,
         ) from e
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _corrupt(path, f"its header is not valid JSON ({e})") from None
+    header = _parse_json(raw, lambda detail: _corrupt(path, f"its header {detail}"))
     if not isinstance(header, dict):
         raise _corrupt(path, "its header is not a JSON object")
 
-    metadata = header.pop("__metadata__", None) or {}
+    metadata = header.pop("__metadata__", {})
     if not isinstance(metadata, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
@@ -153,7 +156,20 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
     infos = [
         _tensor_info(path, name, entry, data_start, data_size) for name, entry in header.items()
     ]
-    infos.sort(key=lambda info: info.start)
+    infos.sort(key=lambda info: (info.start, info.end))
+    # Two tensors sharing bytes would alias each other's data once loaded.
+    last: TensorInfo | None = None
+    for info in infos:
+        if info.start == info.end:
+            continue
+        if last is not None and info.start < last.end:
+            raise _corrupt(
+                path,
+                f"the tensors {last.name!r} and {info.name!r} overlap (bytes "
+                f"{last.start - data_start}..{last.end - data_start} and "
+                f"{info.start - data_start}..{info.end - data_start} of the data section)",
+            )
+        last = info
     return SafetensorsHeader(
         path=path,
         file_size=file_size,
@@ -169,17 +185,26 @@ def _tensor_info(
     if not isinstance(entry, dict):
         raise _corrupt(path, f"the header entry for {name!r} is not a JSON object")
     code, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-    if code not in SAFETENSORS_DTYPES:
-        raise _corrupt(path, f"the tensor {name!r} has the unknown or unsupported dtype {code!r}")
+    if not isinstance(code, str) or code not in SAFETENSORS_DTYPES:
+        raise _corrupt(
+            path, f"the tensor {name!r} has the unknown or unsupported dtype {_short(code)}"
+        )
     if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
-        raise _corrupt(path, f"the tensor {name!r} has the invalid shape {shape!r}")
+        raise _corrupt(path, f"the tensor {name!r} has the invalid shape {_short(shape)}")
+    # torch sizes and strides are int64: every dimension, and the elements counted with zero
+    # dimensions taken as one (the largest stride), must fit.
+    extent = 1
+    for d in shape:
+        extent *= max(d, 1)
+    if extent > _MAX_NUMEL:
+        raise _corrupt(
+            path, f"the tensor {name!r} has the shape {_short(shape)}, too large for torch"
+        )
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_is_count, offsets))):
-        raise _corrupt(path, f"the tensor {name!r} has invalid data_offsets {offsets!r}")
+        raise _corrupt(path, f"the tensor {name!r} has invalid data_offsets {_short(offsets)}")
     begin, end = offsets
     dtype = SAFETENSORS_DTYPES[code]
-    numel = 1
-    for d in shape:
-        numel *= d
+    numel = 0 if 0 in shape else extent
     if end < begin or end - begin != numel * dtype.itemsize:
         raise _corrupt(
             path,
@@ -197,6 +222,23 @@ def _tensor_info(
 
 def _is_count(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _short(value: object) -> str:
+    """``repr(value)``, cut short: header values come from untrusted files."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _parse_json(raw: bytes, error: Callable[[str], Exception]) -> object:
+    """Parse untrusted JSON; any failure (bad UTF-8, syntax, nesting too deep for the parser,
+    an integer too long to convert) becomes ``error(detail)``."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise error("is nested too deeply to be read") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, int digit limits
+        raise error(f"is not valid JSON ({_short(str(e))})") from None
 
 
 def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -394,6 +436,13 @@ class TorchPickleReader(CheckpointReader):
             obj = torch.load(path, map_location="cpu", weights_only=self.restrict, mmap=mmap)
         except pickle.UnpicklingError as e:
             raise _unpickling_error(path, e, self.restrict) from None
+        except (AttributeError, ImportError) as e:  # full unpickling: a class that is gone
+            raise ModelCheckpointError(
+                f"The PyTorch checkpoint file {path} refers to code that cannot be imported "
+                f"here ({_first_line(e)}). Install what it was saved with, or save only the "
+                "tensors (torch.save(model.state_dict(), path)) where the file was made.",
+                path=path,
+            ) from e
         except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
             raise ModelCheckpointError(
                 f"The PyTorch checkpoint file {path} could not be read ({_first_line(e)}). "
@@ -408,26 +457,63 @@ def _first_line(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
+# How torch's weights-only unpickler words a refusal (torch 2.4 to 2.13), most specific first:
+# (pattern, whether the refused thing comes from a module torch always blocks).
+_REFUSALS: list[tuple[re.Pattern[str], bool]] = [
+    (re.compile(r"GLOBAL (\S+) whose module (\S+) is blocked"), True),
+    (re.compile(r"Unsupported global: GLOBAL (\S+)"), False),
+    (re.compile(r"unrecognized function (.+?)(?: which belongs to |$)", re.MULTILINE), False),
+    (re.compile(r"allowlisted via `add_safe_globals`,? but got (.+?)$", re.MULTILINE), False),
+    (re.compile(r"(\S+) must be imported to load"), False),
+]
+
+
+def refused_global(message: str) -> tuple[str, bool] | None:
+    """Return ``(what was refused, whether its module is always blocked)`` from the message of
+    a restricted ``torch.load`` refusal, or ``None`` if the message is not a refusal."""
+    for pattern, blocked in _REFUSALS:
+        found = pattern.search(message)
+        if found:
+            return found.group(1).strip("`'\"."), blocked
+    return None
+
+
 def _unpickling_error(path: Path, e: Exception, restrict: bool) -> ModelCheckpointError:
-    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
-    if restrict and found:
+    # Never suggest full unpickling here: the file may be an attack, and the user can choose
+    # it knowingly from open_checkpoint's documentation.
+    refused = refused_global(str(e)) if restrict else None
+    if refused is not None and refused[1]:
         return ModelCheckpointError(
-            f"The PyTorch checkpoint file {path} needs full unpickling: it refers to "
-            f"{found.group(1)}, which restricted (weights-only) loading does not allow. Full "
-            "unpickling can run arbitrary code, so pass restrict=False only if the file is "
-            "trusted.",
+            f"The PyTorch checkpoint file {path} refers to {refused[0]}, from a module that "
+            "restricted (weights-only) loading always blocks because it can run commands. The "
+            "file may be malicious: do not load it, and get the weights as safetensors from a "
+            "source you trust.",
             path=path,
         )
-    hint = (
-        " If it is a trusted checkpoint that needs full unpickling, pass restrict=False."
-        if restrict
-        else ""
-    )
+    if refused is not None:
+        return ModelCheckpointError(
+            f"The PyTorch checkpoint file {path} refers to {refused[0]}, which restricted "
+            "(weights-only) loading refuses because unpickling it could run arbitrary code. Get "
+            "the weights as a safetensors file, or save only the tensors where the file was made "
+            "(torch.save(model.state_dict(), path)).",
+            path=path,
+        )
     return ModelCheckpointError(
-        f"The PyTorch checkpoint file {path} could not be unpickled; it is corrupt or not a "
-        f"torch.save file: download or save it again.{hint}",
+        f"The PyTorch checkpoint file {path} could not be unpickled ({_unpickler_detail(e)}); "
+        "it is corrupt or not a torch.save file: download or save it again.",
         path=path,
     )
+
+
+def _unpickler_detail(e: Exception) -> str:
+    """The unpickler's own complaint, without torch's advice to turn restricted loading off."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    own = [
+        line
+        for line in lines
+        if "weights_only" not in line and not line.startswith("Check the documentation")
+    ]
+    return _short(own[-1]) if own else type(e).__name__
 
 
 def _state_dict_of(path: Path, obj: object) -> dict[str, torch.Tensor]:
@@ -475,19 +561,20 @@ def _is_state_dict(obj: object) -> bool:
 def _read_index(index_path: Path) -> dict[str, Path]:
     """Return the index's ``weight_map`` with each shard resolved next to the index file."""
     try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
+        raw = index_path.read_bytes()
     except OSError as e:
         raise ModelCheckpointError(
             f"The checkpoint index {index_path} could not be read ({e.strerror or e}). "
             "Check that it exists and that you may read it.",
             path=index_path,
         ) from e
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelCheckpointError(
-            f"The checkpoint index {index_path} is not valid JSON ({e}). Download or save the "
-            "checkpoint again.",
+    index = _parse_json(
+        raw,
+        lambda detail: ModelCheckpointError(
+            f"The checkpoint index {index_path} {detail}. Download or save the checkpoint again.",
             path=index_path,
-        ) from None
+        ),
+    )
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
@@ -624,6 +711,9 @@ def _find_weights(directory: Path) -> Path:
         ["model.safetensors"],
         ["model.safetensors.index.json"],
         [f for f in files if f.endswith(".safetensors.index.json")],
+        # Shards belong to an index: a lone non-shard file wins over shards left beside it
+        # (a save that was switching between the two layouts may leave both for a moment).
+        [f for f in files if f.endswith(".safetensors") and not SHARD_NAME.fullmatch(f)],
         [f for f in files if f.endswith(".safetensors")],
         ["pytorch_model.bin"],
         ["pytorch_model.bin.index.json"],

@@ -4,7 +4,7 @@
 names, as ``model.safetensors`` (or shards plus ``model.safetensors.index.json``). Tied
 parameters (``lm_head.weight`` sharing ``embed.weight``) are stored once and recorded in the
 safetensors metadata, so :func:`load_checkpoint` can tie them again. The write is atomic: a
-crash mid-save leaves the previous checkpoint as it was.
+save killed at any instant leaves the previous checkpoint or the new one, never neither.
 
 Example:
     >>> save_checkpoint("ckpt", model, max_shard_size="2GB")
@@ -16,46 +16,34 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Set
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from lmhub.checkpoint.assign import assign_tensors
+from lmhub.checkpoint.layout import (
+    LAYOUT_METADATA_KEY,
+    PREFIX_METADATA_KEY,
+    TIED_METADATA_KEY,
+    decide_layout,
+)
 from lmhub.checkpoint.readers import CheckpointReader, open_checkpoint
+from lmhub.checkpoint.state import model_tensors
 from lmhub.checkpoint.weight_map import WeightMap
 from lmhub.checkpoint.writers import save_safetensors_sharded
 from lmhub.errors import ModelCheckpointError
 from lmhub.utils import as_device
 
-__all__ = ["load_checkpoint", "model_tensors", "save_checkpoint"]
-
-TIED_METADATA_KEY = "lmhub.tied"
-"""Safetensors metadata key holding ``{alias: source}`` of tied tensors, as JSON."""
-
-PREFIX_METADATA_KEY = "lmhub.key_prefix"
-"""Safetensors metadata key holding a prefix put before every tensor name (e.g. ``model.``)."""
-
-
-def model_tensors(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Return ``(tensors, tied)``: each parameter and persistent buffer under its first name, and
-    ``{alias: first name}`` for every other name under which a tensor appears again.
-
-    Example:
-        >>> tensors, tied = model_tensors(tied_llama)
-        >>> tied
-        {'lm_head.weight': 'embed.weight'}
-    """
-    tensors: dict[str, torch.Tensor] = {}
-    tied: dict[str, str] = {}
-    first_name: dict[int, str] = {}
-    for name, tensor in model.state_dict(keep_vars=True).items():
-        source = first_name.setdefault(id(tensor), name)
-        if source == name:
-            tensors[name] = tensor.detach()
-        else:
-            tied[name] = source
-    return tensors, tied
+__all__ = [
+    "TIED_METADATA_KEY",
+    "load_checkpoint",
+    "model_tensors",
+    "native_items",
+    "recorded_ties",
+    "save_checkpoint",
+]
 
 
 def save_checkpoint(
@@ -82,7 +70,7 @@ def save_checkpoint(
             "no data to save. Materialise the model or load its weights first.",
             path=directory,
         )
-    metadata: dict[str, str] = {}
+    metadata: dict[str, str] = {LAYOUT_METADATA_KEY: "native"}
     if tied:
         metadata[TIED_METADATA_KEY] = json.dumps(tied, sort_keys=True)
     if key_prefix:
@@ -96,44 +84,66 @@ def save_checkpoint(
 
 
 def native_items(
-    reader: CheckpointReader, native: set[str] | frozenset[str], weight_map: WeightMap | None
+    reader: CheckpointReader,
+    native: Set[str],
+    weight_map: WeightMap | None,
+    *,
+    path: str | os.PathLike[str] | None = None,
 ) -> Iterator[tuple[str | None, torch.Tensor, str]]:
     """Yield ``(native key or None, tensor, key in file)`` for every tensor of ``reader``.
 
-    lmhub names pass as they are, a prefix recorded by :func:`save_checkpoint` is stripped,
-    external (Hugging Face) names go through the family's weight map, and as a last resort a
-    remote-code export's ``decoder.model.`` prefix is dropped. ``None`` marks a key nothing
-    explains.
+    The checkpoint's layout is decided once, before the first tensor is read
+    (:func:`~lmhub.checkpoint.layout.decide_layout`); ``None`` marks a key it does not explain.
+
+    Raises:
+        CheckpointLayoutError: if no layout explains the checkpoint's names.
     """
-    prefix = reader.metadata().get(PREFIX_METADATA_KEY, "")
-    for key, tensor in reader.iter_tensors():
-        name = key.removeprefix(prefix) if prefix else key
-        if name in native:
-            yield name, tensor, key
-            continue
-        if weight_map is not None:
-            mapped, converted, _ = next(weight_map.convert_to_native([(name, tensor)]))
-            if mapped in native:
-                yield mapped, converted, key
-                continue
-        stripped = name.removeprefix("decoder.model.")  # hf.export.REMOTE_WEIGHT_PREFIX
-        yield (stripped if stripped in native else None), tensor, key
+    layout = decide_layout(reader.keys(), reader.metadata(), native, weight_map, path=path)
+    return layout.convert(reader.iter_tensors())
+
+
+def recorded_ties(metadata: Mapping[str, str], path: str | os.PathLike[str]) -> dict[str, str]:
+    """Return the ``{alias: source}`` ties a checkpoint records in its metadata (``{}`` if none).
+
+    Raises:
+        ModelCheckpointError: if the record is not JSON or not an object of names to names.
+    """
+    raw = metadata.get(TIED_METADATA_KEY)
+    if raw is None:
+        return {}
+    try:
+        tied = json.loads(raw)
+    except (ValueError, RecursionError):
+        tied = None
+    if not isinstance(tied, dict) or not all(
+        isinstance(a, str) and isinstance(s, str) for a, s in tied.items()
+    ):
+        raise ModelCheckpointError(
+            f"The checkpoint at {path} has a '{TIED_METADATA_KEY}' metadata entry that is not a "
+            f"JSON object mapping tensor names to tensor names ({raw[:80]!r}). Save the "
+            "checkpoint again with save_checkpoint.",
+            path=path,
+        )
+    return tied
 
 
 def load_checkpoint(
     directory: str | os.PathLike[str],
     model: nn.Module,
     *,
+    weight_map: WeightMap | None = None,
     device: torch.device | str | None = None,
     mmap: bool = True,
 ) -> nn.Module:
     """Load the weights at ``directory`` into ``model`` and return it.
 
-    ``directory`` may hold an lmhub checkpoint (from :func:`save_checkpoint`), a Hugging Face
-    one of the model's family, or the weights of a remote-code export. A model built on the meta
-    device gets the tensors assigned (on ``device``, default CPU, in the model's dtypes; with
-    ``mmap`` no copy is made where they already fit) and its non-persistent buffers recomputed; a
-    materialised model has them copied in place (after a move to ``device`` if one is given).
+    ``directory`` may hold an lmhub checkpoint (from :func:`save_checkpoint`), the weights of a
+    remote-code export, or (given the family's ``weight_map``) a Hugging Face checkpoint.
+    :func:`lmhub.load_checkpoint` passes the weight map of the model's family itself. A model
+    built on the meta device gets the tensors assigned (on ``device``, default CPU, in the
+    model's dtypes; with ``mmap`` no copy is made where they already fit) and its non-persistent
+    buffers recomputed; a materialised model has them copied in place (after a move to
+    ``device`` if one is given).
     Tied parameters are tied again. Every missing, unexpected and mis-shaped tensor is reported
     together in one :class:`~lmhub.errors.StateDictMismatchError` (the model may then be partly
     filled: build a fresh one to retry).
@@ -142,10 +152,6 @@ def load_checkpoint(
         >>> model = hub.create_new_model(config, meta=True)
         >>> load_checkpoint("ckpt", model, device="cuda")
     """
-    from lmhub.models.materialize import assign_tensors
-    from lmhub.models.registry import family_of
-
-    family = family_of(model)
     tensors, model_tied = model_tensors(model)
     on_meta = any(t.is_meta for t in tensors.values())
     target = as_device(device)  # where a meta model's tensors go
@@ -153,20 +159,18 @@ def load_checkpoint(
         model.to(target)
     reader = open_checkpoint(directory, mmap=mmap)
     try:
-        tied: dict[str, str] = json.loads(reader.metadata().get(TIED_METADATA_KEY, "{}"))
+        tied = recorded_ties(reader.metadata(), directory)
         names = set(tensors) | set(model_tied)
         # A meta model takes its dtypes from how it was built; None would keep the stored ones.
         dtype = next((t.dtype for t in tensors.values() if t.is_floating_point()), None)
         assign_tensors(
             model,
-            native_items(reader, names, family.weight_map if family is not None else None),
+            native_items(reader, names, weight_map, path=directory),
             device=target,
             dtype=dtype,
             path=directory,
-            tied={a: s for a, s in tied.items() if a in names},
+            tied=tied,
         )
     finally:
         reader.close()
     return model
-
-

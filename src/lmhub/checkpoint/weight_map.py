@@ -107,7 +107,7 @@ class WeightMap:
         items: Iterable[tuple[str, torch.Tensor]],
         *,
         native_keys: frozenset[str] | set[str] = frozenset(),
-    ) -> Iterator[tuple[str, torch.Tensor | None, str]]:
+    ) -> Iterator[tuple[str | None, torch.Tensor, str]]:
         """Yield ``(native_key or None, tensor, original_key)`` one at a time.
 
         Keys already in ``native_keys`` (an lmhub checkpoint) pass through unchanged.

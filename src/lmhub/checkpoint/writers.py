@@ -1,7 +1,7 @@
 """Write checkpoints atomically: safetensors in the Hugging Face (sharded) layout, and small files.
 
 Every writer builds its output next to the target, fsyncs it and then renames it into place, so
-a crash or an exception mid-save leaves the previous checkpoint as it was.
+a crash or an exception mid-save leaves the previous checkpoint or the new one, never a mix.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from lmhub.checkpoint.readers import SAFETENSORS_DTYPES
+from lmhub.checkpoint.readers import SAFETENSORS_DTYPES, SHARD_NAME
 
 __all__ = [
     "atomic_write_bytes",
@@ -187,8 +187,11 @@ def save_safetensors_sharded(
     Each shard's ``__metadata__`` is ``{"format": "pt"}`` updated with ``metadata``.
 
     The save is atomic: files are written and fsynced in a temporary directory next to
-    ``directory`` and then renamed into place; other files in ``directory`` (``config.json``...)
-    are kept, and weight files of an earlier save that the new one does not overwrite are removed.
+    ``directory`` and then renamed into place so that, killed at any instant, ``directory``
+    loads as the previous checkpoint or as the new one. Where a shard name is still used by the
+    previous save, the new shards get a random suffix (``model-00001-of-00002-1a2b3c4d...``).
+    Other files in ``directory`` (``config.json``...) are kept, weight files of earlier saves
+    are removed, and so are temporary directories that killed saves left behind.
 
     Raises:
         ValueError: Two names share storage (tied weights: save one of them), a dtype has no
@@ -217,7 +220,8 @@ def save_safetensors_sharded(
         raise NotADirectoryError(
             f"The checkpoint path {directory} is a file, not a directory; pass a directory path."
         )
-    names = _shard_names(filename_prefix, len(shards))
+    taken = set(os.listdir(directory)) if directory.is_dir() else set()
+    names = _shard_names(filename_prefix, len(shards), taken)
     index_name = f"{filename_prefix}.safetensors.index.json"
     directory.parent.mkdir(parents=True, exist_ok=True)
     with _staging_dir(directory) as staging:
@@ -305,24 +309,49 @@ def _split(tensors: Mapping[str, torch.Tensor], limit: int) -> list[dict[str, to
     return shards
 
 
-def _shard_names(prefix: str, count: int) -> list[str]:
+def _shard_names(prefix: str, count: int, taken: set[str]) -> list[str]:
+    """The Hugging Face shard names, or, where one of them is ``taken`` by a file of the
+    previous save, the same names with a random suffix, so no live shard is ever overwritten."""
     if count == 1:
         return [f"{prefix}.safetensors"]
-    return [f"{prefix}-{i:05d}-of-{count:05d}.safetensors" for i in range(1, count + 1)]
+    names = [f"{prefix}-{i:05d}-of-{count:05d}.safetensors" for i in range(1, count + 1)]
+    while set(names) & taken:
+        tag = secrets.token_hex(4)
+        names = [f"{prefix}-{i:05d}-of-{count:05d}-{tag}.safetensors" for i in range(1, count + 1)]
+    return names
 
 
 def _is_weight_file(name: str, prefix: str) -> bool:
     """Whether ``name`` is a weight file or index that a save with ``prefix`` may have written."""
-    return name in (f"{prefix}.safetensors", f"{prefix}.safetensors.index.json") or bool(
-        re.fullmatch(rf"{re.escape(prefix)}-\d+-of-\d+\.safetensors", name)
-    )
+    if name in (f"{prefix}.safetensors", f"{prefix}.safetensors.index.json"):
+        return True
+    shard = SHARD_NAME.fullmatch(name)
+    return shard is not None and shard.group("prefix") == prefix
+
+
+def _staging_prefix(target: Path) -> str:
+    return f".{target.name}.tmp-"
+
+
+def _remove_stale_staging(target: Path) -> None:
+    """Remove staging directories that killed saves to ``target`` left behind.
+
+    Two saves to one directory at the same time are not supported: one may remove the other's
+    staging directory, which then fails (leaving the checkpoint as it was).
+    """
+    stem = _staging_prefix(target)
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(target.parent):
+            if entry.name.startswith(stem) and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def _staging_dir(target: Path) -> Iterator[Path]:
     """A fresh directory next to ``target`` (same filesystem, so renames are atomic)."""
+    _remove_stale_staging(target)
     while True:
-        staging = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
+        staging = target.with_name(_staging_prefix(target) + secrets.token_hex(4))
         try:
             # os.mkdir, not mkdtemp: the directory may become the target, so it gets the usual
             # umask permissions rather than 0o700.
@@ -337,11 +366,14 @@ def _staging_dir(target: Path) -> Iterator[Path]:
 
 
 def _commit(staging: Path, target: Path, new_files: list[str], prefix: str) -> None:
-    """Move the files in ``staging`` into ``target`` so a reader never sees a half-new checkpoint.
+    """Move the files in ``staging`` into ``target`` so that, should the process die at any
+    instant, ``target`` loads as the previous checkpoint or as the new one, never neither.
 
-    Readers prefer ``{prefix}.safetensors`` to the index, and resolve shards through the index,
-    so the order is: new shards, then the single file or the index (the switch-over), then the
-    removal of stale weight files.
+    Readers prefer ``{prefix}.safetensors`` to the index and resolve shards through the index.
+    New shards have names no file in ``target`` has (see :func:`_shard_names`), so they can be
+    moved in while the old index still describes the old shards. Then one step switches over:
+    replacing the single file, replacing the index, or (sharded after single) unlinking the old
+    single file that shadowed the new index. Only then are the old weight files removed.
     """
     try:
         # Renaming onto a missing or empty directory swaps the whole checkpoint in one step.
@@ -354,24 +386,27 @@ def _commit(staging: Path, target: Path, new_files: list[str], prefix: str) -> N
     stale = {n for n in os.listdir(target) if _is_weight_file(n, prefix)} - set(new_files)
     index_name = f"{prefix}.safetensors.index.json"
     single_name = f"{prefix}.safetensors"
-    shards = [n for n in new_files if n not in (index_name, single_name)]
-    if any((target / n).exists() for n in shards):
-        # The new shards would overwrite old ones of the same name while the old index still
-        # points at them; remove the old index first so that a crash in between leaves a
-        # checkpoint that fails to open rather than one that silently mixes two saves.
-        (target / index_name).unlink(missing_ok=True)
+    if index_name not in new_files:
+        os.replace(staging / single_name, target / single_name)  # the switch-over...
         _fsync_dir(target)
-    for name in shards:
-        os.replace(staging / name, target / name)
-    if index_name in new_files:
-        os.replace(staging / index_name, target / index_name)
+        if index_name in stale:
+            # ...where readers prefer it to an old index; else removing the index is. Either
+            # way the index goes before the shards it names.
+            (target / index_name).unlink()
+            stale.discard(index_name)
+            _fsync_dir(target)
+    else:
+        for name in new_files:
+            if name != index_name:
+                os.replace(staging / name, target / name)  # fresh names: nothing live changes
+        _fsync_dir(target)  # the shards are durable before the index that names them
+        os.replace(staging / index_name, target / index_name)  # the switch-over...
         _fsync_dir(target)
-        # The old single file would shadow the new index; it goes first among the stale files.
         if single_name in stale:
+            # ...unless an old single file shadows the index: removing it switches over.
             (target / single_name).unlink()
             stale.discard(single_name)
-    else:
-        os.replace(staging / single_name, target / single_name)
+            _fsync_dir(target)
     for name in sorted(stale):
         (target / name).unlink(missing_ok=True)
     _fsync_dir(target)

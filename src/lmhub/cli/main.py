@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from lmhub.cli import catalog, demo, generate, model, model_test
 from lmhub.errors import LmhubError
@@ -25,6 +27,20 @@ model.register(app)
 
 USER_ERROR = 2
 
+FULL_ERRORS_ENV = "LMHUB_FULL_ERRORS"
+"""Set to 1 to print errors in full (every key of a state-dict mismatch), over several lines."""
+
+
+def one_line(exc: LmhubError) -> str:
+    """The error as the CLI prints it: one line (the error's ``summary`` where it has one, and a
+    pointer to the full text), unless ``LMHUB_FULL_ERRORS=1``."""
+    text = str(exc)
+    if os.environ.get(FULL_ERRORS_ENV) == "1" or "\n" not in text:
+        return text
+    summary = getattr(exc, "summary", None)
+    short = summary if isinstance(summary, str) else text.splitlines()[0]
+    return " ".join(short.split()) + f" Set {FULL_ERRORS_ENV}=1 for the full list."
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 2 user error)."""
@@ -32,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         app(args=argv, prog_name="lmhub")
     except LmhubError as exc:
         Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"[bold red]error:[/] {exc}", markup=True
+            f"[bold red]error:[/] {escape(one_line(exc))}", markup=True
         )
         return USER_ERROR
     except SystemExit as exc:  # click ends every run with SystemExit; usage errors give 2

@@ -173,8 +173,8 @@ def build_model(
     seed: int,
 ) -> torch.nn.Module:
     """Build the model: on meta, from a checkpoint, uninitialised, or randomly initialised."""
-    from lmhub.checkpoint.save_load import load_checkpoint
     from lmhub.models.hub import get_model_hub
+    from lmhub.models.materialize import load_checkpoint
     from lmhub.utils import no_init_weights
 
     hub = get_model_hub(family)

@@ -40,6 +40,8 @@ import torch
 from torch import nn
 
 import lmhub
+from lmhub.checkpoint.checksum import sha256_file
+from lmhub.checkpoint.layout import REMOTE_WEIGHT_PREFIX
 from lmhub.checkpoint.save_load import model_tensors, save_checkpoint
 from lmhub.checkpoint.writers import save_safetensors_sharded
 from lmhub.config import from_dict, to_dict
@@ -54,7 +56,6 @@ __all__ = ["ExportResult", "export", "find_family", "read_exported_config"]
 
 # The transformers classes of an export: a copy of the ones to_hf_api uses, so both run one code.
 TEMPLATE_MODULE = "lmhub.hf.adapters.lmhub_model"
-REMOTE_WEIGHT_PREFIX = "decoder.model."  # where LmhubForCausalLM keeps the lmhub model
 SPECIAL_ID_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id")
 
 # Hugging Face's standard config names, and the lmhub field each reads when a family has it.
@@ -171,11 +172,7 @@ def _tree_digest(directory: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
-        file_digest = hashlib.sha256()
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                file_digest.update(chunk)
-        digest.update(file_digest.digest())
+        digest.update(bytes.fromhex(sha256_file(path)))
     return digest.hexdigest()
 
 

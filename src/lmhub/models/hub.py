@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from lmhub.assets.card import AssetCard
-from lmhub.assets.hf_cache import resolve_hf_uri
+from lmhub.assets.hf_cache import local_path
 from lmhub.assets.store import AssetStore, default_asset_store
+from lmhub.checkpoint.assign import assign_tensors
 from lmhub.checkpoint.checksum import verify_checksums
 from lmhub.checkpoint.readers import open_checkpoint
 from lmhub.checkpoint.save_load import native_items
@@ -32,7 +33,7 @@ from lmhub.errors import (
     ModelNotKnownError,
 )
 from lmhub.models.family import ModelFamily
-from lmhub.models.materialize import assign_tensors, build_on_meta, materialize
+from lmhub.models.materialize import build_on_meta, materialize
 from lmhub.models.registry import (
     all_arch_names,
     family_for_hf_model_type,
@@ -226,7 +227,7 @@ class ModelHub(Generic[ModelT, ConfigT]):
             model = build_on_meta(self.family.builder, config, meta_dtype)
             assign_tensors(
                 model,
-                native_items(reader, _state_names(model), self.family.weight_map),
+                native_items(reader, _state_names(model), self.family.weight_map, path=path),
                 device=target,
                 dtype=resolved_dtype,
                 path=path,
@@ -290,7 +291,7 @@ def card_checkpoint(card: AssetCard) -> Path:
             name=card.name,
             path=card.source,
         )
-    path = resolve_hf_uri(location) if location.startswith("hf://") else Path(location)
+    path = local_path(location)
     if not path.exists():
         raise ModelCheckpointError(
             f"The checkpoint of card '{card.name}' is not at {path}. Fix the card's "

@@ -115,15 +115,20 @@ def instantiate(
     Example:
         >>> model = instantiate(resolve_model_source("llama_tiny"), device="cpu")
     """
-    from lmhub.checkpoint.checksum import verify_checksums
     from lmhub.models.hub import get_model_hub
 
     hub = get_model_hub(source.family)
     config = source.config if config is None else config
     if source.checkpoint is None:
         return hub.create_new_model(config, device=device, dtype=dtype or source.dtype)
-    if source.card is not None and source.card.checksum:
-        verify_checksums(source.checkpoint, source.card.checksum)
+    if source.card is not None:  # load_model checks the card's checksum
+        return hub.load_model(
+            source.card,
+            config=config,
+            device=device,
+            dtype=dtype or source.dtype,
+            progress=progress,
+        )
     return hub.load_custom_model(
         source.checkpoint, config, device=device, dtype=dtype or source.dtype, progress=progress
     )
@@ -137,8 +142,7 @@ def load_source_tokenizer(source: ModelSource) -> Any:
     """
     if source.tokenizer is None:
         return None
-    from lmhub.assets.hf_cache import resolve_hf_uri
+    from lmhub.assets.hf_cache import local_path
     from lmhub.data.tokenizers import load_tokenizer
 
-    location = source.tokenizer
-    return load_tokenizer(resolve_hf_uri(location) if location.startswith("hf://") else location)
+    return load_tokenizer(local_path(source.tokenizer))

@@ -188,14 +188,12 @@ def _load_data_tokenizer(choice: str | None, source: str | None) -> Any:
         return load_tokenizer(choice)
     if source is None:
         return ByteTokenizer()
-    location = source
-    if location.startswith("hf://"):
-        from lmhub.assets.hf_cache import resolve_hf_uri
+    from lmhub.assets.hf_cache import local_path
 
-        try:
-            location = str(resolve_hf_uri(location))
-        except (LmhubError, OSError):
-            return ByteTokenizer()
+    try:
+        location = str(local_path(source))
+    except (LmhubError, OSError):
+        return ByteTokenizer()
     try:
         return load_tokenizer(location)
     except TokenizerError:

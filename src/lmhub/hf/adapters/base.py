@@ -39,6 +39,7 @@ from transformers.modeling_outputs import (
     Seq2SeqModelOutput,
 )
 
+from lmhub.checkpoint.state import tied_names
 from lmhub.train.checkpointing import (
     disable_gradient_checkpointing,
     enable_gradient_checkpointing,
@@ -97,18 +98,6 @@ def _is_submodule(root: nn.Module, module: nn.Module) -> bool:
     return any(m is module for m in root.modules())
 
 
-def _tied_parameter_names(model: nn.Module) -> dict[str, str]:
-    """Return ``{alias: first name}`` for every parameter reachable under several names."""
-    first: dict[int, str] = {}
-    aliases: dict[str, str] = {}
-    for name, param in model.named_parameters(remove_duplicate=False):
-        if id(param) in first:
-            aliases[name] = first[id(param)]
-        else:
-            first[id(param)] = name
-    return aliases
-
-
 class HFModelArchitecture(PreTrainedModel):
     """A ``PreTrainedModel`` made of adapters, an optional input embedding and an optional head.
 
@@ -144,7 +133,7 @@ class HFModelArchitecture(PreTrainedModel):
         object.__setattr__(self, "_input_embedding_ref", embedding)
         head = lm_head if lm_head is not None else self._build_lm_head(config)
         self.lm_head = head
-        aliases = _tied_parameter_names(self)
+        aliases = tied_names(self)
         if aliases:
             # Tell transformers which names share storage, so save_pretrained writes each tensor
             # once and from_pretrained re-ties them.
