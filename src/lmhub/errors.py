@@ -182,3 +182,17 @@ class NonFiniteLossError(LmhubError, ArithmeticError):
             f"The loss at step {step} is {loss}, not a finite number. Lower the learning rate, "
             "train in float32, or check the model's initialisation and inputs."
         )
+
+
+class HfConfigError(ModelCheckpointError):
+    """A Hugging Face ``config.json`` is missing or unreadable, or holds a value lmhub cannot use.
+
+    ``path`` is the file, ``key`` the ``config.json`` key at fault (``None`` for the whole file).
+    """
+
+    def __init__(
+        self, message: str, *, path: Path | str, key: str | None = None, value: object = None
+    ) -> None:
+        super().__init__(message, path=path)
+        self.key = key
+        self.value = value

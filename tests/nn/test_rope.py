@@ -13,14 +13,9 @@ from transformers.models.llama.modeling_llama import (
 )
 
 from lmhub.errors import ConfigError
-from lmhub.nn.rope import (
-    RopeScaling,
-    RotaryEmbedding,
-    apply_rotary,
-    rope_inv_freq,
-    rope_scaling_from_hf,
-    rope_scaling_to_hf,
-)
+from lmhub.models.llama.interop import rope_from_hf as rope_scaling_from_hf
+from lmhub.models.llama.interop import rope_to_hf as rope_scaling_to_hf
+from lmhub.nn.rope import RopeScaling, RotaryEmbedding, apply_rotary, rope_inv_freq
 
 EXACT = {"rtol": 0.0, "atol": 0.0}
 
@@ -356,7 +351,7 @@ def test_from_hf_unknown_kind_is_a_config_error(kind: str) -> None:
     with pytest.raises(ConfigError, match=kind) as info:
         rope_scaling_from_hf({"rope_scaling": {"rope_type": kind, "factor": 2.0}})
     assert "llama3" in str(info.value) and "yarn" in str(info.value)
-    assert (info.value.field, info.value.value) == ("rope_type", kind)
+    assert (info.value.field, info.value.value) == ("rope_scaling.rope_type", kind)
 
 
 @pytest.mark.parametrize(

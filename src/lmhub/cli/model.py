@@ -84,11 +84,11 @@ def _yaml_value(flag: str, text: str) -> Any:
 def _rope_scaling(config: Any, value: Any) -> Any:
     """Accept lmhub's RopeScaling fields or Hugging Face's ``{"rope_type": ..., ...}``."""
     if isinstance(value, dict) and ("rope_type" in value or "type" in value):
-        from lmhub.nn.rope import rope_scaling_from_hf
+        from lmhub.models.llama.interop import rope_from_hf
 
         theta = getattr(config, "rope_theta", None)
         hf = {"rope_scaling": value, **({"rope_theta": theta} if theta is not None else {})}
-        return rope_scaling_from_hf(hf)[1]
+        return rope_from_hf(hf)[1]
     if value is not None and not isinstance(value, dict):
         raise ConfigError(
             f"--rope-scaling takes a mapping such as '{{rope_type: linear, factor: 2}}' or null, "

@@ -8,7 +8,6 @@ family itself.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,21 +23,11 @@ from lmhub.checkpoint.checksum import verify_checksums
 from lmhub.checkpoint.readers import open_checkpoint
 from lmhub.checkpoint.save_load import native_items
 from lmhub.config import apply_overrides
-from lmhub.errors import (
-    AssetCardError,
-    ConfigError,
-    ModelCheckpointError,
-    ModelFamilyNotKnownError,
-    ModelNotKnownError,
-)
+from lmhub.errors import AssetCardError, ModelCheckpointError, ModelNotKnownError
 from lmhub.models.family import ModelFamily
+from lmhub.models.hf_dir import read_hf_dir
 from lmhub.models.materialize import assign_tensors, build_on_meta, materialize
-from lmhub.models.registry import (
-    all_arch_names,
-    family_for_hf_model_type,
-    find_arch,
-    get_family,
-)
+from lmhub.models.registry import all_arch_names, find_arch, get_family
 from lmhub.parallel.gangs import Gangs
 from lmhub.utils import as_device, as_dtype
 
@@ -319,60 +308,6 @@ def get_model_hub(family: ModelFamily[ModelT, ConfigT] | str) -> ModelHub[ModelT
     return hub
 
 
-def read_hf_config(directory: Path) -> dict[str, Any]:
-    """Read ``config.json`` from a checkpoint directory, with errors that name the file."""
-    config_path = directory / "config.json"
-    try:
-        data = json.loads(config_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelCheckpointError(
-            f"The directory {directory} has no config.json, so its model family is unknown. "
-            "Pass a Hugging Face checkpoint directory, a card or a card name.",
-            path=config_path,
-        ) from None
-    except ValueError as exc:
-        raise ModelCheckpointError(
-            f"The file {config_path} is not valid JSON ({exc}). Fix or regenerate it.",
-            path=config_path,
-        ) from None
-    if not isinstance(data, dict):
-        raise ModelCheckpointError(
-            f"The file {config_path} does not hold a JSON object.", path=config_path
-        )
-    return data
-
-
-def family_and_config_from_hf_dir(
-    directory: Path,
-) -> tuple[ModelFamily[Any, Any], Any, torch.dtype | None]:
-    """Return (family, config, declared dtype) for a Hugging Face checkpoint directory."""
-    hf = read_hf_config(directory)
-    if "lmhub_family" in hf:  # a remote-code export written by lmhub.hf.export
-        from lmhub.hf.export import read_exported_config
-
-        return read_exported_config(directory)
-    model_type = hf.get("model_type")
-    family = family_for_hf_model_type(model_type) if isinstance(model_type, str) else None
-    if family is None or family.hf is None:
-        from lmhub.models.registry import list_families
-
-        raise ModelFamilyNotKnownError(str(model_type), list_families())
-    try:
-        config = family.hf.config_from_hf(hf)
-    except KeyError as exc:
-        raise ModelCheckpointError(
-            f"The file {directory / 'config.json'} lacks the field {exc} that a "
-            f"'{model_type}' config needs. Regenerate it with the model's save_pretrained.",
-            path=directory / "config.json",
-        ) from None
-    except ConfigError as exc:
-        raise ModelCheckpointError(
-            f"In {directory / 'config.json'}: {exc}", path=directory
-        ) from None
-    declared = hf.get("dtype") or hf.get("torch_dtype")
-    return family, config, as_dtype(declared) if isinstance(declared, str) else None
-
-
 def load_model(
     model: AssetCard | PathLike,
     *,
@@ -405,7 +340,7 @@ def load_model(
         )
     path = Path(model)
     if path.is_dir():
-        family, base, declared = family_and_config_from_hf_dir(path)
+        family, base, declared = read_hf_dir(path)
         hub = get_model_hub(family)
         resolved = hub._resolve_config(config, base) if config is not None else base
         return hub.load_custom_model(

@@ -66,12 +66,13 @@ def resolve_model_source(name: str) -> ModelSource:
         'arch'
     """
     from lmhub.assets.store import default_asset_store
-    from lmhub.models.hub import card_checkpoint, family_and_config_from_hf_dir, get_model_hub
+    from lmhub.models.hf_dir import read_hf_dir
+    from lmhub.models.hub import card_checkpoint, get_model_hub
     from lmhub.models.registry import all_arch_names, find_arch, get_family
 
     path = Path(name)
     if path.is_dir():
-        family, config, dtype = family_and_config_from_hf_dir(path)
+        family, config, dtype = read_hf_dir(path)
         has_tokenizer = any((path / f).is_file() for f in TOKENIZER_FILES)
         return ModelSource(
             name=name, kind="checkpoint", family=family, config=config, checkpoint=path,
