@@ -97,11 +97,8 @@ def test_flags_map_onto_config_fields(capsys: pytest.CaptureFixture[str], tmp_pa
 @pytest.mark.parametrize(
     ("argv", "needles"),
     [
-        (
-            ["llama_tiny", "--sliding-window", "4"],
-            ["--sliding-window", "'llama'", "sliding_window"],
-        ),
-        (["llama_tiny", "--sliding-window", "null"], ["--sliding-window", "'llama'"]),
+        # No family has sliding windows yet: the option arrives with the first one that does.
+        (["llama_tiny", "--sliding-window", "4"], ["No such option", "--sliding-window"]),
         (["deepone_tiny", "--rope-theta", "5"], ["--rope-theta", "'deepone'", "rope_theta"]),
         (["single_head_tiny", "--num-kv-heads", "2"], ["--num-kv-heads", "'single_head'"]),
         (["llama_tiny", "--attn-implementation", "flex"], ["flex", "not available", "sdpa"]),

@@ -12,6 +12,9 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,23 +36,6 @@ model_app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-
-# --flag -> the config field it sets. A family whose config lacks the field rejects the flag.
-FLAG_FIELDS: dict[str, str] = {
-    "--hidden-size": "model_dim",
-    "--num-attention-heads": "num_heads",
-    "--num-kv-heads": "num_kv_heads",
-    "--d-head": "head_dim",
-    "--num-hidden-layers": "num_layers",
-    "--dim-feedforward": "ffn_inner_dim",
-    "--rope-theta": "rope_theta",
-    "--rms-norm-eps": "norm_eps",
-    "--rope-scaling": "rope_scaling",
-    "--sliding-window": "sliding_window",
-    "--attn-implementation": "attn_impl",
-    "--tie-word-embeddings": "tie_embeddings",
-    "--attention-dropout": "dropout_p",
-}
 
 # Hugging Face's attention implementation names -> the lmhub attn_impl values that implement them.
 ATTN_IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {
@@ -120,40 +106,109 @@ def _attn_impl(value: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ConfigFlag:
+    """A ``model construct`` option that sets one config field."""
+
+    name: str
+    """The option, e.g. ``--hidden-size`` (named after the Hugging Face key where one exists)."""
+
+    field: str
+    """The lmhub config field it sets; a family whose config lacks it rejects the option."""
+
+    type: Any
+    """The value type typer parses (``str`` for YAML/JSON values that ``parse`` reads)."""
+
+    help: str = ""
+    """The option's help; the field name when empty."""
+
+    parse: Callable[[Any, Any], Any] | None = None
+    """Turns ``(config, value)`` into the field's value, where typer's parsing is not enough."""
+
+    @property
+    def param(self) -> str:
+        """The Python parameter name typer passes the value under."""
+        return self.name.removeprefix("--").replace("-", "_")
+
+
+CONFIG_FLAGS: tuple[ConfigFlag, ...] = (
+    ConfigFlag("--hidden-size", "model_dim", int),
+    ConfigFlag("--num-attention-heads", "num_heads", int),
+    ConfigFlag("--num-kv-heads", "num_kv_heads", int),
+    ConfigFlag("--d-head", "head_dim", int),
+    ConfigFlag("--num-hidden-layers", "num_layers", int),
+    ConfigFlag("--dim-feedforward", "ffn_inner_dim", int),
+    ConfigFlag("--rope-theta", "rope_theta", float),
+    ConfigFlag("--rms-norm-eps", "norm_eps", float),
+    ConfigFlag(
+        "--rope-scaling",
+        "rope_scaling",
+        str,
+        "rope_scaling as YAML/JSON, e.g. '{rope_type: linear, factor: 2}', or null",
+        lambda config, text: _rope_scaling(config, _yaml_value("--rope-scaling", text)),
+    ),
+    ConfigFlag(
+        "--attn-implementation",
+        "attn_impl",
+        str,
+        "eager, sdpa, flex or flash_attention_2 (attn_impl)",
+        lambda config, value: _attn_impl(value),
+    ),
+    ConfigFlag("--tie-word-embeddings", "tie_embeddings", bool),
+    ConfigFlag("--attention-dropout", "dropout_p", float),
+)
+"""The customisation options of ``model construct``; its signature is built from this table."""
+
+
+def _flag_parameter(flag: ConfigFlag) -> inspect.Parameter:
+    decls = [f"{flag.name}/--no-{flag.name[2:]}"] if flag.type is bool else [flag.name]
+    option = typer.Option(*decls, help=flag.help or flag.field)
+    return inspect.Parameter(
+        flag.param,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[flag.type | None, option],
+    )
+
+
+def _with_config_flags(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give ``command`` (which takes ``**flags``) one typer option per :data:`CONFIG_FLAGS` row."""
+    signature = inspect.signature(command, eval_str=True)
+    params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    command.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*params, *map(_flag_parameter, CONFIG_FLAGS)]
+    )
+    return command
+
+
 def apply_cli_overrides(
     family: ModelFamily[Any, Any],
     config: Any,
     flags: dict[str, Any],
     sets: list[str] | None = None,
 ) -> Any:
-    """Apply the customisation flags (``{"--hidden-size": 512, ...}``, unset ones ``None``) and
-    ``--set FIELD=VALUE`` strings to ``config``, then validate it.
+    """Apply the :data:`CONFIG_FLAGS` values (``{"--hidden-size": 512, ...}``, unset ones
+    ``None``) and ``--set FIELD=VALUE`` strings to ``config``, then validate it.
 
     Raises:
         ConfigError: for a flag whose field the family's config lacks, naming flag and family.
     """
     fields = {f.name for f in dataclasses.fields(config)}
     items: list[tuple[str, Any]] = []
-    for flag, value in flags.items():
+    for flag in CONFIG_FLAGS:
+        value = flags.get(flag.name)
         if value is None:
             continue
-        field = FLAG_FIELDS[flag]
-        if field not in fields:
+        if flag.field not in fields:
             raise ConfigError(
-                f"{flag} sets the config field '{field}', which the '{family.name}' family's "
-                f"{type(config).__name__} does not have, so the flag cannot apply. Leave it out; "
-                "the fields you can set (with --set FIELD=VALUE) are: "
+                f"{flag.name} sets the config field '{flag.field}', which the '{family.name}' "
+                f"family's {type(config).__name__} does not have, so the option cannot apply. "
+                "Leave it out; the fields you can set (with --set FIELD=VALUE) are: "
                 f"{', '.join(sorted(fields))}.",
-                field=field,
+                field=flag.field,
                 value=value,
             )
-        if flag == "--rope-scaling":
-            value = _rope_scaling(config, _yaml_value(flag, value))
-        elif flag == "--sliding-window":
-            value = _yaml_value(flag, value)
-        elif flag == "--attn-implementation":
-            value = _attn_impl(value)
-        items.append((field, value))
+        items.append((flag.field, flag.parse(config, value) if flag.parse else value))
     config = apply_overrides(config, items)
     config = apply_overrides(config, [parse_override(s) for s in sets or []])
     validate = getattr(config, "validate", None)
@@ -190,7 +245,6 @@ def build_model(
     return hub.create_new_model(config, device=device, dtype=dtype)
 
 
-@model_app.command()
 def construct(
     model: Annotated[str, typer.Argument(help="An architecture, a card, or a checkpoint dir.")],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write.")],
@@ -221,35 +275,11 @@ def construct(
         str | None, typer.Option(help="A tokenizer path (or 'byte') to write with the model.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of newly initialised weights.")] = 0,
-    hidden_size: Annotated[int | None, typer.Option(help="model_dim")] = None,
-    num_attention_heads: Annotated[int | None, typer.Option(help="num_heads")] = None,
-    num_kv_heads: Annotated[int | None, typer.Option(help="num_kv_heads")] = None,
-    d_head: Annotated[int | None, typer.Option(help="head_dim")] = None,
-    num_hidden_layers: Annotated[int | None, typer.Option(help="num_layers")] = None,
-    dim_feedforward: Annotated[int | None, typer.Option(help="ffn_inner_dim")] = None,
-    rope_theta: Annotated[float | None, typer.Option(help="rope_theta")] = None,
-    rms_norm_eps: Annotated[float | None, typer.Option(help="norm_eps")] = None,
-    rope_scaling: Annotated[
-        str | None,
-        typer.Option(
-            help="rope_scaling as YAML/JSON, e.g. '{rope_type: linear, factor: 2}', or null"
-        ),
-    ] = None,
-    sliding_window: Annotated[
-        str | None, typer.Option(help="sliding_window (tokens), or null to disable")
-    ] = None,
-    attn_implementation: Annotated[
-        str | None, typer.Option(help="eager, sdpa, flex or flash_attention_2 (attn_impl)")
-    ] = None,
-    tie_word_embeddings: Annotated[
-        bool | None,
-        typer.Option("--tie-word-embeddings/--no-tie-word-embeddings", help="tie_embeddings"),
-    ] = None,
-    attention_dropout: Annotated[float | None, typer.Option(help="dropout_p")] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Set any config field, e.g. --set vocab_size=32000."),
     ] = None,
+    **config_flags: Any,
 ) -> None:
     """Write MODEL as a directory transformers loads: native where transformers has the family,
     else self-contained remote code."""
@@ -258,21 +288,7 @@ def construct(
     from lmhub.utils import as_device, as_dtype
 
     source = resolve_model_source(model)
-    flags = {
-        "--hidden-size": hidden_size,
-        "--num-attention-heads": num_attention_heads,
-        "--num-kv-heads": num_kv_heads,
-        "--d-head": d_head,
-        "--num-hidden-layers": num_hidden_layers,
-        "--dim-feedforward": dim_feedforward,
-        "--rope-theta": rope_theta,
-        "--rms-norm-eps": rms_norm_eps,
-        "--rope-scaling": rope_scaling,
-        "--sliding-window": sliding_window,
-        "--attn-implementation": attn_implementation,
-        "--tie-word-embeddings": tie_word_embeddings,
-        "--attention-dropout": attention_dropout,
-    }
+    flags = {flag.name: config_flags.get(flag.param) for flag in CONFIG_FLAGS}
     config = apply_cli_overrides(source.family, source.config, flags, set_)
     target = as_device(device)
     resolved_dtype = as_dtype(dtype) or source.dtype or torch.float32
@@ -318,6 +334,9 @@ def construct(
         f"Wrote a {kind} directory for '{source.family.name}' ({params / 1e6:.1f}M parameters, "
         f"{weights}) to {result.path}: {len(result.files)} files."
     )
+
+
+model_app.command()(_with_config_flags(construct))
 
 
 def register(app: typer.Typer) -> None:
