@@ -365,8 +365,15 @@ def read_hf_dir(directory: str | os.PathLike[str]) -> HfDirConfig:
     Raises:
         HfConfigError: naming the file and the key, for any value lmhub cannot use.
     """
-    path = Path(directory) / CONFIG_FILE
-    data = read_config_json(directory)
+    return parse_config_json(read_config_json(directory), path=Path(directory) / CONFIG_FILE)
+
+
+def parse_config_json(data: Mapping[str, Any], *, path: Path) -> HfDirConfig:
+    """Return ``(family, config, declared dtype)`` from the contents of ``config.json``.
+
+    Raises:
+        HfConfigError: naming ``path`` and the key, for any value lmhub cannot use.
+    """
     try:
         if "lmhub_family" in data:
             family = _lmhub_family(data)
@@ -374,14 +381,16 @@ def read_hf_dir(directory: str | os.PathLike[str]) -> HfDirConfig:
             key_of = encode_field_name
         else:
             family = _hf_family(data)
-            assert family.hf is not None
-            config = family.hf.config_from_hf(data)
+            config = _config_from_hf(family, data)
             key_of = _hf_key_or_field
         _validate(config, key_of)
         dtype = _declared_dtype(data)
     except ConfigError as exc:
+        detail = str(exc)
+        if exc.field and f"'{exc.field}'" not in detail:
+            detail = f"The key '{exc.field}': {detail}"
         raise HfConfigError(
-            f"The file {path} does not describe a model lmhub can build: {exc} Fix the value, "
+            f"The file {path} does not describe a model lmhub can build: {detail} Fix the value, "
             "or regenerate the file with the model's save_pretrained.",
             path=path,
             key=exc.field,
@@ -401,11 +410,23 @@ def _declared_dtype(data: Mapping[str, Any]) -> torch.dtype | None:
     return None
 
 
+def _config_from_hf(family: ModelFamily[Any, Any], data: Mapping[str, Any]) -> Any:
+    assert family.hf is not None
+    try:
+        return family.hf.config_from_hf(dict(data))
+    except KeyError as exc:  # a plugin family indexing a key the file lacks
+        key = str(exc.args[0]) if exc.args else "?"
+        raise ConfigError(
+            f"The key '{key}' is missing, and a '{family.name}' config needs it: add it.",
+            field=key,
+        ) from None
+
+
 def _hf_key_or_field(field: str) -> str:
     return hf_key_of(field) or field
 
 
-def _validate(config: Any, key_of: Any) -> None:
+def _validate(config: Any, key_of: Callable[[str], str | None]) -> None:
     """Validate ``config``, re-raising errors under the ``config.json`` key of the field."""
     validate = getattr(config, "validate", None)
     if not callable(validate):
@@ -417,7 +438,9 @@ def _validate(config: Any, key_of: Any) -> None:
         key = key_of(field) if field else None
         if key is None or key == exc.field:
             raise
-        raise ConfigError(f"The key '{key}': {exc}", field=key, value=exc.value) from None
+        raise ConfigError(
+            f"The key '{key}' (lmhub's '{field}') is not valid: {exc}", field=key, value=exc.value
+        ) from None
 
 
 def _lmhub_family(data: Mapping[str, Any]) -> ModelFamily[Any, Any]:

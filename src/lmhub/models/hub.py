@@ -23,7 +23,7 @@ from lmhub.checkpoint.checksum import verify_checksums
 from lmhub.checkpoint.readers import open_checkpoint
 from lmhub.checkpoint.save_load import native_items
 from lmhub.config import apply_overrides
-from lmhub.errors import AssetCardError, ModelCheckpointError, ModelNotKnownError
+from lmhub.errors import AssetCardError, ConfigError, ModelCheckpointError, ModelNotKnownError
 from lmhub.models.family import ModelFamily
 from lmhub.models.hf_dir import read_hf_dir
 from lmhub.models.materialize import assign_tensors, build_on_meta, materialize
@@ -158,6 +158,7 @@ class ModelHub(Generic[ModelT, ConfigT]):
         _validate(config)
         model = build_on_meta(self.family.builder, config, resolved_dtype)
         if not meta:
+            _check_fits(model, target)
             materialize(model, target)
         return model
 
@@ -266,6 +267,33 @@ def _validate(config: Any) -> None:
     validate = getattr(config, "validate", None)
     if callable(validate):
         validate()
+
+
+def _device_memory(device: torch.device) -> int | None:
+    """The device's total memory in bytes, where it can be told."""
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_properties(device).total_memory
+    if device.type == "cpu":
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):  # not a POSIX system
+            return None
+    return None
+
+
+def _check_fits(model: nn.Module, device: torch.device) -> None:
+    """Refuse to allocate a model larger than all of the device's memory: such a size is a typo,
+    and trying would end in the OOM killer rather than an error."""
+    tensors = {id(t): t for t in model.state_dict(keep_vars=True).values()}.values()
+    needed = sum(t.numel() * t.element_size() for t in tensors)
+    total = _device_memory(device)
+    if total is not None and needed > total:
+        raise ConfigError(
+            f"The model needs {needed / 2**30:,.1f} GiB for its weights, but the {device.type} "
+            f"device has only {total / 2**30:,.1f} GiB in all. Check the config's sizes, or "
+            "build it with meta=True to inspect it without memory.",
+            value=needed,
+        )
 
 
 def card_checkpoint(card: AssetCard) -> Path:
