@@ -222,13 +222,15 @@ def build_model(
     config: Any,
     *,
     device: torch.device,
-    dtype: torch.dtype,
+    dtype: torch.dtype | None,
     init_weights: bool,
     checkpoint: Path | None,
     seed: int,
 ) -> torch.nn.Module:
-    """Build the model: on meta, from a checkpoint, uninitialised, or randomly initialised."""
-    from lmhub.checkpoint.save_load import load_checkpoint
+    """Build the model: on meta, from a checkpoint, uninitialised, or randomly initialised.
+
+    ``dtype=None`` keeps a checkpoint's stored dtypes, and gives new models torch's default.
+    """
     from lmhub.models.hub import get_model_hub
     from lmhub.utils import no_init_weights
 
@@ -236,8 +238,7 @@ def build_model(
     if device.type == "meta":
         return hub.create_new_model(config, dtype=dtype, meta=True)
     if checkpoint is not None:
-        model = hub.create_new_model(config, dtype=dtype, meta=True)
-        return load_checkpoint(checkpoint, model, device=device)
+        return hub.load_custom_model(checkpoint, config, device=device, dtype=dtype, progress=False)
     if not init_weights:
         with no_init_weights():
             return hub.create_new_model(config, device=device, dtype=dtype)
@@ -252,7 +253,11 @@ def construct(
         str, typer.Option(help="meta (config and code only, no weights), cpu, cuda, ...")
     ] = "meta",
     dtype: Annotated[
-        str | None, typer.Option(help="float32, bfloat16, float16 (default: the source's).")
+        str | None,
+        typer.Option(
+            help="float32, bfloat16, float16 (default: a checkpoint's stored dtype; new weights "
+            "take the source config.json's dtype, else float32)."
+        ),
     ] = None,
     init_weights: Annotated[
         bool, typer.Option("--init-weights/--no-init-weights", help="Initialise new weights.")
@@ -291,7 +296,6 @@ def construct(
     flags = {flag.name: config_flags.get(flag.param) for flag in CONFIG_FLAGS}
     config = apply_cli_overrides(source.family, source.config, flags, set_)
     target = as_device(device)
-    resolved_dtype = as_dtype(dtype) or source.dtype or torch.float32
     if target.type == "meta" and (save_checkpoint or load_from_checkpoint is not None):
         flag = "--save-checkpoint" if save_checkpoint else "--load-from-checkpoint"
         raise ConfigError(
@@ -307,7 +311,9 @@ def construct(
         source.family,
         config,
         device=target,
-        dtype=resolved_dtype,
+        # One meaning of "no --dtype": loads keep the stored dtypes; new weights take the
+        # source's declared dtype, else the default.
+        dtype=as_dtype(dtype) if weights_from is not None else as_dtype(dtype) or source.dtype,
         init_weights=init_weights,
         checkpoint=weights_from,
         seed=seed,

@@ -2,8 +2,11 @@
 
 ``get_model_hub(family)`` returns a :class:`ModelHub` typed by the family's model and config
 classes, so ``hub.load_model(...)`` is known to return, say, a ``LlamaModel``. The untyped
-:func:`load_model` takes a card, a card name or a Hugging Face checkpoint directory and finds the
-family itself.
+:func:`lmhub.load_model`, which finds the family itself, lives with the one name resolver in
+:mod:`lmhub.models.resolve`.
+
+``dtype=None`` means the same everywhere: a load keeps each tensor's stored dtype; a new model
+takes torch's default dtype (float32 unless changed, e.g. with :func:`lmhub.default_dtype`).
 """
 
 from __future__ import annotations
@@ -25,9 +28,8 @@ from lmhub.checkpoint.save_load import native_items
 from lmhub.config import apply_overrides
 from lmhub.errors import AssetCardError, ConfigError, ModelCheckpointError, ModelNotKnownError
 from lmhub.models.family import ModelFamily
-from lmhub.models.hf_dir import read_hf_dir
 from lmhub.models.materialize import assign_tensors, build_on_meta, materialize
-from lmhub.models.registry import all_arch_names, find_arch, get_family
+from lmhub.models.registry import get_family
 from lmhub.parallel.gangs import Gangs
 from lmhub.utils import as_device, as_dtype
 
@@ -128,7 +130,9 @@ class ModelHub(Generic[ModelT, ConfigT]):
         config = apply_overrides(self.get_arch_config(arch), card.model_config)
         return apply_overrides(config, overrides)
 
-    def _resolve_config(self, config: ConfigArg, base: ConfigT | None) -> ConfigT:
+    def resolve_config(self, config: ConfigArg, base: ConfigT | None) -> ConfigT:
+        """Return ``config`` if it is a config of this family, else ``base`` with ``config`` as
+        overrides (a mapping or ``"field=value"`` strings)."""
         if isinstance(config, self.family.config_class):
             return config
         if base is None:
@@ -150,11 +154,13 @@ class ModelHub(Generic[ModelT, ConfigT]):
     ) -> ModelT:
         """Build a randomly initialised model (or, with ``meta=True``, one with no memory at all).
 
+        ``dtype=None`` uses torch's default dtype (float32 unless changed).
+
         Example:
             >>> model = hub.create_new_model(hub.get_arch_config("llama3_70b"), meta=True)
         """
         target = _target_device(device, gangs)
-        resolved_dtype = as_dtype(dtype) or torch.float32
+        resolved_dtype = as_dtype(dtype) or torch.get_default_dtype()
         _validate(config)
         model = build_on_meta(self.family.builder, config, resolved_dtype)
         if not meta:
@@ -236,15 +242,17 @@ class ModelHub(Generic[ModelT, ConfigT]):
         dtype: torch.dtype | str | None = None,
         config: ConfigArg = None,
         mmap: bool = True,
+        restrict: bool | None = None,
         progress: bool = True,
     ) -> ModelT:
         """Load the model a card describes, checking the checkpoint's checksum if the card has one.
 
-        ``config`` is a replacement config or overrides applied on top of the card's.
+        ``config`` is a replacement config or overrides applied on top of the card's;
+        ``dtype=None`` keeps each tensor's stored dtype.
         """
         card = self._card(card_or_name)
         base = self.get_model_config(card)
-        resolved = self._resolve_config(config, base) if config is not None else base
+        resolved = self.resolve_config(config, base) if config is not None else base
         checkpoint = card_checkpoint(card)
         if card.checksum:
             verify_checksums(checkpoint, card.checksum)
@@ -255,6 +263,7 @@ class ModelHub(Generic[ModelT, ConfigT]):
             gangs=gangs,
             dtype=dtype,
             mmap=mmap,
+            restrict=restrict,
             progress=progress,
         )
 
@@ -317,8 +326,6 @@ def card_checkpoint(card: AssetCard) -> Path:
     return path
 
 
-# -- the untyped entry points -----------------------------------------------------------------
-
 _hubs: dict[str, ModelHub[Any, Any]] = {}
 
 
@@ -334,68 +341,3 @@ def get_model_hub(family: ModelFamily[ModelT, ConfigT] | str) -> ModelHub[ModelT
     if hub is None or hub.family is not fam:
         hub = _hubs[fam.name] = ModelHub(fam)
     return hub
-
-
-def load_model(
-    model: AssetCard | PathLike,
-    *,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | str | None = None,
-    gangs: Gangs | None = None,
-    config: ConfigArg = None,
-    mmap: bool = True,
-    restrict: bool | None = None,
-    progress: bool = True,
-) -> nn.Module:
-    """Load a model from a card, a card name, or a Hugging Face checkpoint directory.
-
-    For a directory the family comes from ``config.json``'s ``model_type``; ``dtype=None`` then
-    uses the dtype the config declares (``torch_dtype``/``dtype``), else each tensor's own.
-
-    Example:
-        >>> model = lmhub.load_model("path/to/hf_llama", dtype="bfloat16", mmap=True)
-    """
-    if isinstance(model, AssetCard):
-        hub = get_model_hub(model.require("model_family"))
-        return hub.load_model(
-            model,
-            device=device,
-            gangs=gangs,
-            dtype=dtype,
-            config=config,
-            mmap=mmap,
-            progress=progress,
-        )
-    path = Path(model)
-    if path.is_dir():
-        family, base, declared = read_hf_dir(path)
-        hub = get_model_hub(family)
-        resolved = hub._resolve_config(config, base) if config is not None else base
-        return hub.load_custom_model(
-            path,
-            resolved,
-            device=device,
-            gangs=gangs,
-            dtype=dtype or declared,
-            mmap=mmap,
-            restrict=restrict,
-            progress=progress,
-        )
-    name = os.fspath(model)
-    store = default_asset_store()
-    card = store.maybe_get_card(name)
-    if card is None:
-        known = [*store.names(), *all_arch_names()]
-        family = find_arch(name)
-        if family is not None:
-            raise AssetCardError(
-                f"'{name}' is an architecture of the '{family.name}' family, which has no "
-                f"weights to load. For random weights use lmhub.get_model_hub('{family.name}')"
-                f".create_new_model(hub.get_arch_config('{name}')); to load weights pass a card "
-                "or a checkpoint directory.",
-                name=name,
-            )
-        raise ModelNotKnownError(name, known)
-    return load_model(
-        card, device=device, dtype=dtype, gangs=gangs, config=config, mmap=mmap, progress=progress
-    )
