@@ -26,6 +26,7 @@ from rich.console import Console
 from lmhub.config import apply_overrides, parse_override
 from lmhub.errors import ConfigError, LmhubError
 from lmhub.models.family import ModelFamily
+from lmhub.models.hf_dir import HF_KEY_FIELDS
 from lmhub.models.resolve import ModelSource, load_source_tokenizer, resolve_model_source
 
 console = Console(highlight=False)
@@ -131,15 +132,21 @@ class ConfigFlag:
         return self.name.removeprefix("--").replace("-", "_")
 
 
+def _hf_flag(key: str, type_: Any) -> ConfigFlag:
+    """An option named after a Hugging Face config.json key, setting its HF_KEYS field."""
+    field = HF_KEY_FIELDS[key]
+    return ConfigFlag("--" + key.replace("_", "-"), field, type_, f"{field} (HF {key})")
+
+
 CONFIG_FLAGS: tuple[ConfigFlag, ...] = (
-    ConfigFlag("--hidden-size", "model_dim", int),
-    ConfigFlag("--num-attention-heads", "num_heads", int),
+    _hf_flag("hidden_size", int),
+    _hf_flag("num_attention_heads", int),
     ConfigFlag("--num-kv-heads", "num_kv_heads", int),
     ConfigFlag("--d-head", "head_dim", int),
-    ConfigFlag("--num-hidden-layers", "num_layers", int),
+    _hf_flag("num_hidden_layers", int),
     ConfigFlag("--dim-feedforward", "ffn_inner_dim", int),
     ConfigFlag("--rope-theta", "rope_theta", float),
-    ConfigFlag("--rms-norm-eps", "norm_eps", float),
+    _hf_flag("rms_norm_eps", float),
     ConfigFlag(
         "--rope-scaling",
         "rope_scaling",
@@ -154,8 +161,8 @@ CONFIG_FLAGS: tuple[ConfigFlag, ...] = (
         "eager, sdpa, flex or flash_attention_2 (attn_impl)",
         lambda config, value: _attn_impl(value),
     ),
-    ConfigFlag("--tie-word-embeddings", "tie_embeddings", bool),
-    ConfigFlag("--attention-dropout", "dropout_p", float),
+    _hf_flag("tie_word_embeddings", bool),
+    _hf_flag("attention_dropout", float),
 )
 """The customisation options of ``model construct``; its signature is built from this table."""
 

@@ -129,6 +129,9 @@ HF_KEYS: Final[tuple[HfKey, ...]] = (
 )
 """The shared Hugging Face keys; a family reads the rows whose field its config has."""
 
+HF_KEY_FIELDS: Final[Mapping[str, str]] = {row.key: row.field for row in HF_KEYS}
+"""Hugging Face key -> lmhub field, as :data:`HF_KEYS` says."""
+
 
 def hf_key_of(field: str) -> str | None:
     """Return the Hugging Face key of an lmhub field, if :data:`HF_KEYS` has one."""
