@@ -27,6 +27,7 @@ from lmhub.config import apply_overrides, parse_override
 from lmhub.errors import ConfigError, LmhubError
 from lmhub.models.family import ModelFamily
 from lmhub.models.hf_dir import HF_KEY_FIELDS
+from lmhub.models.llama.interop import rope_from_hf
 from lmhub.models.resolve import ModelSource, load_source_tokenizer, resolve_model_source
 
 console = Console(highlight=False)
@@ -71,8 +72,6 @@ def _yaml_value(flag: str, text: str) -> Any:
 def _rope_scaling(config: Any, value: Any) -> Any:
     """Accept lmhub's RopeScaling fields or Hugging Face's ``{"rope_type": ..., ...}``."""
     if isinstance(value, dict) and ("rope_type" in value or "type" in value):
-        from lmhub.models.llama.interop import rope_from_hf
-
         theta = getattr(config, "rope_theta", None)
         hf = {"rope_scaling": value, **({"rope_theta": theta} if theta is not None else {})}
         return rope_from_hf(hf)[1]
