@@ -100,6 +100,10 @@ def test_a_good_config_reads_once_into_family_config_and_dtype(tmp_path: Path) -
         ("rms_norm_eps", HUGE, "rms_norm_eps"),
         ("rope_theta", "Infinity", "rope_theta"),
         ("rope_theta", '"ten thousand"', "rope_theta"),
+        ("rope_theta", "1.0", "rope_theta"),
+        ("rope_theta", "-5", "rope_theta"),
+        ("initializer_range", "-1", "initializer_range"),
+        ("rms_norm_eps", "-1e-6", "rms_norm_eps"),
         ("attention_dropout", "1.5", "attention_dropout"),
         ("tie_word_embeddings", "1", "tie_word_embeddings"),
         ("tie_word_embeddings", '"yes"', "tie_word_embeddings"),
@@ -294,9 +298,12 @@ def test_fuzzed_hf_values_raise_only_lmhub_errors(
     if rope is not None:
         data[rope_key] = rope
     try:
-        parse_config_json(data, path=Path("/x/config.json"))
+        family, config, _ = parse_config_json(data, path=Path("/x/config.json"))
     except HfConfigError as exc:
         assert "/x/config.json" in str(exc) and exc.key is not None
+        return
+    if config.num_layers <= 4:  # a config that reads must build (RoPE tables are computed)
+        lmhub.get_model_hub(family).create_new_model(config, meta=True)
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -22,6 +23,15 @@ FFNs near 2**16, up to a few hundred layers, vocabularies near 2**18, contexts n
 value above one is a typo or a corrupt config, which would otherwise build layers for hours on
 the meta device or try to allocate terabytes. The bounds also keep every tensor size far from
 int64 overflow: no weight can exceed 2**44 elements."""
+
+FLOAT_BOUNDS: Final[Mapping[str, tuple[float, bool]]] = {
+    "rope_theta": (1.0, False),
+    "norm_eps": (0.0, True),
+    "init_std": (0.0, True),
+}
+"""Lower bound (and whether it is allowed) of the common float knobs, which must be finite: a
+RoPE base of 1 or less has no meaning (and divides by zero in YaRN), a negative epsilon or
+standard deviation gives NaNs or a torch error later."""
 
 POSITIVE_FIELDS: Final = tuple(SIZE_LIMITS)
 """The common integer sizes, each of which must be positive and within :data:`SIZE_LIMITS`."""
@@ -59,6 +69,23 @@ def check_positive(config: Any, names: Iterable[str]) -> None:
             )
 
 
+def check_floats(config: Any) -> None:
+    """Raise if a :data:`FLOAT_BOUNDS` knob the config has is not a finite number in range."""
+    for name, (low, inclusive) in FLOAT_BOUNDS.items():
+        value = getattr(config, name, None)
+        if value is None:
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        in_range = number and (value >= low if inclusive else value > low)
+        if not (in_range and math.isfinite(value)):
+            bound = f"at least {low}" if inclusive else f"above {low}"
+            raise ConfigError(
+                f"'{name}' must be a finite number {bound}, not {_shown(value)}.",
+                field=name,
+                value=value,
+            )
+
+
 def check_choice(config: Any, name: str, choices: Iterable[str]) -> None:
     """Raise if field ``name`` is not one of ``choices``."""
     options = tuple(choices)
@@ -73,7 +100,8 @@ def check_choice(config: Any, name: str, choices: Iterable[str]) -> None:
 
 def check_common(config: Any) -> None:
     """Check the common knobs a config has: sizes (positive integers within
-    :data:`SIZE_LIMITS`), head layout, ``attn_impl``, ``dropout_p``.
+    :data:`SIZE_LIMITS`), float knobs (:data:`FLOAT_BOUNDS`), head layout, ``attn_impl``,
+    ``dropout_p``.
 
     Example:
         >>> check_common(LlamaConfig(num_kv_heads=5))
@@ -84,6 +112,7 @@ def check_common(config: Any) -> None:
     from lmhub.nn.attention import ATTN_IMPLS
 
     check_positive(config, POSITIVE_FIELDS)
+    check_floats(config)
     heads = getattr(config, "num_heads", None)
     kv_heads = getattr(config, "num_kv_heads", None)
     if heads is not None and kv_heads is not None and heads % kv_heads:
