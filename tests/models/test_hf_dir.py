@@ -196,6 +196,10 @@ def test_unreadable_config_files(tmp_path: Path, setup: Any, needle: str) -> Non
             {"lmhub_family": "llama", "lmhub_rope_scaling": {"kind": "yarn", "factor": "x"}},
             "lmhub_rope_scaling.factor",
         ),
+        (
+            {"lmhub_family": "llama", "lmhub_rope_scaling": {"kind": "linear", "factor": 0.5}},
+            "lmhub_rope_scaling.factor",
+        ),
         ({"lmhub_family": "lama"}, "lmhub_family"),
         ({"lmhub_family": 5}, "lmhub_family"),
         ({"lmhub_family": "deepone", "norm_eps": float("nan")}, "norm_eps"),

@@ -437,12 +437,14 @@ def _validate(config: Any, key_of: Callable[[str], str | None]) -> None:
     try:
         validate()
     except ConfigError as exc:
-        field = (exc.field or "").partition(".")[0]
-        key = key_of(field) if field else None
+        field, dot, rest = (exc.field or "").partition(".")
+        key = (key_of(field) or field) + dot + rest if field else None
         if key is None or key == exc.field:
             raise
         raise ConfigError(
-            f"The key '{key}' (lmhub's '{field}') is not valid: {exc}", field=key, value=exc.value
+            f"The key '{key}' (lmhub's '{exc.field}') is not valid: {exc}",
+            field=key,
+            value=exc.value,
         ) from None
 
 
