@@ -26,9 +26,10 @@ from lmhub.errors import (
 )
 from lmhub.models.archs import ArchRegistry
 from lmhub.models.family import HfInterop, ModelFamily
-from lmhub.models.hub import ModelHub, get_model_hub, load_model
+from lmhub.models.hub import ModelHub, get_model_hub
 from lmhub.models.materialize import load_checkpoint
 from lmhub.models.registry import get_family, list_families, register_family
+from lmhub.models.resolve import load_model
 from lmhub.parallel.gangs import Gang, Gangs, fake_gangs
 from lmhub.utils import default_dtype, no_init_weights
 

@@ -230,3 +230,17 @@ class CheckpointLayoutError(ModelCheckpointError):
     ) -> None:
         super().__init__(message, path=path)
         self.keys = list(keys)
+
+
+class HfConfigError(ModelCheckpointError):
+    """A Hugging Face ``config.json`` is missing or unreadable, or holds a value lmhub cannot use.
+
+    ``path`` is the file, ``key`` the ``config.json`` key at fault (``None`` for the whole file).
+    """
+
+    def __init__(
+        self, message: str, *, path: Path | str, key: str | None = None, value: object = None
+    ) -> None:
+        super().__init__(message, path=path)
+        self.key = key
+        self.value = value

@@ -202,7 +202,7 @@ def test_gpt2_and_sentencepiece_tokenizers(tmp_path: Path) -> None:
 def test_reserved_names_cover_what_transformers_reserves() -> None:
     from transformers import GenerationConfig, PretrainedConfig
 
-    from lmhub.hf.export import HF_RESERVED_NAMES
+    from lmhub.models.hf_dir import HF_RESERVED_NAMES
 
     properties = {
         name

@@ -11,6 +11,7 @@ import torch
 
 import lmhub
 from lmhub.errors import (
+    HfConfigError,
     ModelArchitectureNotKnownError,
     ModelCheckpointError,
     ModelFamilyNotKnownError,
@@ -152,10 +153,13 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ModelCheckpointError, match=re.escape(str(tmp_path / "config.json"))):
         lmhub.load_model(tmp_path)
     (tmp_path / "config.json").write_text('{"model_type": "gpt_neo"}')
-    with pytest.raises(ModelFamilyNotKnownError, match="gpt_neo"):
+    with pytest.raises(HfConfigError, match=r"'gpt_neo', which no lmhub family reads.*llama"):
+        lmhub.load_model(tmp_path)
+    (tmp_path / "config.json").write_text('{"hidden_size": 8}')
+    with pytest.raises(HfConfigError, match="'model_type' is missing"):
         lmhub.load_model(tmp_path)
     (tmp_path / "config.json").write_text('{"model_type": "llama", "hidden_size": 8}')
-    with pytest.raises(ModelCheckpointError, match="num_attention_heads"):
+    with pytest.raises(HfConfigError, match=r"num_hidden_layers.*num_attention_heads"):
         lmhub.load_model(tmp_path)
 
 

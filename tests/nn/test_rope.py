@@ -13,14 +13,8 @@ from transformers.models.llama.modeling_llama import (
 )
 
 from lmhub.errors import ConfigError
-from lmhub.nn.rope import (
-    RopeScaling,
-    RotaryEmbedding,
-    apply_rotary,
-    rope_inv_freq,
-    rope_scaling_from_hf,
-    rope_scaling_to_hf,
-)
+from lmhub.models.llama.interop import rope_from_hf, rope_to_hf
+from lmhub.nn.rope import RopeScaling, RotaryEmbedding, apply_rotary, rope_inv_freq
 
 EXACT = {"rtol": 0.0, "atol": 0.0}
 
@@ -281,11 +275,11 @@ def test_odd_head_dim_is_a_config_error(head_dim: int) -> None:
     assert info.value.field == "head_dim"
 
 
-# --- Hugging Face config.json spellings ---------------------------------------------------
+# --- Hugging Face config.json spellings (models/llama/interop.py; nn/ knows no HF keys) ---
 
 
 def test_from_hf_transformers4_spelling() -> None:
-    theta, scaling = rope_scaling_from_hf(
+    theta, scaling = rope_from_hf(
         {
             "max_position_embeddings": 131_072,
             "rope_theta": 500_000.0,
@@ -303,14 +297,14 @@ def test_from_hf_transformers4_spelling() -> None:
 
 
 def test_from_hf_legacy_type_key() -> None:
-    theta, scaling = rope_scaling_from_hf(
+    theta, scaling = rope_from_hf(
         {"rope_theta": 10_000, "rope_scaling": {"type": "dynamic", "factor": 2}}
     )
     assert (theta, scaling) == (10_000.0, RopeScaling(kind="dynamic", factor=2.0))
 
 
 def test_from_hf_transformers5_spelling() -> None:
-    theta, scaling = rope_scaling_from_hf(
+    theta, scaling = rope_from_hf(
         {
             "max_position_embeddings": 131_072,
             "rope_parameters": {
@@ -335,12 +329,12 @@ def test_from_hf_transformers5_spelling() -> None:
     ],
 )
 def test_from_hf_plain_rope_is_none(hf: dict) -> None:
-    assert rope_scaling_from_hf(hf) == (10_000.0, None)
+    assert rope_from_hf(hf) == (10_000.0, None)
 
 
 def test_from_hf_yarn_factor_from_lengths_and_top_level_original() -> None:
     # DeepSeek-V3 leaves out factor; Phi-3 puts original_max_position_embeddings at top level.
-    _, scaling = rope_scaling_from_hf(
+    _, scaling = rope_from_hf(
         {
             "max_position_embeddings": 16_384,
             "original_max_position_embeddings": 4096,
@@ -354,9 +348,9 @@ def test_from_hf_yarn_factor_from_lengths_and_top_level_original() -> None:
 @pytest.mark.parametrize("kind", ["longrope", "su"])
 def test_from_hf_unknown_kind_is_a_config_error(kind: str) -> None:
     with pytest.raises(ConfigError, match=kind) as info:
-        rope_scaling_from_hf({"rope_scaling": {"rope_type": kind, "factor": 2.0}})
+        rope_from_hf({"rope_scaling": {"rope_type": kind, "factor": 2.0}})
     assert "llama3" in str(info.value) and "yarn" in str(info.value)
-    assert (info.value.field, info.value.value) == ("rope_type", kind)
+    assert (info.value.field, info.value.value) == ("rope_scaling.rope_type", kind)
 
 
 @pytest.mark.parametrize(
@@ -369,17 +363,17 @@ def test_from_hf_unknown_kind_is_a_config_error(kind: str) -> None:
 )
 def test_from_hf_unsupported_configs_are_config_errors(hf: dict) -> None:
     with pytest.raises(ConfigError):
-        rope_scaling_from_hf(hf)
+        rope_from_hf(hf)
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_to_hf_from_hf_round_trip(name: str) -> None:
     case = CASES[name]
-    hf = rope_scaling_to_hf(case.theta, case.scaling)
+    hf = rope_to_hf(case.theta, case.scaling)
     assert set(hf) == {"rope_theta", "rope_scaling", "rope_parameters"}
-    assert rope_scaling_from_hf(hf) == (case.theta, case.scaling)
+    assert rope_from_hf(hf) == (case.theta, case.scaling)
     # Both spellings alone carry the same information.
-    assert rope_scaling_from_hf({"rope_parameters": hf["rope_parameters"]}) == (
+    assert rope_from_hf({"rope_parameters": hf["rope_parameters"]}) == (
         case.theta,
         case.scaling,
     )
@@ -388,7 +382,7 @@ def test_to_hf_from_hf_round_trip(name: str) -> None:
 @pytest.mark.parametrize("name", CASES)
 def test_to_hf_loads_in_transformers(name: str) -> None:
     case = CASES[name]
-    hf = rope_scaling_to_hf(case.theta, case.scaling, max_seq_len=case.max_seq_len)
+    hf = rope_to_hf(case.theta, case.scaling, max_seq_len=case.max_seq_len)
     config = LlamaConfig.from_dict(
         {
             **hf_config(case).to_dict(),
@@ -403,7 +397,7 @@ def test_to_hf_loads_in_transformers(name: str) -> None:
 
 
 def test_to_hf_emits_only_meaningful_fields() -> None:
-    hf = rope_scaling_to_hf(500_000.0, CASES["llama3-8"].scaling)
+    hf = rope_to_hf(500_000.0, CASES["llama3-8"].scaling)
     assert hf["rope_scaling"] == {
         "rope_type": "llama3",
         "factor": 8.0,
@@ -412,10 +406,10 @@ def test_to_hf_emits_only_meaningful_fields() -> None:
         "original_max_position_embeddings": 8192,
     }
     assert hf["rope_parameters"] == {**hf["rope_scaling"], "rope_theta": 500_000.0}
-    assert rope_scaling_to_hf(1e4, None)["rope_scaling"] is None
-    linear = rope_scaling_to_hf(1e4, RopeScaling(kind="linear", factor=2.0, beta_fast=3.0))
+    assert rope_to_hf(1e4, None)["rope_scaling"] is None
+    linear = rope_to_hf(1e4, RopeScaling(kind="linear", factor=2.0, beta_fast=3.0))
     assert linear["rope_scaling"] == {"rope_type": "linear", "factor": 2.0}
-    yarn = rope_scaling_to_hf(1e4, RopeScaling(kind="yarn", factor=2.0), max_seq_len=4096)
+    yarn = rope_to_hf(1e4, RopeScaling(kind="yarn", factor=2.0), max_seq_len=4096)
     assert "truncate" not in yarn["rope_scaling"] and "mscale" not in yarn["rope_scaling"]
     assert yarn["rope_scaling"]["original_max_position_embeddings"] == 4096
 
@@ -423,8 +417,8 @@ def test_to_hf_emits_only_meaningful_fields() -> None:
 def test_to_hf_dynamic_with_separate_original_length_is_a_config_error() -> None:
     scaling = RopeScaling(kind="dynamic", factor=2.0, original_max_seq_len=2048)
     with pytest.raises(ConfigError, match="max_position_embeddings"):
-        rope_scaling_to_hf(1e4, scaling, max_seq_len=8192)
-    assert rope_scaling_to_hf(1e4, scaling, max_seq_len=2048)["rope_scaling"] == {
+        rope_to_hf(1e4, scaling, max_seq_len=8192)
+    assert rope_to_hf(1e4, scaling, max_seq_len=2048)["rope_scaling"] == {
         "rope_type": "dynamic",
         "factor": 2.0,
     }

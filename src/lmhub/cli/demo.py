@@ -29,7 +29,8 @@ def demo(
     from lmhub.data.tokenizers import load_tokenizer
     from lmhub.generation import generate
     from lmhub.hf.export import export
-    from lmhub.models.hub import get_model_hub, load_model
+    from lmhub.models.hub import get_model_hub
+    from lmhub.models.resolve import load_model
 
     out = console()
     torch.manual_seed(seed)

@@ -12,6 +12,9 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +26,8 @@ from rich.console import Console
 from lmhub.config import apply_overrides, parse_override
 from lmhub.errors import ConfigError, LmhubError
 from lmhub.models.family import ModelFamily
+from lmhub.models.hf_dir import HF_KEY_FIELDS
+from lmhub.models.llama.interop import rope_from_hf
 from lmhub.models.resolve import ModelSource, load_source_tokenizer, resolve_model_source
 
 console = Console(highlight=False)
@@ -33,23 +38,6 @@ model_app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-
-# --flag -> the config field it sets. A family whose config lacks the field rejects the flag.
-FLAG_FIELDS: dict[str, str] = {
-    "--hidden-size": "model_dim",
-    "--num-attention-heads": "num_heads",
-    "--num-kv-heads": "num_kv_heads",
-    "--d-head": "head_dim",
-    "--num-hidden-layers": "num_layers",
-    "--dim-feedforward": "ffn_inner_dim",
-    "--rope-theta": "rope_theta",
-    "--rms-norm-eps": "norm_eps",
-    "--rope-scaling": "rope_scaling",
-    "--sliding-window": "sliding_window",
-    "--attn-implementation": "attn_impl",
-    "--tie-word-embeddings": "tie_embeddings",
-    "--attention-dropout": "dropout_p",
-}
 
 # Hugging Face's attention implementation names -> the lmhub attn_impl values that implement them.
 ATTN_IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {
@@ -84,11 +72,9 @@ def _yaml_value(flag: str, text: str) -> Any:
 def _rope_scaling(config: Any, value: Any) -> Any:
     """Accept lmhub's RopeScaling fields or Hugging Face's ``{"rope_type": ..., ...}``."""
     if isinstance(value, dict) and ("rope_type" in value or "type" in value):
-        from lmhub.nn.rope import rope_scaling_from_hf
-
         theta = getattr(config, "rope_theta", None)
         hf = {"rope_scaling": value, **({"rope_theta": theta} if theta is not None else {})}
-        return rope_scaling_from_hf(hf)[1]
+        return rope_from_hf(hf)[1]
     if value is not None and not isinstance(value, dict):
         raise ConfigError(
             f"--rope-scaling takes a mapping such as '{{rope_type: linear, factor: 2}}' or null, "
@@ -120,40 +106,115 @@ def _attn_impl(value: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ConfigFlag:
+    """A ``model construct`` option that sets one config field."""
+
+    name: str
+    """The option, e.g. ``--hidden-size`` (named after the Hugging Face key where one exists)."""
+
+    field: str
+    """The lmhub config field it sets; a family whose config lacks it rejects the option."""
+
+    type: Any
+    """The value type typer parses (``str`` for YAML/JSON values that ``parse`` reads)."""
+
+    help: str = ""
+    """The option's help; the field name when empty."""
+
+    parse: Callable[[Any, Any], Any] | None = None
+    """Turns ``(config, value)`` into the field's value, where typer's parsing is not enough."""
+
+    @property
+    def param(self) -> str:
+        """The Python parameter name typer passes the value under."""
+        return self.name.removeprefix("--").replace("-", "_")
+
+
+def _hf_flag(key: str, type_: Any) -> ConfigFlag:
+    """An option named after a Hugging Face config.json key, setting its HF_KEYS field."""
+    field = HF_KEY_FIELDS[key]
+    return ConfigFlag("--" + key.replace("_", "-"), field, type_, f"{field} (HF {key})")
+
+
+CONFIG_FLAGS: tuple[ConfigFlag, ...] = (
+    _hf_flag("hidden_size", int),
+    _hf_flag("num_attention_heads", int),
+    ConfigFlag("--num-kv-heads", "num_kv_heads", int),
+    ConfigFlag("--d-head", "head_dim", int),
+    _hf_flag("num_hidden_layers", int),
+    ConfigFlag("--dim-feedforward", "ffn_inner_dim", int),
+    ConfigFlag("--rope-theta", "rope_theta", float),
+    _hf_flag("rms_norm_eps", float),
+    ConfigFlag(
+        "--rope-scaling",
+        "rope_scaling",
+        str,
+        "rope_scaling as YAML/JSON, e.g. '{rope_type: linear, factor: 2}', or null",
+        lambda config, text: _rope_scaling(config, _yaml_value("--rope-scaling", text)),
+    ),
+    ConfigFlag(
+        "--attn-implementation",
+        "attn_impl",
+        str,
+        "eager, sdpa, flex or flash_attention_2 (attn_impl)",
+        lambda config, value: _attn_impl(value),
+    ),
+    _hf_flag("tie_word_embeddings", bool),
+    _hf_flag("attention_dropout", float),
+)
+"""The customisation options of ``model construct``; its signature is built from this table."""
+
+
+def _flag_parameter(flag: ConfigFlag) -> inspect.Parameter:
+    decls = [f"{flag.name}/--no-{flag.name[2:]}"] if flag.type is bool else [flag.name]
+    option = typer.Option(*decls, help=flag.help or flag.field)
+    return inspect.Parameter(
+        flag.param,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[flag.type | None, option],
+    )
+
+
+def _with_config_flags(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give ``command`` (which takes ``**flags``) one typer option per :data:`CONFIG_FLAGS` row."""
+    signature = inspect.signature(command, eval_str=True)
+    params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    command.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*params, *map(_flag_parameter, CONFIG_FLAGS)]
+    )
+    return command
+
+
 def apply_cli_overrides(
     family: ModelFamily[Any, Any],
     config: Any,
     flags: dict[str, Any],
     sets: list[str] | None = None,
 ) -> Any:
-    """Apply the customisation flags (``{"--hidden-size": 512, ...}``, unset ones ``None``) and
-    ``--set FIELD=VALUE`` strings to ``config``, then validate it.
+    """Apply the :data:`CONFIG_FLAGS` values (``{"--hidden-size": 512, ...}``, unset ones
+    ``None``) and ``--set FIELD=VALUE`` strings to ``config``, then validate it.
 
     Raises:
         ConfigError: for a flag whose field the family's config lacks, naming flag and family.
     """
     fields = {f.name for f in dataclasses.fields(config)}
     items: list[tuple[str, Any]] = []
-    for flag, value in flags.items():
+    for flag in CONFIG_FLAGS:
+        value = flags.get(flag.name)
         if value is None:
             continue
-        field = FLAG_FIELDS[flag]
-        if field not in fields:
+        if flag.field not in fields:
             raise ConfigError(
-                f"{flag} sets the config field '{field}', which the '{family.name}' family's "
-                f"{type(config).__name__} does not have, so the flag cannot apply. Leave it out; "
-                "the fields you can set (with --set FIELD=VALUE) are: "
+                f"{flag.name} sets the config field '{flag.field}', which the '{family.name}' "
+                f"family's {type(config).__name__} does not have, so the option cannot apply. "
+                "Leave it out; the fields you can set (with --set FIELD=VALUE) are: "
                 f"{', '.join(sorted(fields))}.",
-                field=field,
+                field=flag.field,
                 value=value,
             )
-        if flag == "--rope-scaling":
-            value = _rope_scaling(config, _yaml_value(flag, value))
-        elif flag == "--sliding-window":
-            value = _yaml_value(flag, value)
-        elif flag == "--attn-implementation":
-            value = _attn_impl(value)
-        items.append((field, value))
+        items.append((flag.field, flag.parse(config, value) if flag.parse else value))
     config = apply_overrides(config, items)
     config = apply_overrides(config, [parse_override(s) for s in sets or []])
     validate = getattr(config, "validate", None)
@@ -167,22 +228,23 @@ def build_model(
     config: Any,
     *,
     device: torch.device,
-    dtype: torch.dtype,
+    dtype: torch.dtype | None,
     init_weights: bool,
     checkpoint: Path | None,
     seed: int,
 ) -> torch.nn.Module:
-    """Build the model: on meta, from a checkpoint, uninitialised, or randomly initialised."""
+    """Build the model: on meta, from a checkpoint, uninitialised, or randomly initialised.
+
+    ``dtype=None`` keeps a checkpoint's stored dtypes, and gives new models torch's default.
+    """
     from lmhub.models.hub import get_model_hub
-    from lmhub.models.materialize import load_checkpoint
     from lmhub.utils import no_init_weights
 
     hub = get_model_hub(family)
     if device.type == "meta":
         return hub.create_new_model(config, dtype=dtype, meta=True)
     if checkpoint is not None:
-        model = hub.create_new_model(config, dtype=dtype, meta=True)
-        return load_checkpoint(checkpoint, model, device=device)
+        return hub.load_custom_model(checkpoint, config, device=device, dtype=dtype, progress=False)
     if not init_weights:
         with no_init_weights():
             return hub.create_new_model(config, device=device, dtype=dtype)
@@ -190,7 +252,6 @@ def build_model(
     return hub.create_new_model(config, device=device, dtype=dtype)
 
 
-@model_app.command()
 def construct(
     model: Annotated[str, typer.Argument(help="An architecture, a card, or a checkpoint dir.")],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write.")],
@@ -198,7 +259,11 @@ def construct(
         str, typer.Option(help="meta (config and code only, no weights), cpu, cuda, ...")
     ] = "meta",
     dtype: Annotated[
-        str | None, typer.Option(help="float32, bfloat16, float16 (default: the source's).")
+        str | None,
+        typer.Option(
+            help="float32, bfloat16, float16 (default: a checkpoint's stored dtype; new weights "
+            "take the source config.json's dtype, else float32)."
+        ),
     ] = None,
     init_weights: Annotated[
         bool, typer.Option("--init-weights/--no-init-weights", help="Initialise new weights.")
@@ -221,35 +286,11 @@ def construct(
         str | None, typer.Option(help="A tokenizer path (or 'byte') to write with the model.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of newly initialised weights.")] = 0,
-    hidden_size: Annotated[int | None, typer.Option(help="model_dim")] = None,
-    num_attention_heads: Annotated[int | None, typer.Option(help="num_heads")] = None,
-    num_kv_heads: Annotated[int | None, typer.Option(help="num_kv_heads")] = None,
-    d_head: Annotated[int | None, typer.Option(help="head_dim")] = None,
-    num_hidden_layers: Annotated[int | None, typer.Option(help="num_layers")] = None,
-    dim_feedforward: Annotated[int | None, typer.Option(help="ffn_inner_dim")] = None,
-    rope_theta: Annotated[float | None, typer.Option(help="rope_theta")] = None,
-    rms_norm_eps: Annotated[float | None, typer.Option(help="norm_eps")] = None,
-    rope_scaling: Annotated[
-        str | None,
-        typer.Option(
-            help="rope_scaling as YAML/JSON, e.g. '{rope_type: linear, factor: 2}', or null"
-        ),
-    ] = None,
-    sliding_window: Annotated[
-        str | None, typer.Option(help="sliding_window (tokens), or null to disable")
-    ] = None,
-    attn_implementation: Annotated[
-        str | None, typer.Option(help="eager, sdpa, flex or flash_attention_2 (attn_impl)")
-    ] = None,
-    tie_word_embeddings: Annotated[
-        bool | None,
-        typer.Option("--tie-word-embeddings/--no-tie-word-embeddings", help="tie_embeddings"),
-    ] = None,
-    attention_dropout: Annotated[float | None, typer.Option(help="dropout_p")] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Set any config field, e.g. --set vocab_size=32000."),
     ] = None,
+    **config_flags: Any,
 ) -> None:
     """Write MODEL as a directory transformers loads: native where transformers has the family,
     else self-contained remote code."""
@@ -258,24 +299,9 @@ def construct(
     from lmhub.utils import as_device, as_dtype
 
     source = resolve_model_source(model)
-    flags = {
-        "--hidden-size": hidden_size,
-        "--num-attention-heads": num_attention_heads,
-        "--num-kv-heads": num_kv_heads,
-        "--d-head": d_head,
-        "--num-hidden-layers": num_hidden_layers,
-        "--dim-feedforward": dim_feedforward,
-        "--rope-theta": rope_theta,
-        "--rms-norm-eps": rms_norm_eps,
-        "--rope-scaling": rope_scaling,
-        "--sliding-window": sliding_window,
-        "--attn-implementation": attn_implementation,
-        "--tie-word-embeddings": tie_word_embeddings,
-        "--attention-dropout": attention_dropout,
-    }
+    flags = {flag.name: config_flags.get(flag.param) for flag in CONFIG_FLAGS}
     config = apply_cli_overrides(source.family, source.config, flags, set_)
     target = as_device(device)
-    resolved_dtype = as_dtype(dtype) or source.dtype or torch.float32
     if target.type == "meta" and (save_checkpoint or load_from_checkpoint is not None):
         flag = "--save-checkpoint" if save_checkpoint else "--load-from-checkpoint"
         raise ConfigError(
@@ -291,7 +317,9 @@ def construct(
         source.family,
         config,
         device=target,
-        dtype=resolved_dtype,
+        # One meaning of "no --dtype": loads keep the stored dtypes; new weights take the
+        # source's declared dtype, else the default.
+        dtype=as_dtype(dtype) if weights_from is not None else as_dtype(dtype) or source.dtype,
         init_weights=init_weights,
         checkpoint=weights_from,
         seed=seed,
@@ -318,6 +346,9 @@ def construct(
         f"Wrote a {kind} directory for '{source.family.name}' ({params / 1e6:.1f}M parameters, "
         f"{weights}) to {result.path}: {len(result.files)} files."
     )
+
+
+model_app.command()(_with_config_flags(construct))
 
 
 def register(app: typer.Typer) -> None:

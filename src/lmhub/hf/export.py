@@ -44,70 +44,30 @@ from lmhub.checkpoint.checksum import sha256_file
 from lmhub.checkpoint.layout import REMOTE_WEIGHT_PREFIX
 from lmhub.checkpoint.save_load import model_tensors, save_checkpoint
 from lmhub.checkpoint.writers import save_safetensors_sharded
-from lmhub.config import from_dict, to_dict
 from lmhub.data.tokenizers import Tokenizer, load_tokenizer
 from lmhub.errors import ExportError
 from lmhub.hf.remote_code import bundle_sources, flat_module_name, importable_name
 from lmhub.hf.tokenizer_files import write_tokenizer_files
 from lmhub.models.family import ModelFamily
+from lmhub.models.hf_dir import (
+    encode_field_name,
+    encode_fields,
+    native_config_json,
+    read_hf_dir,
+    remote_code_attribute_map,
+    remote_code_config_json,
+    write_config_json,
+)
 from lmhub.models.registry import family_of, get_family
 
 __all__ = ["ExportResult", "export", "find_family", "read_exported_config"]
 
+read_exported_config = read_hf_dir
+"""Return ``(family, config, dtype)`` of an export or any Hugging Face directory lmhub reads."""
+
 # The transformers classes of an export: a copy of the ones to_hf_api uses, so both run one code.
 TEMPLATE_MODULE = "lmhub.hf.adapters.lmhub_model"
 SPECIAL_ID_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id")
-
-# Hugging Face's standard config names, and the lmhub field each reads when a family has it.
-HF_STANDARD_NAMES = {
-    "hidden_size": "model_dim",
-    "num_hidden_layers": "num_layers",
-    "num_attention_heads": "num_heads",
-    "num_key_value_heads": "num_kv_heads",
-    "intermediate_size": "ffn_inner_dim",
-    "max_position_embeddings": "max_seq_len",
-    "tie_word_embeddings": "tie_embeddings",
-}
-
-
-# Config names transformers gives a meaning of its own (properties, generation settings...):
-# lmhub fields of these names are stored as ``lmhub_<name>`` in a remote-code config.
-HF_RESERVED_NAMES = frozenset(
-    {
-        # PreTrainedConfig's own fields, properties and the keys it consumes
-        *("architectures", "attn_implementation", "auto_map", "chunk_size_feed_forward", "dtype"),
-        *("id2label", "is_encoder_decoder", "is_heterogeneous", "label2id", "layer_types"),
-        *("model_type", "name_or_path", "num_labels", "output_attentions", "output_hidden_states"),
-        *("per_layer_attributes", "per_layer_config", "problem_type", "return_dict"),
-        *("rope_parameters", "rope_scaling", "rope_theta", "sliding_window", "torch_dtype"),
-        *("transformers_version", "use_return_dict", "allow_global_per_layer_attribute_access"),
-        *("serialize_explicit_per_layer_config", "attribute_map", "base_config_key"),
-        *("base_model_ep_plan", "base_model_fsdp_plan", "base_model_pp_plan"),
-        *("base_model_tp_plan", "extra_config_files", "extra_files", "sub_configs_defaults"),
-        # its methods
-        *("from_dict", "from_pretrained", "get_text_config", "save_pretrained", "to_dict"),
-        *("to_json_string", "update", "validate"),
-        # generation settings, which it moves to the generation config
-        *("bad_words_ids", "begin_suppress_tokens", "diversity_penalty", "do_sample"),
-        *("early_stopping", "encoder_no_repeat_ngram_size", "encoder_repetition_penalty"),
-        *("epsilon_cutoff", "eta_cutoff", "exponential_decay_length_penalty"),
-        *("forced_bos_token_id", "forced_eos_token_id", "length_penalty", "max_length"),
-        *("min_length", "no_repeat_ngram_size", "num_beam_groups", "num_beams"),
-        *("num_return_sequences", "output_scores", "remove_invalid_values"),
-        *("repetition_penalty", "return_dict_in_generate", "suppress_tokens", "temperature"),
-        *("top_k", "top_p", "typical_p", "use_cache", "assistant_confidence_threshold"),
-        *("assistant_lookbehind", "num_assistant_tokens", "num_assistant_tokens_schedule"),
-        *("target_lookbehind",),
-    }
-)
-RESERVED_PREFIX = "lmhub_"
-
-
-def _hf_attribute(field_name: str) -> str:
-    """The name under which a remote-code config holds the lmhub field ``field_name``."""
-    if field_name in HF_RESERVED_NAMES or field_name.startswith("_"):
-        return RESERVED_PREFIX + field_name
-    return field_name
 
 
 @dataclass(frozen=True)
@@ -262,16 +222,7 @@ def _write_native(
     safetensors: bool,
     max_shard_size: int | str,
 ) -> None:
-    assert family.hf is not None
-    dtype = _dtype_name(model)
-    hf_config = {
-        "architectures": list(family.hf.architectures),
-        "model_type": family.hf.model_types[0],
-        **family.hf.config_to_hf(config),
-        "dtype": dtype,
-        "torch_dtype": dtype,  # the name transformers 4 reads
-    }
-    (staging / "config.json").write_text(_json(hf_config), encoding="utf-8")
+    write_config_json(staging, native_config_json(family, config, _dtype_name(model)))
     (staging / "generation_config.json").write_text(
         _json(_generation_config(config, model)), encoding="utf-8"
     )
@@ -383,12 +334,10 @@ def _write_remote_code(
     configuration = f"configuration_{model_type}"
     modeling = f"modeling_{model_type}"
 
-    fields = to_dict(config)
-    renamed = {name: _hf_attribute(name) for name in fields if _hf_attribute(name) != name}
-    attribute_map = {
-        hf: _hf_attribute(ours) for hf, ours in HF_STANDARD_NAMES.items() if ours in fields
-    }
-    defaults = {_hf_attribute(name): value for name, value in fields.items()}
+    names = [f.name for f in dataclasses.fields(config)]
+    renamed = {name: encode_field_name(name) for name in names if encode_field_name(name) != name}
+    attribute_map = remote_code_attribute_map(names)
+    defaults = encode_fields(config)
     if "tie_word_embeddings" not in attribute_map:
         _, tied = model_tensors(model)
         defaults["tie_word_embeddings"] = bool(tied)
@@ -439,21 +388,20 @@ def _write_remote_code(
         ),
         encoding="utf-8",
     )
-    dtype = _dtype_name(model)
-    hf_config = {
-        "architectures": [model_name],
-        "auto_map": {
-            "AutoConfig": f"{configuration}.{config_name}",
-            "AutoModelForCausalLM": f"{modeling}.{model_name}",
-        },
-        "model_type": model_type,
-        "lmhub_family": family.name,
-        "lmhub_version": version,
-        **defaults,
-        "dtype": dtype,
-        "torch_dtype": dtype,
+    auto_map = {
+        "AutoConfig": f"{configuration}.{config_name}",
+        "AutoModelForCausalLM": f"{modeling}.{model_name}",
     }
-    (staging / "config.json").write_text(_json(hf_config), encoding="utf-8")
+    hf_config = remote_code_config_json(
+        family,
+        defaults,
+        model_type=model_type,
+        architecture=model_name,
+        auto_map=auto_map,
+        version=version,
+        dtype=_dtype_name(model),
+    )
+    write_config_json(staging, hf_config)
     (staging / "generation_config.json").write_text(
         _json(_generation_config(config, model)), encoding="utf-8"
     )
@@ -550,35 +498,3 @@ def export(
     return ExportResult(
         path=target, kind=kind, family=fam.name, files=files, changed=changed, weights=weights
     )
-
-
-def read_exported_config(directory: str | os.PathLike[str]) -> tuple[Any, Any, torch.dtype | None]:
-    """Return ``(family, config, dtype)`` of an export or of any Hugging Face directory that a
-    family reads (``dtype`` is the one ``config.json`` declares, if any).
-
-    Example:
-        >>> family, config, dtype = read_exported_config("out/deepone")
-        >>> family.name
-        'deepone'
-    """
-    from lmhub.errors import ModelCheckpointError
-    from lmhub.models.hub import family_and_config_from_hf_dir, read_hf_config
-    from lmhub.utils import as_dtype
-
-    path = Path(directory)
-    data = read_hf_config(path)
-    if "lmhub_family" not in data:
-        return family_and_config_from_hf_dir(path)
-    family = get_family(str(data["lmhub_family"]))
-    values = {}
-    for field in dataclasses.fields(family.config_class):
-        for key in (_hf_attribute(field.name), field.name):
-            if key in data:
-                values[field.name] = data[key]
-                break
-    try:
-        config = from_dict(family.config_class, values)
-    except lmhub.ConfigError as exc:
-        raise ModelCheckpointError(f"In {path / 'config.json'}: {exc}", path=path) from None
-    declared = data.get("dtype") or data.get("torch_dtype")
-    return family, config, as_dtype(declared) if isinstance(declared, str) else None

@@ -2,13 +2,15 @@
 
 ``get_model_hub(family)`` returns a :class:`ModelHub` typed by the family's model and config
 classes, so ``hub.load_model(...)`` is known to return, say, a ``LlamaModel``. The untyped
-:func:`load_model` takes a card, a card name or a Hugging Face checkpoint directory and finds the
-family itself.
+:func:`lmhub.load_model`, which finds the family itself, lives with the one name resolver in
+:mod:`lmhub.models.resolve`.
+
+``dtype=None`` means the same everywhere: a load keeps each tensor's stored dtype; a new model
+takes torch's default dtype (float32 unless changed, e.g. with :func:`lmhub.default_dtype`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,21 +27,10 @@ from lmhub.checkpoint.checksum import verify_checksums
 from lmhub.checkpoint.readers import open_checkpoint
 from lmhub.checkpoint.save_load import native_items
 from lmhub.config import apply_overrides
-from lmhub.errors import (
-    AssetCardError,
-    ConfigError,
-    ModelCheckpointError,
-    ModelFamilyNotKnownError,
-    ModelNotKnownError,
-)
+from lmhub.errors import AssetCardError, ConfigError, ModelCheckpointError, ModelNotKnownError
 from lmhub.models.family import ModelFamily
 from lmhub.models.materialize import build_on_meta, materialize
-from lmhub.models.registry import (
-    all_arch_names,
-    family_for_hf_model_type,
-    find_arch,
-    get_family,
-)
+from lmhub.models.registry import get_family
 from lmhub.parallel.gangs import Gangs
 from lmhub.utils import as_device, as_dtype
 
@@ -140,7 +131,9 @@ class ModelHub(Generic[ModelT, ConfigT]):
         config = apply_overrides(self.get_arch_config(arch), card.model_config)
         return apply_overrides(config, overrides)
 
-    def _resolve_config(self, config: ConfigArg, base: ConfigT | None) -> ConfigT:
+    def resolve_config(self, config: ConfigArg, base: ConfigT | None) -> ConfigT:
+        """Return ``config`` if it is a config of this family, else ``base`` with ``config`` as
+        overrides (a mapping or ``"field=value"`` strings)."""
         if isinstance(config, self.family.config_class):
             return config
         if base is None:
@@ -162,14 +155,17 @@ class ModelHub(Generic[ModelT, ConfigT]):
     ) -> ModelT:
         """Build a randomly initialised model (or, with ``meta=True``, one with no memory at all).
 
+        ``dtype=None`` uses torch's default dtype (float32 unless changed).
+
         Example:
             >>> model = hub.create_new_model(hub.get_arch_config("llama3_70b"), meta=True)
         """
         target = _target_device(device, gangs)
-        resolved_dtype = as_dtype(dtype) or torch.float32
+        resolved_dtype = as_dtype(dtype) or torch.get_default_dtype()
         _validate(config)
         model = build_on_meta(self.family.builder, config, resolved_dtype)
         if not meta:
+            _check_fits(model, target)
             materialize(model, target)
         return model
 
@@ -247,15 +243,17 @@ class ModelHub(Generic[ModelT, ConfigT]):
         dtype: torch.dtype | str | None = None,
         config: ConfigArg = None,
         mmap: bool = True,
+        restrict: bool | None = None,
         progress: bool = True,
     ) -> ModelT:
         """Load the model a card describes, checking the checkpoint's checksum if the card has one.
 
-        ``config`` is a replacement config or overrides applied on top of the card's.
+        ``config`` is a replacement config or overrides applied on top of the card's;
+        ``dtype=None`` keeps each tensor's stored dtype.
         """
         card = self._card(card_or_name)
         base = self.get_model_config(card)
-        resolved = self._resolve_config(config, base) if config is not None else base
+        resolved = self.resolve_config(config, base) if config is not None else base
         checkpoint = card_checkpoint(card)
         if card.checksum:
             verify_checksums(checkpoint, card.checksum)
@@ -266,6 +264,7 @@ class ModelHub(Generic[ModelT, ConfigT]):
             gangs=gangs,
             dtype=dtype,
             mmap=mmap,
+            restrict=restrict,
             progress=progress,
         )
 
@@ -278,6 +277,33 @@ def _validate(config: Any) -> None:
     validate = getattr(config, "validate", None)
     if callable(validate):
         validate()
+
+
+def _device_memory(device: torch.device) -> int | None:
+    """The device's total memory in bytes, where it can be told."""
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_properties(device).total_memory
+    if device.type == "cpu":
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):  # not a POSIX system
+            return None
+    return None
+
+
+def _check_fits(model: nn.Module, device: torch.device) -> None:
+    """Refuse to allocate a model larger than all of the device's memory: such a size is a typo,
+    and trying would end in the OOM killer rather than an error."""
+    tensors = {id(t): t for t in model.state_dict(keep_vars=True).values()}.values()
+    needed = sum(t.numel() * t.element_size() for t in tensors)
+    total = _device_memory(device)
+    if total is not None and needed > total:
+        raise ConfigError(
+            f"The model needs {needed / 2**30:,.1f} GiB for its weights, but the {device.type} "
+            f"device has only {total / 2**30:,.1f} GiB in all. Check the config's sizes, or "
+            "build it with meta=True to inspect it without memory.",
+            value=needed,
+        )
 
 
 def card_checkpoint(card: AssetCard) -> Path:
@@ -301,8 +327,6 @@ def card_checkpoint(card: AssetCard) -> Path:
     return path
 
 
-# -- the untyped entry points -----------------------------------------------------------------
-
 _hubs: dict[str, ModelHub[Any, Any]] = {}
 
 
@@ -318,122 +342,3 @@ def get_model_hub(family: ModelFamily[ModelT, ConfigT] | str) -> ModelHub[ModelT
     if hub is None or hub.family is not fam:
         hub = _hubs[fam.name] = ModelHub(fam)
     return hub
-
-
-def read_hf_config(directory: Path) -> dict[str, Any]:
-    """Read ``config.json`` from a checkpoint directory, with errors that name the file."""
-    config_path = directory / "config.json"
-    try:
-        data = json.loads(config_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelCheckpointError(
-            f"The directory {directory} has no config.json, so its model family is unknown. "
-            "Pass a Hugging Face checkpoint directory, a card or a card name.",
-            path=config_path,
-        ) from None
-    except ValueError as exc:
-        raise ModelCheckpointError(
-            f"The file {config_path} is not valid JSON ({exc}). Fix or regenerate it.",
-            path=config_path,
-        ) from None
-    if not isinstance(data, dict):
-        raise ModelCheckpointError(
-            f"The file {config_path} does not hold a JSON object.", path=config_path
-        )
-    return data
-
-
-def family_and_config_from_hf_dir(
-    directory: Path,
-) -> tuple[ModelFamily[Any, Any], Any, torch.dtype | None]:
-    """Return (family, config, declared dtype) for a Hugging Face checkpoint directory."""
-    hf = read_hf_config(directory)
-    if "lmhub_family" in hf:  # a remote-code export written by lmhub.hf.export
-        from lmhub.hf.export import read_exported_config
-
-        return read_exported_config(directory)
-    model_type = hf.get("model_type")
-    family = family_for_hf_model_type(model_type) if isinstance(model_type, str) else None
-    if family is None or family.hf is None:
-        from lmhub.models.registry import list_families
-
-        raise ModelFamilyNotKnownError(str(model_type), list_families())
-    try:
-        config = family.hf.config_from_hf(hf)
-    except KeyError as exc:
-        raise ModelCheckpointError(
-            f"The file {directory / 'config.json'} lacks the field {exc} that a "
-            f"'{model_type}' config needs. Regenerate it with the model's save_pretrained.",
-            path=directory / "config.json",
-        ) from None
-    except ConfigError as exc:
-        raise ModelCheckpointError(
-            f"In {directory / 'config.json'}: {exc}", path=directory
-        ) from None
-    declared = hf.get("dtype") or hf.get("torch_dtype")
-    return family, config, as_dtype(declared) if isinstance(declared, str) else None
-
-
-def load_model(
-    model: AssetCard | PathLike,
-    *,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | str | None = None,
-    gangs: Gangs | None = None,
-    config: ConfigArg = None,
-    mmap: bool = True,
-    restrict: bool | None = None,
-    progress: bool = True,
-) -> nn.Module:
-    """Load a model from a card, a card name, or a Hugging Face checkpoint directory.
-
-    For a directory the family comes from ``config.json``'s ``model_type``; ``dtype=None`` then
-    uses the dtype the config declares (``torch_dtype``/``dtype``), else each tensor's own.
-
-    Example:
-        >>> model = lmhub.load_model("path/to/hf_llama", dtype="bfloat16", mmap=True)
-    """
-    if isinstance(model, AssetCard):
-        hub = get_model_hub(model.require("model_family"))
-        return hub.load_model(
-            model,
-            device=device,
-            gangs=gangs,
-            dtype=dtype,
-            config=config,
-            mmap=mmap,
-            progress=progress,
-        )
-    path = Path(model)
-    if path.is_dir():
-        family, base, declared = family_and_config_from_hf_dir(path)
-        hub = get_model_hub(family)
-        resolved = hub._resolve_config(config, base) if config is not None else base
-        return hub.load_custom_model(
-            path,
-            resolved,
-            device=device,
-            gangs=gangs,
-            dtype=dtype or declared,
-            mmap=mmap,
-            restrict=restrict,
-            progress=progress,
-        )
-    name = os.fspath(model)
-    store = default_asset_store()
-    card = store.maybe_get_card(name)
-    if card is None:
-        known = [*store.names(), *all_arch_names()]
-        family = find_arch(name)
-        if family is not None:
-            raise AssetCardError(
-                f"'{name}' is an architecture of the '{family.name}' family, which has no "
-                f"weights to load. For random weights use lmhub.get_model_hub('{family.name}')"
-                f".create_new_model(hub.get_arch_config('{name}')); to load weights pass a card "
-                "or a checkpoint directory.",
-                name=name,
-            )
-        raise ModelNotKnownError(name, known)
-    return load_model(
-        card, device=device, dtype=dtype, gangs=gangs, config=config, mmap=mmap, progress=progress
-    )

@@ -13,7 +13,7 @@ Example::
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -24,9 +24,6 @@ RopeKind = Literal["default", "linear", "dynamic", "llama3", "yarn"]
 
 ROPE_KINDS: tuple[str, ...] = get_args(RopeKind)
 """The supported scaling kinds, spelled like Hugging Face's ``rope_type``."""
-
-DEFAULT_ROPE_THETA = 10_000.0
-"""The base transformers assumes when a config names none."""
 
 
 @dataclass(kw_only=True)
@@ -328,154 +325,3 @@ def apply_rotary(
     head_dim]`` by the angles in ``cos``/``sin`` ``[batch, seq, head_dim]``."""
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # broadcast over heads
     return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
-
-
-# The HF keys each kind reads besides rope_type and rope_theta.
-_HF_FIELDS: dict[str, tuple[str, ...]] = {
-    "default": (),
-    "linear": ("factor",),
-    "dynamic": ("factor",),
-    "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"),
-    "yarn": (
-        "factor",
-        "original_max_position_embeddings",
-        "beta_fast",
-        "beta_slow",
-        "attention_factor",
-        "mscale",
-        "mscale_all_dim",
-        "truncate",
-    ),
-}
-
-
-def rope_scaling_from_hf(hf_config: dict[str, Any]) -> tuple[float, RopeScaling | None]:
-    """Read ``(rope_theta, scaling)`` from a Hugging Face ``config.json`` dict.
-
-    Accepts the transformers 4 spelling (``rope_theta`` plus a ``rope_scaling`` dict keyed by
-    ``rope_type`` or the legacy ``type``) and the transformers 5 one (``rope_parameters`` holding
-    ``rope_type``, ``rope_theta`` and the scaling fields). Returns ``None`` for plain RoPE.
-
-    >>> theta, s = rope_scaling_from_hf(
-    ...     {"rope_theta": 1e6, "rope_scaling": {"type": "linear", "factor": 2}})
-    >>> theta, s.kind, s.factor
-    (1000000.0, 'linear', 2.0)
-    """
-    # A truthy `rope_scaling` wins over `rope_parameters` in transformers 5; 4 reads only it.
-    params = hf_config.get("rope_scaling") or hf_config.get("rope_parameters") or {}
-    if any(isinstance(v, dict) for v in params.values()):
-        raise ConfigError(
-            "The config holds a different RoPE per layer type, which lmhub does not support. "
-            "Use a model whose layers all share one RoPE.",
-            field="rope_parameters",
-            value=params,
-        )
-    theta = params.get("rope_theta", hf_config.get("rope_theta"))
-    theta = float(theta) if theta is not None else DEFAULT_ROPE_THETA
-
-    partial = params.get("partial_rotary_factor", hf_config.get("partial_rotary_factor"))
-    if partial is not None and partial != 1:
-        raise ConfigError(
-            f"The config rotates only a fraction ({partial}) of each head, which lmhub's RoPE "
-            "does not support. Use a model with partial_rotary_factor 1.",
-            field="partial_rotary_factor",
-            value=partial,
-        )
-
-    kind = params.get("rope_type", params.get("type")) or "default"
-    if kind not in ROPE_KINDS:
-        raise ConfigError(
-            f"The RoPE type '{kind}' is not supported. lmhub supports: {', '.join(ROPE_KINDS)}.",
-            field="rope_type",
-            value=kind,
-        )
-    if kind == "default":
-        return theta, None
-
-    original = None
-    if kind in ("llama3", "yarn"):
-        # A top-level original_max_position_embeddings (Phi-3 style) wins in transformers too.
-        original = hf_config.get(
-            "original_max_position_embeddings", params.get("original_max_position_embeddings")
-        )
-    factor = params.get("factor")
-    if factor is None and kind == "yarn" and original and "max_position_embeddings" in hf_config:
-        factor = hf_config["max_position_embeddings"] / original  # DeepSeek-V3 style
-    if factor is None:
-        raise ConfigError(
-            f"The '{kind}' RoPE config has no 'factor'. Add the scaling factor to the config's "
-            "rope_scaling / rope_parameters.",
-            field="factor",
-            value=None,
-        )
-
-    scaling = RopeScaling(
-        kind=kind,
-        factor=float(factor),
-        original_max_seq_len=int(original) if original is not None else None,
-    )
-    if kind == "llama3":
-        scaling.low_freq_factor = float(params.get("low_freq_factor", scaling.low_freq_factor))
-        scaling.high_freq_factor = float(params.get("high_freq_factor", scaling.high_freq_factor))
-    elif kind == "yarn":
-        # transformers reads these with `or`, so 0 / None fall back to the paper's values.
-        scaling.beta_fast = float(params.get("beta_fast") or 32.0)
-        scaling.beta_slow = float(params.get("beta_slow") or 1.0)
-        for name in ("attention_factor", "mscale", "mscale_all_dim"):
-            value = params.get(name)
-            setattr(scaling, name, float(value) if value is not None else None)
-        scaling.truncate = bool(params.get("truncate", True))
-    scaling.validate()
-    return theta, scaling
-
-
-def rope_scaling_to_hf(
-    theta: float, scaling: RopeScaling | None, *, max_seq_len: int | None = None
-) -> dict[str, Any]:
-    """Return the RoPE keys of a Hugging Face ``config.json`` that transformers 4 and 5 both read.
-
-    The result holds ``rope_theta``, ``rope_scaling`` (transformers 4; ``None`` for plain RoPE)
-    and ``rope_parameters`` (transformers 5), each with only the fields ``scaling.kind`` uses.
-    ``max_seq_len`` fills in ``original_max_position_embeddings`` when the scaling leaves it to
-    the model, since transformers 4 requires it for llama3.
-
-    >>> rope_scaling_to_hf(1e4, RopeScaling(kind="linear", factor=2.0))["rope_scaling"]
-    {'rope_type': 'linear', 'factor': 2.0}
-    """
-    s = scaling or RopeScaling()
-    s.validate()
-    theta = float(theta)
-    if s.kind == "default":
-        return {
-            "rope_theta": theta,
-            "rope_scaling": None,
-            "rope_parameters": {"rope_type": "default", "rope_theta": theta},
-        }
-    if s.kind == "dynamic" and s.original_max_seq_len not in (None, max_seq_len):
-        raise ConfigError(
-            "transformers' dynamic RoPE takes the original context length from "
-            "max_position_embeddings and has no field for a separate one. Set "
-            "original_max_seq_len=None and max_seq_len to the original context length.",
-            field="original_max_seq_len",
-            value=s.original_max_seq_len,
-        )
-
-    values: dict[str, Any] = {
-        "factor": float(s.factor),
-        "original_max_position_embeddings": s.original_max_seq_len or max_seq_len,
-        "low_freq_factor": float(s.low_freq_factor),
-        "high_freq_factor": float(s.high_freq_factor),
-        "beta_fast": float(s.beta_fast),
-        "beta_slow": float(s.beta_slow),
-        "attention_factor": s.attention_factor,
-        "mscale": s.mscale,
-        "mscale_all_dim": s.mscale_all_dim,
-        # transformers 4 does not know `truncate`; only write it when it changes the result.
-        "truncate": None if s.truncate else False,
-    }
-    fields = {k: values[k] for k in _HF_FIELDS[s.kind] if values[k] is not None}
-    return {
-        "rope_theta": theta,
-        "rope_scaling": {"rope_type": s.kind, **fields},
-        "rope_parameters": {"rope_type": s.kind, "rope_theta": theta, **fields},
-    }

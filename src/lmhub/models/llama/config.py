@@ -89,7 +89,11 @@ class LlamaConfig:
                 field="head_dim",
             )
         if self.rope_scaling is not None:
-            self.rope_scaling.validate()
+            try:
+                self.rope_scaling.validate()
+            except ConfigError as exc:
+                field = f"rope_scaling.{exc.field}"
+                raise ConfigError(f"'{field}': {exc}", field=field, value=exc.value) from None
 
 
 llama_archs: Final = ArchRegistry(LLAMA_FAMILY, LlamaConfig)

@@ -1,13 +1,19 @@
-"""Llama <-> Hugging Face: the checkpoint key map and the config.json mapping."""
+"""Llama <-> Hugging Face: the checkpoint key map and the config.json mapping.
+
+The RoPE translation (``rope_theta`` / ``rope_scaling`` / ``rope_parameters``) is the one every
+Hugging Face RoPE family shares; later families import it from here.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Final
 
 from lmhub.checkpoint.weight_map import KeyRule, WeightMap
 from lmhub.errors import ConfigError
+from lmhub.models.hf_dir import HF_KEYS, json_value, read_hf_keys, shown
 from lmhub.models.llama.config import LlamaConfig
-from lmhub.nn.rope import rope_scaling_from_hf, rope_scaling_to_hf
+from lmhub.nn.rope import ROPE_KINDS, RopeScaling
 
 # HF Llama keeps q/k/v separate and uses rotate-half RoPE, like lmhub: the map is a pure rename.
 LLAMA_WEIGHT_MAP = WeightMap(
@@ -23,72 +29,230 @@ LLAMA_WEIGHT_MAP = WeightMap(
     tied={"lm_head.weight": "embed.weight"},
 )
 
+LLAMA_HF_DEFAULTS: Final[Mapping[str, Any]] = {
+    "max_position_embeddings": 2048,
+    "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": False,
+    "attention_dropout": 0.0,
+    "attention_bias": False,
+    "mlp_bias": False,
+    "initializer_range": 0.02,
+}
+"""transformers' LlamaConfig defaults for the keys a config.json may leave out."""
 
-def _get(hf: dict[str, Any], key: str, default: Any = None) -> Any:
-    value = hf.get(key, default)
-    return default if value is None else value
+DEFAULT_ROPE_THETA: Final = 10_000.0
+"""The base transformers assumes when a config names none."""
 
 
-def llama_config_from_hf(hf: dict[str, Any]) -> LlamaConfig:
+def llama_config_from_hf(hf: Mapping[str, Any]) -> LlamaConfig:
     """Build a :class:`LlamaConfig` from a Hugging Face Llama ``config.json`` dict.
 
     Accepts both ``rope_theta``/``rope_scaling`` (transformers 4) and ``rope_parameters``
     (transformers 5).
+
+    Raises:
+        ConfigError: naming the ``config.json`` key (``field``) of a missing or ill-typed value.
     """
-    act = hf.get("hidden_act", "silu")
+    act = json_value(hf.get("hidden_act", "silu"), str, key="hidden_act")
     if act != "silu":
         raise ConfigError(
-            f"The Llama config uses hidden_act '{act}', but lmhub's Llama supports only 'silu'.",
+            f"The key 'hidden_act' is '{act}', but lmhub's Llama supports only 'silu'.",
             field="hidden_act",
             value=act,
         )
-    theta, scaling = rope_scaling_from_hf(hf)
-    num_heads = hf["num_attention_heads"]
-    return LlamaConfig(
-        model_dim=hf["hidden_size"],
-        num_layers=hf["num_hidden_layers"],
-        num_heads=num_heads,
-        num_kv_heads=_get(hf, "num_key_value_heads", num_heads),
-        head_dim=hf.get("head_dim"),
-        ffn_inner_dim=hf["intermediate_size"],
-        vocab_size=hf["vocab_size"],
-        max_seq_len=_get(hf, "max_position_embeddings", 2048),
-        rope_theta=float(theta),
-        rope_scaling=scaling,
-        norm_eps=float(_get(hf, "rms_norm_eps", 1e-6)),
-        tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
-        dropout_p=float(_get(hf, "attention_dropout", 0.0)),
-        attn_bias=bool(hf.get("attention_bias", False)),
-        ffn_bias=bool(hf.get("mlp_bias", False)),
-        init_std=float(_get(hf, "initializer_range", 0.02)),
-        bos_token_id=hf.get("bos_token_id"),
-        eos_token_id=hf.get("eos_token_id"),
-        pad_token_id=hf.get("pad_token_id"),
-    )
+    if hf.get("num_key_value_heads") is None and "num_attention_heads" in hf:
+        # transformers reads a missing or null num_key_value_heads as one per query head.
+        hf = {**hf, "num_key_value_heads": hf["num_attention_heads"]}
+    values = read_hf_keys(hf, LlamaConfig, LLAMA_HF_DEFAULTS)
+    theta, scaling = rope_from_hf(hf)
+    return LlamaConfig(**values, rope_theta=theta, rope_scaling=scaling)
 
 
 def llama_config_to_hf(config: LlamaConfig) -> dict[str, Any]:
     """Build a Hugging Face Llama ``config.json`` dict (without model_type/architectures)."""
+    shared = {row.key: getattr(config, row.field) for row in HF_KEYS if hasattr(config, row.field)}
     return {
-        "hidden_size": config.model_dim,
-        "num_hidden_layers": config.num_layers,
-        "num_attention_heads": config.num_heads,
-        "num_key_value_heads": config.num_kv_heads,
+        **shared,
         "head_dim": config.resolved_head_dim(),
-        "intermediate_size": config.ffn_inner_dim,
-        "vocab_size": config.vocab_size,
-        "max_position_embeddings": config.max_seq_len,
-        **rope_scaling_to_hf(
-            config.rope_theta, config.rope_scaling, max_seq_len=config.max_seq_len
-        ),
-        "rms_norm_eps": config.norm_eps,
-        "tie_word_embeddings": config.tie_embeddings,
-        "attention_dropout": config.dropout_p,
-        "attention_bias": config.attn_bias,
-        "mlp_bias": config.ffn_bias,
-        "initializer_range": config.init_std,
+        **rope_to_hf(config.rope_theta, config.rope_scaling, max_seq_len=config.max_seq_len),
         "hidden_act": "silu",
-        "bos_token_id": config.bos_token_id,
-        "eos_token_id": config.eos_token_id,
-        "pad_token_id": config.pad_token_id,
+    }
+
+
+# -- RoPE ---------------------------------------------------------------------------------------
+
+# The HF keys each kind reads besides rope_type and rope_theta.
+_HF_ROPE_KEYS: dict[str, tuple[str, ...]] = {
+    "default": (),
+    "linear": ("factor",),
+    "dynamic": ("factor",),
+    "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"),
+    "yarn": (
+        "factor",
+        "original_max_position_embeddings",
+        "beta_fast",
+        "beta_slow",
+        "attention_factor",
+        "mscale",
+        "mscale_all_dim",
+        "truncate",
+    ),
+}
+
+# RopeScaling field -> its HF key, where the names differ.
+_ROPE_FIELD_KEYS = {"kind": "rope_type", "original_max_seq_len": "original_max_position_embeddings"}
+
+
+def rope_from_hf(hf: Mapping[str, Any]) -> tuple[float, RopeScaling | None]:
+    """Read ``(rope_theta, scaling)`` from a Hugging Face ``config.json`` dict.
+
+    Accepts the transformers 4 spelling (``rope_theta`` plus a ``rope_scaling`` dict keyed by
+    ``rope_type`` or the legacy ``type``) and the transformers 5 one (``rope_parameters`` holding
+    ``rope_type``, ``rope_theta`` and the scaling fields). Returns ``None`` for plain RoPE.
+
+    Raises:
+        ConfigError: whose ``field`` is the key at fault, e.g. ``rope_scaling.factor``.
+
+    >>> theta, s = rope_from_hf(
+    ...     {"rope_theta": 1e6, "rope_scaling": {"type": "linear", "factor": 2}})
+    >>> theta, s.kind, s.factor
+    (1000000.0, 'linear', 2.0)
+    """
+    # A truthy `rope_scaling` wins over `rope_parameters` in transformers 5; 4 reads only it.
+    where = "rope_scaling" if hf.get("rope_scaling") else "rope_parameters"
+    params = hf.get(where) or {}
+    if not isinstance(params, dict):
+        raise ConfigError(
+            f"The key '{where}' is {shown(params)}, but it must be a mapping such as "
+            '{"rope_type": "linear", "factor": 2.0}, or null.',
+            field=where,
+            value=params,
+        )
+    if any(isinstance(v, dict) for v in params.values()):
+        raise ConfigError(
+            f"The key '{where}' holds a different RoPE per layer type, which lmhub does not "
+            "support. Use a model whose layers all share one RoPE.",
+            field=where,
+            value=params,
+        )
+
+    def param(name: str, tp: Any, *, top_level: bool = False) -> Any:
+        # `top_level` keys may also sit beside rope_scaling; the top-level one wins.
+        if top_level and hf.get(name) is not None:
+            return json_value(hf[name], tp, key=name)
+        return json_value(params.get(name), tp, key=f"{where}.{name}")
+
+    theta = param("rope_theta", float | None) if "rope_theta" in params else None
+    if theta is None:
+        theta = json_value(hf.get("rope_theta"), float | None, key="rope_theta")
+    theta = DEFAULT_ROPE_THETA if theta is None else theta
+
+    partial = param("partial_rotary_factor", float | None, top_level=True)
+    if partial is not None and partial != 1:
+        raise ConfigError(
+            f"The config rotates only a fraction ({partial}) of each head, which lmhub's RoPE "
+            "does not support. Use a model with partial_rotary_factor 1.",
+            field="partial_rotary_factor",
+            value=partial,
+        )
+
+    type_key = "rope_type" if "rope_type" in params else "type"
+    kind = param(type_key, str | None) or "default"
+    if kind not in ROPE_KINDS:
+        raise ConfigError(
+            f"The key '{where}.{type_key}' is '{kind}', a RoPE type lmhub does not support. "
+            f"lmhub supports: {', '.join(ROPE_KINDS)}.",
+            field=f"{where}.{type_key}",
+            value=kind,
+        )
+    if kind == "default":
+        return theta, None
+
+    original = None
+    if kind in ("llama3", "yarn"):
+        # A top-level original_max_position_embeddings (Phi-3 style) wins in transformers too.
+        original = param("original_max_position_embeddings", int | None, top_level=True)
+    factor = param("factor", float | None)
+    max_len = json_value(
+        hf.get("max_position_embeddings"), int | None, key="max_position_embeddings"
+    )
+    if factor is None and kind == "yarn" and original and original > 0 and max_len is not None:
+        factor = max_len / original  # DeepSeek-V3 style
+    if factor is None:
+        raise ConfigError(
+            f"The '{kind}' RoPE config has no 'factor'. Add the scaling factor to the config's "
+            f"'{where}'.",
+            field=f"{where}.factor",
+        )
+    scaling = RopeScaling(kind=kind, factor=factor, original_max_seq_len=original)
+    if kind == "llama3":
+        for name in ("low_freq_factor", "high_freq_factor"):
+            value = param(name, float | None)
+            if value is not None:
+                setattr(scaling, name, value)
+    elif kind == "yarn":
+        # transformers reads these with `or`, so 0 / None fall back to the paper's values.
+        scaling.beta_fast = param("beta_fast", float | None) or 32.0
+        scaling.beta_slow = param("beta_slow", float | None) or 1.0
+        for name in ("attention_factor", "mscale", "mscale_all_dim"):
+            setattr(scaling, name, param(name, float | None))
+        truncate = param("truncate", bool | None)
+        scaling.truncate = True if truncate is None else truncate
+    try:
+        scaling.validate()
+    except ConfigError as exc:
+        key = f"{where}.{_ROPE_FIELD_KEYS.get(exc.field or '', exc.field)}"
+        raise ConfigError(f"The key '{key}': {exc}", field=key, value=exc.value) from None
+    return theta, scaling
+
+
+def rope_to_hf(
+    theta: float, scaling: RopeScaling | None, *, max_seq_len: int | None = None
+) -> dict[str, Any]:
+    """Return the RoPE keys of a Hugging Face ``config.json`` that transformers 4 and 5 both read.
+
+    The result holds ``rope_theta``, ``rope_scaling`` (transformers 4; ``None`` for plain RoPE)
+    and ``rope_parameters`` (transformers 5), each with only the fields ``scaling.kind`` uses.
+    ``max_seq_len`` fills in ``original_max_position_embeddings`` when the scaling leaves it to
+    the model, since transformers 4 requires it for llama3.
+
+    >>> rope_to_hf(1e4, RopeScaling(kind="linear", factor=2.0))["rope_scaling"]
+    {'rope_type': 'linear', 'factor': 2.0}
+    """
+    s = scaling or RopeScaling()
+    s.validate()
+    theta = float(theta)
+    if s.kind == "default":
+        return {
+            "rope_theta": theta,
+            "rope_scaling": None,
+            "rope_parameters": {"rope_type": "default", "rope_theta": theta},
+        }
+    if s.kind == "dynamic" and s.original_max_seq_len not in (None, max_seq_len):
+        raise ConfigError(
+            "transformers' dynamic RoPE takes the original context length from "
+            "max_position_embeddings and has no field for a separate one. Set "
+            "original_max_seq_len=None and max_seq_len to the original context length.",
+            field="original_max_seq_len",
+            value=s.original_max_seq_len,
+        )
+
+    values: dict[str, Any] = {
+        "factor": float(s.factor),
+        "original_max_position_embeddings": s.original_max_seq_len or max_seq_len,
+        "low_freq_factor": float(s.low_freq_factor),
+        "high_freq_factor": float(s.high_freq_factor),
+        "beta_fast": float(s.beta_fast),
+        "beta_slow": float(s.beta_slow),
+        "attention_factor": s.attention_factor,
+        "mscale": s.mscale,
+        "mscale_all_dim": s.mscale_all_dim,
+        # transformers 4 does not know `truncate`; only write it when it changes the result.
+        "truncate": None if s.truncate else False,
+    }
+    fields = {k: values[k] for k in _HF_ROPE_KEYS[s.kind] if values[k] is not None}
+    return {
+        "rope_theta": theta,
+        "rope_scaling": {"rope_type": s.kind, **fields},
+        "rope_parameters": {"rope_type": s.kind, "rope_theta": theta, **fields},
     }
