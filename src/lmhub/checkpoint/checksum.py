@@ -32,10 +32,14 @@ def _memo_path() -> Path:
 
 
 def _load_memo() -> dict[str, str]:
+    # The memo only saves re-hashing: a corrupt or foreign file is treated as absent.
     try:
-        return json.loads(_memo_path().read_text())
-    except (OSError, ValueError):
+        memo = json.loads(_memo_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return {}
+    if not isinstance(memo, dict):
+        return {}
+    return {k: v for k, v in memo.items() if isinstance(v, str)}
 
 
 def _memo_key(path: Path) -> str:

@@ -1,0 +1,158 @@
+"""Plain data written by users (YAML card files, override values): parsed safely, bounded in size,
+and shown briefly in messages.
+
+YAML aliases let a few lines stand for a structure of billions of items ("billion laughs"), and
+PyYAML's composer recurses once per nesting level, so text from users is read with a loader that
+bounds its nesting and node count, and every value is measured (each use of an alias counted)
+before lmhub walks it. Callers turn :class:`UnusableDataError` into their own error naming the
+file, card or field.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from typing import Any
+
+import yaml
+
+from lmhub.errors import UnusableDataError
+
+MAX_DEPTH = 64
+"""The deepest nesting of lists and mappings accepted (configs and cards need a handful)."""
+
+MAX_ITEMS = 100_000
+"""The most values one YAML text or value may hold, counting each use of a YAML alias."""
+
+MAX_INT_BITS = 256
+"""The largest integer accepted, in bits (no config field needs more than 64)."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing documents nested too deeply or with too many nodes."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        self._nodes += 1
+        if self._depth > MAX_DEPTH:
+            raise UnusableDataError(f"it nests lists or mappings more than {MAX_DEPTH} levels deep")
+        if self._nodes > MAX_ITEMS:
+            raise UnusableDataError(f"it holds more than {MAX_ITEMS:,} values")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def flatten_mapping(self, node: Any) -> None:
+        # Merge keys (`<<: *a`) copy the merged pairs, so chains of them grow quadratically and
+        # PyYAML flattens them by recursion: bound both like nesting.
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise UnusableDataError(f"its merge keys ('<<') chain more than {MAX_DEPTH} mappings")
+        try:
+            super().flatten_mapping(node)
+        finally:
+            self._depth -= 1
+        self._nodes += len(node.value)
+        if self._nodes > MAX_ITEMS:
+            raise UnusableDataError(f"it holds more than {MAX_ITEMS:,} values")
+
+
+def load_yaml_documents(text: str) -> list[Any]:
+    """Parse every ``---``-separated YAML document of ``text`` with the safe loader, bounded.
+
+    Raises:
+        UnusableDataError: the text is not YAML, a tagged or implicit value cannot be built
+            (``!!float abc``, the date ``2024-13-45``, a 5000-digit integer), or a document is
+            too deep or too large (see :func:`check_size`).
+    """
+    loader = _BoundedLoader(text)
+    try:
+        documents = []
+        while loader.check_data():
+            documents.append(loader.get_data())
+    except UnusableDataError:
+        raise
+    except yaml.YAMLError as exc:
+        raise UnusableDataError(f"it is not valid YAML: {_one_line(exc)}") from None
+    except (ValueError, TypeError, AttributeError, LookupError, OverflowError) as exc:
+        # PyYAML's constructors let plain Python errors out for malformed tagged scalars
+        # (`!!float abc`, `!!bool maybe`, `!!timestamp x`) and impossible dates or huge ints.
+        raise UnusableDataError(f"YAML cannot build one of its values ({_one_line(exc)})") from None
+    finally:
+        loader.dispose()
+    for document in documents:
+        check_size(document)
+    return documents
+
+
+def load_yaml_value(text: str) -> Any:
+    """Parse ``text`` as one YAML value (``""`` for blank text); see :func:`load_yaml_documents`."""
+    documents = load_yaml_documents(text)
+    if len(documents) > 1:
+        raise UnusableDataError("it holds several YAML documents (a line '---' or '...')")
+    return documents[0] if documents else ""
+
+
+def check_size(value: Any) -> None:
+    """Raise :class:`UnusableDataError` if ``value`` nests deeper than :data:`MAX_DEPTH`, holds
+    more than :data:`MAX_ITEMS` values (a list or mapping reached twice counts twice, as YAML
+    aliases expand) or an integer wider than :data:`MAX_INT_BITS` bits. Bounded time, no
+    recursion, and self-containing values are refused rather than walked forever."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    count = 0
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if count > MAX_ITEMS:
+            raise UnusableDataError(
+                f"it holds more than {MAX_ITEMS:,} values (each use of a YAML alias counts)"
+            )
+        if depth > MAX_DEPTH:
+            raise UnusableDataError(f"it nests lists or mappings more than {MAX_DEPTH} levels deep")
+        if isinstance(item, int) and item.bit_length() > MAX_INT_BITS:
+            raise UnusableDataError(f"it holds an integer wider than {MAX_INT_BITS} bits")
+        if isinstance(item, dict | list | tuple | set | frozenset):
+            children = (
+                [x for pair in item.items() for x in pair] if isinstance(item, dict) else item
+            )
+            stack.extend((child, depth + 1) for child in children)
+
+
+class _ShortRepr(reprlib.Repr):
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxstring = 60
+        self.maxother = 60
+        self.maxlong = 40
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 128:  # repr() itself refuses more than 4300 digits
+            return f"<an integer of {x.bit_length()} bits>"
+        return super().repr_int(x, level)
+
+
+_short_repr = _ShortRepr()
+
+
+def short_repr(value: Any) -> str:
+    """Return ``repr(value)`` cut to a few lines' worth, safe on huge or self-containing values.
+
+    Example:
+        >>> short_repr(list(range(100)))
+        '[0, 1, 2, 3, 4, 5, ...]'
+    """
+    try:
+        return _short_repr.repr(value)
+    except Exception:  # a user object whose __repr__ fails must not hide the real error
+        return f"<a {type(value).__name__}>"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
