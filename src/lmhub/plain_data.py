@@ -70,8 +70,9 @@ def load_yaml_documents(text: str) -> list[Any]:
             (``!!float abc``, the date ``2024-13-45``, a 5000-digit integer), or a document is
             too deep or too large (see :func:`check_size`).
     """
-    loader = _BoundedLoader(text)
+    loader: _BoundedLoader | None = None
     try:
+        loader = _BoundedLoader(text)  # its reader already refuses control characters
         documents = []
         while loader.check_data():
             documents.append(loader.get_data())
@@ -84,7 +85,8 @@ def load_yaml_documents(text: str) -> list[Any]:
         # (`!!float abc`, `!!bool maybe`, `!!timestamp x`) and impossible dates or huge ints.
         raise UnusableDataError(f"YAML cannot build one of its values ({_one_line(exc)})") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     for document in documents:
         check_size(document)
     return documents
@@ -98,29 +100,67 @@ def load_yaml_value(text: str) -> Any:
     return documents[0] if documents else ""
 
 
+_CONTAINERS = (dict, list, tuple, set, frozenset)
+
+
 def check_size(value: Any) -> None:
-    """Raise :class:`UnusableDataError` if ``value`` nests deeper than :data:`MAX_DEPTH`, holds
-    more than :data:`MAX_ITEMS` values (a list or mapping reached twice counts twice, as YAML
-    aliases expand) or an integer wider than :data:`MAX_INT_BITS` bits. Bounded time, no
-    recursion, and self-containing values are refused rather than walked forever."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    count = 0
+    """Raise :class:`UnusableDataError` if ``value`` nests lists or mappings deeper than
+    :data:`MAX_DEPTH`, holds more than :data:`MAX_ITEMS` values once expanded (a container
+    reached twice counts twice, as YAML aliases expand), contains itself, or holds an integer
+    wider than :data:`MAX_INT_BITS` bits.
+
+    Each distinct container is looked at once (sizes of shared ones are remembered), so an alias
+    bomb costs what its text costs; no recursion.
+    """
+    _check_scalar(value)
+    if not isinstance(value, _CONTAINERS):
+        return
+    done: dict[int, tuple[int, int]] = {}  # id -> (values inside once expanded, levels)
+    started: set[int] = set()  # containers being walked: the ancestors of the current one
+    stack: list[tuple[Any, bool]] = [(value, False)]
     while stack:
-        item, depth = stack.pop()
-        count += 1
-        if count > MAX_ITEMS:
-            raise UnusableDataError(
-                f"it holds more than {MAX_ITEMS:,} values (each use of a YAML alias counts)"
-            )
-        if depth > MAX_DEPTH:
-            raise UnusableDataError(f"it nests lists or mappings more than {MAX_DEPTH} levels deep")
-        if isinstance(item, int) and item.bit_length() > MAX_INT_BITS:
-            raise UnusableDataError(f"it holds an integer wider than {MAX_INT_BITS} bits")
-        if isinstance(item, dict | list | tuple | set | frozenset):
-            children = (
-                [x for pair in item.items() for x in pair] if isinstance(item, dict) else item
-            )
-            stack.extend((child, depth + 1) for child in children)
+        item, children_done = stack.pop()
+        key = id(item)
+        if children_done:
+            started.discard(key)
+            items, levels = 0, 0
+            for child in _children(item):
+                items += 1
+                if isinstance(child, _CONTAINERS):
+                    child_items, child_levels = done[id(child)]
+                    items += child_items
+                    levels = max(levels, child_levels)
+            if levels + 1 > MAX_DEPTH:
+                raise UnusableDataError(
+                    f"it nests lists or mappings more than {MAX_DEPTH} levels deep"
+                )
+            if items > MAX_ITEMS:
+                raise UnusableDataError(
+                    f"it holds more than {MAX_ITEMS:,} values (each use of a YAML alias counts)"
+                )
+            done[key] = (items, levels + 1)
+            continue
+        if key in done:
+            continue
+        if key in started:
+            raise UnusableDataError("it contains itself (a YAML alias inside its own anchor)")
+        started.add(key)
+        stack.append((item, True))
+        for child in _children(item):
+            if isinstance(child, _CONTAINERS):
+                if id(child) not in done:
+                    stack.append((child, False))
+            else:
+                _check_scalar(child)
+
+
+def _children(item: Any) -> Any:
+    return [x for pair in item.items() for x in pair] if isinstance(item, dict) else item
+
+
+def _check_scalar(value: Any) -> None:
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise UnusableDataError(f"it holds an integer wider than {MAX_INT_BITS} bits")
 
 
 class _ShortRepr(reprlib.Repr):
