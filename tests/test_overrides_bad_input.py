@@ -131,9 +131,9 @@ def test_not_field_equals_value(override: str) -> None:
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({1: 2}, "key 1 .* is a int, not a field name"),
+        ({1: 2}, r"key 1 \(of type int\) under '\(top\)' is not a field name"),
         ({None: 2}, "key None"),
-        ({"rope_scaling": {1: 2}}, "key 1 under 'rope_scaling.'"),
+        ({"rope_scaling": {1: 2}}, r"key 1 \(of type int\) under 'rope_scaling.'"),
         ({"rope_scaling": {("a",): 2}}, "not a field name"),
         ({"eos_token_id": _deep_list(3000)}, "levels deep"),
         ({"eos_token_id": [10**5000]}, "integer wider than 256 bits"),

@@ -219,8 +219,8 @@ def _from_dict(cls: type[ConfigT], data: Mapping[str, Any]) -> ConfigT:
     for name in data:
         if not isinstance(name, str):
             raise ConfigError(
-                f"The key {short_repr(name)} given for {cls.__name__} is a "
-                f"{type(name).__name__}, not a field name. Write field names as text.",
+                f"The key {short_repr(name)} (of type {type(name).__name__}) given for "
+                f"{cls.__name__} is not a field name. Write field names as text.",
                 field=short_repr(name),
             )
     kwargs = {name: coerce_field(cls, name, value) for name, value in data.items()}
@@ -273,8 +273,8 @@ def parse_override(item: str) -> tuple[str, Any]:
     """
     if not isinstance(item, str):
         raise ConfigError(
-            f"The override {short_repr(item)} is a {type(item).__name__}, not a FIELD=VALUE "
-            "string. Pass strings such as 'model_dim=1024'.",
+            f"The override {short_repr(item)} (of type {type(item).__name__}) is not a "
+            "FIELD=VALUE string. Pass strings such as 'model_dim=1024'.",
         )
     key, sep, raw = item.partition("=")
     key = key.strip()
@@ -330,7 +330,7 @@ def apply_overrides(
         items = [_override_item(o) for o in overrides]
     else:
         raise ConfigError(
-            f"The overrides {short_repr(overrides)} are a {type(overrides).__name__}, not a "
+            f"The overrides {short_repr(overrides)} (of type {type(overrides).__name__}) are not a "
             "mapping or a list of FIELD=VALUE strings.",
         )
     for key, value in items:
@@ -362,8 +362,8 @@ def _flatten(mapping: Mapping[Any, Any], prefix: str = "") -> Iterable[tuple[str
     for key, value in mapping.items():
         if not isinstance(key, str):
             raise ConfigError(
-                f"The override key {short_repr(key)} under {short_repr(prefix or '(top)')} is a "
-                f"{type(key).__name__}, not a field name. Write field names as text.",
+                f"The override key {short_repr(key)} (of type {type(key).__name__}) under "
+                f"{short_repr(prefix or '(top)')} is not a field name. Write field names as text.",
                 field=f"{prefix}{short_repr(key)}",
                 value=value,
             )

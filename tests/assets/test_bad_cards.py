@@ -370,7 +370,7 @@ def test_random_yaml_text_gives_cards_or_lmhub_errors(fuzz_dir: Path, text: byte
     _check_store_on(fuzz_dir / "soup.yaml", text)
 
 
-@settings(PROPERTY, max_examples=200)  # drawing nested documents is the slow part
+@settings(PROPERTY, max_examples=150)  # drawing nested documents is the slow part
 @given(st.lists(card_docs(), min_size=1, max_size=3, unique_by=lambda doc: doc["name"]))
 def test_random_card_documents_give_cards_or_lmhub_errors(
     fuzz_dir: Path, docs: list[dict[object, object]]
