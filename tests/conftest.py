@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+
+from tests.fixtures import train_sentencepiece
 
 # The suite runs under pytest-xdist with one worker per core; tiny models gain nothing from
 # intra-op threads, and two workers each spawning two threads thrash the CPU.
@@ -24,3 +28,9 @@ def _isolated_env(
 
     monkeypatch.setattr(store, "_default_store", None)
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def sp_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Llama-style SentencePiece model (BPE, byte fallback, 512 pieces) trained on fixtures."""
+    return train_sentencepiece(tmp_path_factory.mktemp("sentencepiece"))

@@ -23,11 +23,10 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
-from lmhub.errors import ConfigError
+from lmhub.errors import ConfigError, UnusableDataError, _did_you_mean
+from lmhub.plain_data import check_size, load_yaml_value, short_repr
 
 ConfigT = TypeVar("ConfigT")
-
-_MISSING = object()
 
 
 @cache
@@ -95,7 +94,7 @@ def _coerce(value: Any, tp: Any) -> Any:
         if isinstance(value, tp):
             return value
         if isinstance(value, Mapping):
-            return from_dict(tp, value)
+            return _from_dict(tp, value)
         raise _Mismatch
     if tp is bool:
         if isinstance(value, bool):
@@ -125,6 +124,10 @@ def _coerce(value: Any, tp: Any) -> Any:
     raise _Mismatch
 
 
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
 def _parse_number(text: str, kind: type[int] | type[float]) -> int | float:
     try:
         number = float(text.strip())
@@ -144,24 +147,21 @@ def coerce_field(cls: type, name: str, value: Any, *, path: str | None = None) -
         ConfigError: naming the field, the value and the expected type.
     """
     path = path or name
-    types_ = _field_types(cls)
-    if name not in types_ or name not in {f.name for f in dataclasses.fields(cls)}:
-        known = [f.name for f in dataclasses.fields(cls)]
-        from lmhub.errors import _did_you_mean
-
+    known = _field_names(cls)
+    if name not in known:  # only dataclass fields: never `__class__` or a method
         raise ConfigError(
-            f"'{path}' is not a field of {cls.__name__}.{_did_you_mean(name, known)} "
+            f"{short_repr(path)} is not a field of {cls.__name__}.{_did_you_mean(name, known)} "
             f"Its fields are: {', '.join(known)}.",
             field=path,
             value=value,
         )
-    tp = types_[name]
+    tp = _field_types(cls)[name]
     try:
         return _coerce(value, tp)
     except _Mismatch:
         raise ConfigError(
-            f"The value {value!r} does not fit the field '{path}' of {cls.__name__}, which "
-            f"expects {_type_name(tp)}. Pass a value of that type.",
+            f"The value {short_repr(value)} does not fit the field '{path}' of {cls.__name__}, "
+            f"which expects {_type_name(tp)}. Pass a value of that type.",
             field=path,
             value=value,
         ) from None
@@ -198,13 +198,31 @@ def _plain(value: Any) -> Any:
 def from_dict(cls: type[ConfigT], data: Mapping[str, Any]) -> ConfigT:
     """Build config dataclass ``cls`` from a mapping, type-checking every field.
 
-    Fields missing from ``data`` keep their defaults; unknown fields are an error.
+    Fields missing from ``data`` keep their defaults; unknown fields are an error, and so is
+    data nested too deeply or too large (see :mod:`lmhub.plain_data`).
     """
+    try:
+        check_size(data)
+    except UnusableDataError as exc:
+        raise ConfigError(
+            f"The data for {cls.__name__} cannot be used: {exc.reason}. Pass plain field values."
+        ) from None
+    return _from_dict(cls, data)
+
+
+def _from_dict(cls: type[ConfigT], data: Mapping[str, Any]) -> ConfigT:
     if not isinstance(data, Mapping):
         raise ConfigError(
             f"{cls.__name__} must be given as a mapping of field names to values, "
             f"not {type(data).__name__}.",
         )
+    for name in data:
+        if not isinstance(name, str):
+            raise ConfigError(
+                f"The key {short_repr(name)} (of type {type(name).__name__}) given for "
+                f"{cls.__name__} is not a field name. Write field names as text.",
+                field=short_repr(name),
+            )
     kwargs = {name: coerce_field(cls, name, value) for name, value in data.items()}
     return cls(**kwargs)
 
@@ -216,7 +234,11 @@ def to_yaml(config: Any) -> str:
 
 def from_yaml(cls: type[ConfigT], text: str) -> ConfigT:
     """Parse YAML produced by :func:`to_yaml` back into ``cls``."""
-    return from_dict(cls, yaml.safe_load(text) or {})
+    try:
+        data = load_yaml_value(text)
+    except UnusableDataError as exc:
+        raise ConfigError(f"The YAML for {cls.__name__} cannot be used: {exc.reason}.") from None
+    return from_dict(cls, data or {})
 
 
 def to_json(config: Any) -> str:
@@ -226,7 +248,13 @@ def to_json(config: Any) -> str:
 
 def from_json(cls: type[ConfigT], text: str) -> ConfigT:
     """Parse JSON produced by :func:`to_json` back into ``cls``."""
-    return from_dict(cls, json.loads(text))
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(
+            f"The JSON for {cls.__name__} cannot be read: {short_repr(str(exc))}."
+        ) from None
+    return from_dict(cls, data)
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -237,18 +265,34 @@ def parse_override(item: str) -> tuple[str, Any]:
         ('rope_scaling.factor', 8)
         >>> parse_override("attn_impl=sdpa")
         ('attn_impl', 'sdpa')
+
+    Raises:
+        ConfigError: naming the override and the field, if the text is not ``FIELD=VALUE`` or
+            the value is not YAML that lmhub can use (a bad tag such as ``!!float abc``, an
+            impossible date, a huge integer, deep nesting, an alias bomb).
     """
+    if not isinstance(item, str):
+        raise ConfigError(
+            f"The override {short_repr(item)} (of type {type(item).__name__}) is not a "
+            "FIELD=VALUE string. Pass strings such as 'model_dim=1024'.",
+        )
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key:
         raise ConfigError(
-            f"The override {item!r} is not of the form FIELD=VALUE (e.g. model_dim=1024).",
+            f"The override {short_repr(item)} is not of the form FIELD=VALUE "
+            "(e.g. model_dim=1024).",
             field=key or None,
         )
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+        value = load_yaml_value(raw) if raw.strip() else ""
+    except UnusableDataError as exc:
+        raise ConfigError(
+            f"The override {short_repr(item)} for the field {short_repr(key)} cannot be used: "
+            f"{exc.reason}. Fix the value, or quote it to pass it as text.",
+            field=key,
+            value=raw,
+        ) from None
     return key, value
 
 
@@ -267,19 +311,62 @@ def apply_overrides(
     """
     if overrides is None:
         return config
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise ConfigError(
+            f"apply_overrides expects a config dataclass instance, not {short_repr(config)}."
+        )
     if isinstance(overrides, Mapping):
+        try:
+            check_size(overrides)  # before walking it: no alias bomb or deep nesting
+        except UnusableDataError as exc:
+            raise ConfigError(
+                f"The overrides for {type(config).__name__} cannot be used: {exc.reason}. "
+                "Pass plain field values."
+            ) from None
         items = list(_flatten(overrides))
     elif isinstance(overrides, str):
         items = [parse_override(overrides)]
+    elif isinstance(overrides, Iterable):
+        items = [_override_item(o) for o in overrides]
     else:
-        items = [parse_override(o) if isinstance(o, str) else tuple(o) for o in overrides]
+        raise ConfigError(
+            f"The overrides {short_repr(overrides)} (of type {type(overrides).__name__}) are not a "
+            "mapping or a list of FIELD=VALUE strings.",
+        )
     for key, value in items:
+        try:
+            check_size(value)
+        except UnusableDataError as exc:
+            raise ConfigError(
+                f"The value given for the field {short_repr(key)} cannot be used: {exc.reason}. "
+                "Pass a plain value.",
+                field=key,
+            ) from None
         config = _set_path(config, key.split("."), value, key)
     return config
 
 
-def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+def _override_item(item: Any) -> tuple[str, Any]:
+    """One entry of an override list: a ``FIELD=VALUE`` string or a ``(field, value)`` pair."""
+    if isinstance(item, str):
+        return parse_override(item)
+    if isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[0], str):
+        return item[0], item[1]
+    raise ConfigError(
+        f"The override {short_repr(item)} is neither a FIELD=VALUE string nor a (field, value) "
+        "pair with a text field name. Pass strings such as 'model_dim=1024'.",
+    )
+
+
+def _flatten(mapping: Mapping[Any, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
     for key, value in mapping.items():
+        if not isinstance(key, str):
+            raise ConfigError(
+                f"The override key {short_repr(key)} (of type {type(key).__name__}) under "
+                f"{short_repr(prefix or '(top)')} is not a field name. Write field names as text.",
+                field=f"{prefix}{short_repr(key)}",
+                value=value,
+            )
         if isinstance(value, Mapping) and value:
             yield from _flatten(value, f"{prefix}{key}.")
         else:
@@ -292,19 +379,21 @@ def _set_path(config: Any, parts: list[str], value: Any, full: str) -> Any:
     done = full[: len(full) - len(".".join(parts))] + name
     if len(parts) == 1:
         return dataclasses.replace(config, **{name: coerce_field(cls, name, value, path=done)})
-    current = getattr(config, name, _MISSING)
-    if current is _MISSING:
+    if name not in _field_names(cls):
         coerce_field(cls, name, None, path=done)  # raises the unknown-field error
+    current = getattr(config, name)
     if current is None:
         nested = _nested_dataclass(cls, name)
         if nested is None:
             raise ConfigError(
-                f"'{done}' is not a nested config, so '{full}' cannot be set.", field=full
+                f"{short_repr(done)} is not a nested config, so {short_repr(full)} cannot be set.",
+                field=full,
             )
         current = nested()
-    if not dataclasses.is_dataclass(current):
+    if not dataclasses.is_dataclass(current) or isinstance(current, type):
         raise ConfigError(
-            f"'{done}' is not a nested config, so '{full}' cannot be set.", field=full
+            f"{short_repr(done)} is not a nested config, so {short_repr(full)} cannot be set.",
+            field=full,
         )
     return dataclasses.replace(config, **{name: _set_path(current, parts[1:], value, full)})
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """Return up to ``n`` entries of ``candidates`` that look like ``name`` (for "did you mean")."""
+    if not isinstance(name, str):  # a YAML key may be a number or null
+        return []
     return difflib.get_close_matches(name, list(dict.fromkeys(candidates)), n=n, cutoff=0.5)
 
 
@@ -244,3 +246,15 @@ class HfConfigError(ModelCheckpointError):
         super().__init__(message, path=path)
         self.key = key
         self.value = value
+
+
+class UnusableDataError(LmhubError, ValueError):
+    """YAML text or plain data from a user cannot be read, or is too deep or too large to use.
+
+    ``reason`` is a clause ("it is not valid YAML: ..."); the config and card readers catch this
+    and raise their own error naming the override, field, card or file.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"The data cannot be used: {reason}. Simplify it or fix the YAML.")

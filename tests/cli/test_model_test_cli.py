@@ -1,20 +1,18 @@
 """`lmhub model test`: prints loss per step, shapes, parameters, speed, memory; NaN exits 2.
 
-Uses /work/shared/data/tinyshakespeare.txt as real training text.
+Uses tests/fixtures/tinyshakespeare.txt as real training text.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import torch
 
 from lmhub.cli.main import main
-
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from tests.fixtures import SHAKESPEARE
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +50,7 @@ def test_model_test_with_every_option(capsys: pytest.CaptureFixture[str]) -> Non
         "--batch-size", "3", "--sequence-length", "12", "--steps", "2", "--lr", "1e-3",
         "--optimizer", "sgd", "--dtype", "bfloat16", "--device", "cpu",
         "--gradient-checkpointing", "--fuse-optim-with-backward",
-        "--data", str(DATA / "tinyshakespeare.txt"), "--tokenizer", "byte",
+        "--data", str(SHAKESPEARE), "--tokenizer", "byte",
     )  # fmt: skip
     assert code == 0, err
     assert "bfloat16 on cpu" in out and "ByteTokenizer" in out

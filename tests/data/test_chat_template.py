@@ -1,8 +1,8 @@
 """Tests for lmhub.data.chat_template.
 
 Rendering is compared with transformers' ``apply_chat_template(tokenize=False)`` on the same
-templates. The reference tokenizers are built from the real GPT-2 and Llama 2 tokenizer files in
-../shared/data beside the repository (see its README.md).
+templates. The reference tokenizers are built from the real GPT-2 files in tests/fixtures (see its
+README.md) and from the Llama-style SentencePiece model the ``sp_model_file`` fixture trains.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 from lmhub.data.chat_template import load_chat_template, render_chat_template
 from lmhub.data.tokenizers import ByteTokenizer, SentencePieceTokenizer
 from lmhub.errors import TokenizerError
+from tests.fixtures import GPT2_MERGES, GPT2_VOCAB
 
 # Written for these tests in the style of the ChatML and Llama 2 chat templates on the Hub.
 CHATML = """{% for message in messages %}
@@ -84,29 +85,21 @@ WEATHER_TOOL = {
 }
 
 
-def shared_data_dir() -> Path:
-    """The real test files: ../shared/data next to the repository checkout."""
-    path = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    assert path.is_dir(), f"The shared test data is missing: expected it at {path}."
-    return path
-
-
 @pytest.fixture(scope="module")
 def hf_gpt2() -> Any:
     from transformers import GPT2TokenizerFast
 
-    data = shared_data_dir()
-    vocab = json.loads((data / "gpt2_vocab.json").read_text(encoding="utf-8"))
-    lines = (data / "gpt2_merges.txt").read_text(encoding="utf-8").split("\n")
+    vocab = json.loads(GPT2_VOCAB.read_text(encoding="utf-8"))
+    lines = GPT2_MERGES.read_text(encoding="utf-8").split("\n")
     return GPT2TokenizerFast(vocab=vocab, merges=[tuple(x.split(" ")) for x in lines if x])
 
 
 @pytest.fixture(scope="module")
-def hf_llama(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def hf_llama(sp_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     from transformers import LlamaTokenizer
 
     source = tmp_path_factory.mktemp("llama")
-    shutil.copy(shared_data_dir() / "llama2_tokenizer.model", source / "tokenizer.model")
+    shutil.copy(sp_model_file, source / "tokenizer.model")
     return LlamaTokenizer.from_pretrained(source)
 
 
@@ -134,10 +127,10 @@ def test_chatml_matches_transformers(
 
 @pytest.mark.parametrize("messages", CONVERSATIONS)
 def test_llama2_template_matches_transformers(
-    hf_llama: Any, messages: list[dict[str, Any]]
+    hf_llama: Any, sp_model_file: Path, messages: list[dict[str, Any]]
 ) -> None:
     expected = hf_llama.apply_chat_template(messages, chat_template=LLAMA2, tokenize=False)
-    tok = SentencePieceTokenizer(shared_data_dir() / "llama2_tokenizer.model", chat_template=LLAMA2)
+    tok = SentencePieceTokenizer(sp_model_file, chat_template=LLAMA2)
     assert tok.apply_chat_template(messages, add_generation_prompt=False) == expected
     assert expected.startswith("<s>[INST] ")
 

@@ -1,8 +1,9 @@
 """Tests for lmhub.data.tokenizers.
 
-These tests use real tokenizer files (Llama 2's SentencePiece model, GPT-2's vocab and merges)
-and Tiny Shakespeare from ../shared/data beside the repository; its README.md lists their
-provenance and the known-good encodings checked here. transformers is used only as a reference.
+These tests use real tokenizer files (GPT-2's vocab and merges) and Tiny Shakespeare from
+tests/fixtures (its README.md lists their provenance and the known-good encodings checked here),
+and a Llama-style SentencePiece model trained on that text by the ``sp_model_file`` fixture. The
+``sentencepiece`` library and transformers are the references.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -28,24 +30,23 @@ from lmhub.data.tokenizers import (
     load_tokenizer,
 )
 from lmhub.errors import TokenizerError
+from tests.fixtures import (
+    FIXTURES,
+    GPT2_MERGES,
+    GPT2_VOCAB,
+    SENTENCEPIECE_VOCAB_SIZE,
+    train_sentencepiece,
+)
 
 SHAKESPEARE_LINE = "Before we proceed any further, hear me speak."
-SHAKESPEARE_SP_IDS = [10949, 591, 8469, 738, 4340, 29892, 8293, 592, 7726, 29889]
 SHAKESPEARE_GPT2_IDS = [8421, 356, 5120, 597, 2252, 11, 3285, 502, 2740, 13]
 MULTIBYTE = "naïve café — 日本語のテキスト 😀👍🏽 عربى Ελληνικά 🇫🇷\n\ttabs  and  spaces"
 PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, database=None)
 
 
-def shared_data_dir() -> Path:
-    """The real test files: ../shared/data next to the repository checkout."""
-    path = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    assert path.is_dir(), f"The shared test data is missing: expected it at {path}."
-    return path
-
-
 @pytest.fixture(scope="module")
 def data() -> Path:
-    return shared_data_dir()
+    return FIXTURES
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +55,16 @@ def shakespeare(data: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def sp(data: Path) -> SentencePieceTokenizer:
-    return SentencePieceTokenizer(data / "llama2_tokenizer.model")
+def sp(sp_model_file: Path) -> SentencePieceTokenizer:
+    return SentencePieceTokenizer(sp_model_file)
+
+
+@pytest.fixture(scope="module")
+def reference_sp(sp_model_file: Path) -> Any:
+    """The ``sentencepiece`` library itself on the same model: what lmhub's loader must match."""
+    import sentencepiece
+
+    return sentencepiece.SentencePieceProcessor(model_file=str(sp_model_file))
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +96,12 @@ def hf_gpt2_dir(gpt2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 @pytest.fixture(scope="module")
-def hf_llama_dir(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Llama 2's SentencePiece model converted to a tokenizer.json by transformers."""
+def hf_llama_dir(sp_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Llama-style SentencePiece model converted to a tokenizer.json by transformers."""
     from transformers import LlamaTokenizer
 
     source = tmp_path_factory.mktemp("llama_spm")
-    shutil.copy(data / "llama2_tokenizer.model", source / "tokenizer.model")
+    shutil.copy(sp_model_file, source / "tokenizer.model")
     path = tmp_path_factory.mktemp("hf_llama")
     LlamaTokenizer.from_pretrained(source).save_pretrained(path)
     return path
@@ -117,21 +126,63 @@ def test_importing_the_module_loads_no_tokenizer_library() -> None:
 # --- SentencePiece -------------------------------------------------------------------------------
 
 
-def test_sentencepiece_known_encodings(sp: SentencePieceTokenizer) -> None:
-    assert sp.encode("Hello world") == [15043, 3186]
-    assert sp.encode(SHAKESPEARE_LINE) == SHAKESPEARE_SP_IDS
-    assert sp.encode("Hello world", add_bos=True, add_eos=True) == [1, 15043, 3186, 2]
+def test_sentencepiece_fixture_is_llama_style(reference_sp: Any) -> None:
+    # The trained model has the layout the tests below rely on: Llama 2's special ids, byte
+    # pieces right after them, and merged pieces beyond the 259 ids of a byte-level model.
+    assert reference_sp.get_piece_size() == SENTENCEPIECE_VOCAB_SIZE
+    assert (reference_sp.unk_id(), reference_sp.bos_id(), reference_sp.eos_id()) == (0, 1, 2)
+    assert reference_sp.pad_id() == -1
+    assert [reference_sp.id_to_piece(i) for i in (3, 258)] == ["<0x00>", "<0xFF>"]
+    ids = reference_sp.encode("Hello world")
+    assert reference_sp.decode(ids) == "Hello world" and min(ids) >= 259 and len(ids) < 11
+
+
+def test_sentencepiece_fixture_is_deterministic(sp_model_file: Path, tmp_path: Path) -> None:
+    assert train_sentencepiece(tmp_path).read_bytes() == sp_model_file.read_bytes()
+
+
+def test_sentencepiece_matches_the_sentencepiece_library(
+    sp: SentencePieceTokenizer, reference_sp: Any
+) -> None:
+    expected = reference_sp.encode(SHAKESPEARE_LINE)
+    assert sp.encode(SHAKESPEARE_LINE) == expected
+    assert sp.encode(SHAKESPEARE_LINE, add_bos=True, add_eos=True) == [1, *expected, 2]
+    assert sp.decode(expected) == reference_sp.decode(expected) == SHAKESPEARE_LINE
+    # Characters the model never saw fall back to UTF-8 byte pieces (ids 3-258).
+    ids = sp.encode("日本")
+    assert ids == reference_sp.encode("日本") and all(3 <= i <= 258 for i in ids[1:])
+    assert sp.decode(ids) == "日本"
 
 
 def test_sentencepiece_special_tokens_come_from_the_model(sp: SentencePieceTokenizer) -> None:
-    assert (sp.vocab_size, sp.bos_token_id, sp.eos_token_id, sp.pad_token_id) == (32000, 1, 2, None)
+    assert (sp.vocab_size, sp.bos_token_id, sp.eos_token_id, sp.pad_token_id) == (
+        SENTENCEPIECE_VOCAB_SIZE,
+        1,
+        2,
+        None,
+    )
     assert (sp.bos_token, sp.eos_token, sp.pad_token) == ("<s>", "</s>", None)
     assert sp.add_bos_token and not sp.add_eos_token
 
 
-def test_sentencepiece_whole_tinyshakespeare(sp: SentencePieceTokenizer, shakespeare: str) -> None:
-    # About 1 s: one SentencePiece call over 1.1 MB.
-    assert len(sp.encode(shakespeare)) == 368_633
+def test_sentencepiece_whole_tinyshakespeare(
+    sp: SentencePieceTokenizer, reference_sp: Any, shakespeare: str
+) -> None:
+    # About 1 s: one SentencePiece call over 1.1 MB, each way.
+    ids = sp.encode(shakespeare)
+    assert ids == reference_sp.encode(shakespeare)
+    assert sp.decode(ids) == shakespeare
+
+
+@PROPERTY
+@given(st.text(max_size=200))
+def test_sentencepiece_matches_the_library_on_any_text(
+    sp: SentencePieceTokenizer, reference_sp: Any, text: str
+) -> None:
+    if not any(token in text for token in ("<s>", "</s>")):  # those are split out as ids
+        ids = sp.encode(text)
+        assert ids == reference_sp.encode(text)
+        assert sp.decode(ids) == reference_sp.decode(ids)
 
 
 def test_sentencepiece_round_trips_sample_lines(
@@ -201,8 +252,7 @@ def _gpt2_for_properties() -> Gpt2BpeTokenizer:
     # Hypothesis tests cannot take module fixtures, so they share one tokenizer built once.
     global _GPT2
     if _GPT2 is None:
-        data = shared_data_dir()
-        _GPT2 = Gpt2BpeTokenizer(data / "gpt2_vocab.json", data / "gpt2_merges.txt")
+        _GPT2 = Gpt2BpeTokenizer(GPT2_VOCAB, GPT2_MERGES)
     return _GPT2
 
 
@@ -239,9 +289,10 @@ def test_byte_tokenizer_round_trips_any_text(text: str) -> None:
 
 
 def test_decode_accepts_tensors_and_checks_ids(sp: SentencePieceTokenizer) -> None:
-    assert sp.decode(torch.tensor([15043, 3186])) == "Hello world"
+    ids = sp.encode("Hello world")
+    assert sp.decode(torch.tensor(ids)) == "Hello world"
     with pytest.raises(TokenizerError, match="out of range"):
-        sp.decode([15043, 32000])
+        sp.decode([*ids, SENTENCEPIECE_VOCAB_SIZE])
     with pytest.raises(TokenizerError, match="integers"):
         ByteTokenizer().decode([1.5])  # type: ignore[list-item]
 
@@ -307,28 +358,28 @@ def test_hf_tokenizer_matches_transformers_llama(
     reference = AutoTokenizer.from_pretrained(hf_llama_dir)
     tok = load_tokenizer(hf_llama_dir)
     assert isinstance(tok, HfTokenizer)
-    assert (tok.bos_token_id, tok.eos_token_id, tok.vocab_size) == (1, 2, 32000)
+    assert (tok.bos_token_id, tok.eos_token_id, tok.vocab_size) == (1, 2, SENTENCEPIECE_VOCAB_SIZE)
     lines = [*sample_lines(shakespeare), MULTIBYTE]
     for text in lines:
         ids = tok.encode(text, add_bos=tok.add_bos_token, add_eos=tok.add_eos_token)
         assert ids == reference(text)["input_ids"]
         assert tok.decode(ids) == reference.decode(ids, skip_special_tokens=True)
     # The converted tokenizer also matches SentencePiece itself, except on runs of spaces
-    # (see ../shared/data/README.md).
+    # (see tests/fixtures/README.md).
     for text in lines:
         if "  " not in text:
             assert tok.encode(text) == sp.encode(text)
 
 
 def test_hf_tokenizer_reads_add_bos_token_from_the_config(
-    hf_llama_dir: Path, tmp_path: Path
+    hf_llama_dir: Path, tmp_path: Path, sp: SentencePieceTokenizer
 ) -> None:
     shutil.copy(hf_llama_dir / "tokenizer.json", tmp_path / "tokenizer.json")
     config = {"bos_token": {"content": "<s>"}, "eos_token": "</s>", "add_bos_token": True}
     (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
     tok = HfTokenizer(tmp_path)
     assert tok.add_bos_token and not tok.add_eos_token
-    assert tok.encode("Hello world", add_bos=tok.add_bos_token) == [1, 15043, 3186]
+    assert tok.encode("Hello world", add_bos=tok.add_bos_token) == [1, *sp.encode("Hello world")]
 
 
 def test_hf_tokenizer_rejects_unknown_special_tokens(hf_llama_dir: Path, tmp_path: Path) -> None:
@@ -348,9 +399,11 @@ def test_hf_tokenizer_rejects_a_broken_file(tmp_path: Path) -> None:
 # --- load_tokenizer ------------------------------------------------------------------------------
 
 
-def test_load_tokenizer_picks_the_class(data: Path, gpt2_dir: Path, hf_gpt2_dir: Path) -> None:
+def test_load_tokenizer_picks_the_class(
+    sp_model_file: Path, gpt2_dir: Path, hf_gpt2_dir: Path
+) -> None:
     assert isinstance(load_tokenizer("byte"), ByteTokenizer)
-    assert isinstance(load_tokenizer(data / "llama2_tokenizer.model"), SentencePieceTokenizer)
+    assert isinstance(load_tokenizer(sp_model_file), SentencePieceTokenizer)
     assert isinstance(load_tokenizer(gpt2_dir), Gpt2BpeTokenizer)
     assert isinstance(load_tokenizer(gpt2_dir / "vocab.json"), Gpt2BpeTokenizer)
     assert isinstance(load_tokenizer(hf_gpt2_dir / "tokenizer.json"), HfTokenizer)
@@ -358,15 +411,15 @@ def test_load_tokenizer_picks_the_class(data: Path, gpt2_dir: Path, hf_gpt2_dir:
 
 
 def test_load_tokenizer_directory_with_sentencepiece_and_template(
-    data: Path, tmp_path: Path
+    sp_model_file: Path, tmp_path: Path, reference_sp: Any
 ) -> None:
-    shutil.copy(data / "llama2_tokenizer.model", tmp_path / "tokenizer.model")
+    shutil.copy(sp_model_file, tmp_path / "tokenizer.model")
     (tmp_path / "chat_template.jinja").write_text("{{ bos_token }}{{ messages[0]['content'] }}")
     tok = load_tokenizer(tmp_path)
     assert isinstance(tok, SentencePieceTokenizer)
     prompt = tok.apply_chat_template([{"role": "user", "content": "Hello world"}])
     assert prompt == "<s>Hello world"
-    assert tok.encode(prompt) == [1, 15043, 3186]
+    assert tok.encode(prompt) == [1, *reference_sp.encode("Hello world")]
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty_dir", "other_file", "lone_vocab"])
@@ -402,7 +455,7 @@ def test_bad_gpt2_files_are_tokenizer_errors(data: Path, tmp_path: Path) -> None
 
 def test_bad_sentencepiece_file_is_a_tokenizer_error(data: Path) -> None:
     with pytest.raises(TokenizerError, match="Could not read the SentencePiece model"):
-        SentencePieceTokenizer(data / "README.md")
+        SentencePieceTokenizer(data / "gpt2_merges.txt")
 
 
 # --- IncrementalDecoder --------------------------------------------------------------------------

@@ -13,9 +13,8 @@ import torch
 import lmhub
 from lmhub.cli.main import main
 from lmhub.data.tokenizers import ByteTokenizer, load_tokenizer
+from tests.fixtures import SENTENCEPIECE_VOCAB_SIZE
 from tests.oracle.hf_models import save_tiny_hf_llama
-
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: Any) -> tuple[int, str, str]:
@@ -60,10 +59,15 @@ def test_checkpoint_dir_with_tokenizer_option(
 
 
 def test_chat_applies_the_checkpoint_tokenizers_template(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sp_model_file: Path,
 ) -> None:
-    save_tiny_hf_llama(tmp_path, vocab_size=32000, hidden_size=32, intermediate_size=32)
-    shutil.copy(DATA / "llama2_tokenizer.model", tmp_path / "tokenizer.model")
+    save_tiny_hf_llama(
+        tmp_path, vocab_size=SENTENCEPIECE_VOCAB_SIZE, hidden_size=32, intermediate_size=32
+    )
+    shutil.copy(sp_model_file, tmp_path / "tokenizer.model")
     template = "{{ bos_token }}{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}"
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": template}))
     seen: list[torch.Tensor] = []

@@ -6,7 +6,7 @@ the labels loss, pipeline("text-generation"), save_pretrained/from_pretrained wi
 classes, one Trainer step, and the masked-LM / sequence-classification heads (the encoder is a toy
 family built here from shared nn blocks, since every built-in family is a decoder).
 
-Uses /work/shared/data/gpt2_vocab.json and gpt2_merges.txt for a real tokenizer in the pipeline.
+Uses tests/fixtures/gpt2_vocab.json and gpt2_merges.txt for a real tokenizer in the pipeline.
 """
 
 from __future__ import annotations
@@ -33,10 +33,9 @@ from lmhub.nn.masks import build_attention_mask
 from lmhub.nn.norm import RMSNorm
 from lmhub.nn.rope import RotaryEmbedding
 from lmhub.nn.transformer import PreNormDecoderLayer
+from tests.fixtures import GPT2_MERGES, GPT2_VOCAB
 
 transformers = pytest.importorskip("transformers")
-
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 
 @pytest.fixture(autouse=True)
@@ -164,9 +163,7 @@ def test_labels_give_the_shifted_cross_entropy_ignoring_minus_100() -> None:
 
 @pytest.fixture(scope="module")
 def gpt2_tokenizer() -> Any:
-    tok = transformers.GPT2TokenizerFast(
-        vocab=str(DATA / "gpt2_vocab.json"), merges=str(DATA / "gpt2_merges.txt")
-    )
+    tok = transformers.GPT2TokenizerFast(vocab=str(GPT2_VOCAB), merges=str(GPT2_MERGES))
     assert tok("Hello world").input_ids == [15496, 995]  # not the empty 1-token tokenizer
     tok.pad_token = tok.eos_token
     tok.padding_side = "left"

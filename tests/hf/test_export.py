@@ -14,8 +14,8 @@ import lmhub
 import lmhub.hf
 from lmhub.checkpoint.save_load import model_tensors
 from lmhub.data.tokenizers import ByteTokenizer, Gpt2BpeTokenizer, SentencePieceTokenizer
+from tests.fixtures import GPT2_MERGES, GPT2_VOCAB, SENTENCEPIECE_VOCAB_SIZE
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 CHAT = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{{ eos_token }}{% endfor %}"
 
 
@@ -181,22 +181,24 @@ def test_tokenizer_larger_than_the_vocabulary_is_an_error(tmp_path: Path) -> Non
         lmhub.hf.export(model, tmp_path / "out", tokenizer="byte")
 
 
-def test_gpt2_and_sentencepiece_tokenizers(tmp_path: Path) -> None:
-    # Real tokenizer files from ../shared/data (GPT-2 BPE and Llama 2 SentencePiece).
+def test_gpt2_and_sentencepiece_tokenizers(tmp_path: Path, sp_model_file: Path) -> None:
+    # GPT-2's real BPE files (tests/fixtures) and a Llama-style SentencePiece model trained on
+    # the fixture text.
     from transformers import AutoTokenizer
 
     text = "Before we proceed any further, hear me speak."
-    gpt2 = Gpt2BpeTokenizer(DATA / "gpt2_vocab.json", DATA / "gpt2_merges.txt")
+    gpt2 = Gpt2BpeTokenizer(GPT2_VOCAB, GPT2_MERGES)
     lmhub.hf.export(_llama(meta=True, vocab_size=50304), tmp_path / "gpt2", tokenizer=gpt2)
     hf = AutoTokenizer.from_pretrained(tmp_path / "gpt2")
     assert hf.encode(text, add_special_tokens=False) == gpt2.encode(text)
     assert hf.eos_token_id == 50256
 
-    sp = SentencePieceTokenizer(DATA / "llama2_tokenizer.model")
-    lmhub.hf.export(_llama(meta=True, vocab_size=32000), tmp_path / "sp", tokenizer=sp)
+    sp = SentencePieceTokenizer(sp_model_file)
+    model = _llama(meta=True, vocab_size=SENTENCEPIECE_VOCAB_SIZE)
+    lmhub.hf.export(model, tmp_path / "sp", tokenizer=sp)
     hf = AutoTokenizer.from_pretrained(tmp_path / "sp")
     assert hf.encode(text, add_special_tokens=False) == sp.encode(text)
-    assert hf.encode("Hello world") == [1, 15043, 3186]  # BOS, as Llama 2 was trained
+    assert hf.encode("Hello world") == [1, *sp.encode("Hello world")]  # BOS, as Llama 2
 
 
 def test_reserved_names_cover_what_transformers_reserves() -> None:

@@ -265,7 +265,10 @@ def test_bad_scaling_is_a_config_error(scaling: RopeScaling, field: str) -> None
 
 
 def test_default_kind_ignores_factor() -> None:
-    rope_inv_freq(64, theta=1e4, scaling=RopeScaling(factor=0.5), max_seq_len=16)
+    scaled = rope_inv_freq(64, theta=1e4, scaling=RopeScaling(factor=0.5), max_seq_len=16)
+    plain = rope_inv_freq(64, theta=1e4, scaling=None, max_seq_len=16)
+    torch.testing.assert_close(scaled[0], plain[0], rtol=0, atol=0)
+    assert scaled[1] == plain[1] == 1.0
 
 
 @pytest.mark.parametrize("head_dim", [0, 63])

@@ -1,7 +1,7 @@
 """Gradient checkpointing, optimizer-in-backward and the `model test` runner.
 
-Uses /work/shared/data/tinyshakespeare.txt (real text) and llama2_tokenizer.model (a tokenizer
-whose ids do not fit a byte-level model).
+Uses tests/fixtures/tinyshakespeare.txt (real text) and a SentencePiece model trained on it (a
+tokenizer whose ids do not fit a byte-level model).
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from lmhub.train.checkpointing import (
 from lmhub.train.memory import peak_memory_bytes, reset_peak_memory
 from lmhub.train.model_test import ModelTestOptions, resolve_model, run_model_test
 from lmhub.train.optim_in_backward import fuse_optimizer_with_backward
-
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+from tests.fixtures import SENTENCEPIECE_VOCAB_SIZE, SHAKESPEARE
 
 
 @pytest.fixture(autouse=True)
@@ -185,7 +184,7 @@ def test_run_model_test_on_text_with_all_options() -> None:
         steps=3,
         sequence_length=24,
         lr=3e-3,
-        data=DATA / "tinyshakespeare.txt",
+        data=SHAKESPEARE,
         gradient_checkpointing=True,
         fuse_optim_with_backward=True,
     )
@@ -195,12 +194,10 @@ def test_run_model_test_on_text_with_all_options() -> None:
     assert all(not p._post_accumulate_grad_hooks for p in model.parameters())  # type: ignore[attr-defined]
 
 
-def test_text_data_must_fit_the_vocabulary() -> None:
+def test_text_data_must_fit_the_vocabulary(sp_model_file: Path) -> None:
+    assert SENTENCEPIECE_VOCAB_SIZE > 259
     options = ModelTestOptions(
-        steps=1,
-        sequence_length=8,
-        data=DATA / "tinyshakespeare.txt",
-        tokenizer=str(DATA / "llama2_tokenizer.model"),
+        steps=1, sequence_length=8, data=SHAKESPEARE, tokenizer=str(sp_model_file)
     )
     with pytest.raises(TokenizerError, match="vocabulary has only 259"):
         run_model_test(small_llama(), options, echo=lambda _: None)

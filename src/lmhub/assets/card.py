@@ -20,7 +20,20 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from lmhub.assets.hf_cache import is_hf_uri
-from lmhub.errors import AssetCardError
+from lmhub.errors import AssetCardError, UnusableDataError, _did_you_mean
+from lmhub.plain_data import check_size, short_repr
+
+# Every field a card may have, with the types its value may take (None is always allowed).
+CARD_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "base": (str,),
+    "model_family": (str,),
+    "model_arch": (str,),
+    "model_config": (dict,),
+    "checkpoint": (str,),
+    "tokenizer": (str,),
+    "checksum": (str, dict),
+}
 
 # Fields whose values are locations, resolved against the directory of the file that sets them.
 LOCATION_FIELDS = ("checkpoint", "tokenizer")
@@ -56,7 +69,7 @@ class AssetCard:
     source: Path | None = None
     """The file that defined this card (``None`` for cards made in code)."""
 
-    base: AssetCard | None = field(default=None, repr=False)
+    base: AssetCard | None = field(default=None, repr=False, compare=False)
     """The card this one inherits from."""
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -118,7 +131,8 @@ def _merge(base: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_card_fields(raw: Mapping[str, Any], source: Path | None) -> None:
-    """Raise :class:`AssetCardError` if a raw card's known fields have the wrong types."""
+    """Raise :class:`AssetCardError` unless a raw card has a name, only known fields, values of
+    the right types, and data of bounded size (see :mod:`lmhub.plain_data`)."""
     name = raw.get("name")
     where = f" in {source}" if source else ""
     if not isinstance(name, str) or not name:
@@ -126,29 +140,56 @@ def check_card_fields(raw: Mapping[str, Any], source: Path | None) -> None:
             f"A card{where} has no 'name' (or it is not a string). Give every card a name.",
             path=source,
         )
-    expected: dict[str, tuple[type, ...]] = {
-        "base": (str,),
-        "model_family": (str,),
-        "model_arch": (str,),
-        "model_config": (dict,),
-        "checkpoint": (str,),
-        "tokenizer": (str,),
-        "checksum": (str, dict),
-    }
-    checksum = raw.get("checksum")
-    if isinstance(checksum, dict) and not all(isinstance(v, str) for v in checksum.values()):
+    try:
+        check_size(raw)
+    except UnusableDataError as exc:
         raise AssetCardError(
-            f"The 'checksum' of card '{name}'{where} maps a file to a non-string value. "
-            "Quote each sha256 digest so YAML keeps it as text.",
+            f"The card '{name}'{where} cannot be used: {exc.reason}. Write its fields out plainly.",
             name=name,
             path=source,
-        )
-    for key, types_ in expected.items():
+        ) from None
+    for key in raw:
+        if key not in CARD_FIELDS:
+            raise AssetCardError(
+                f"The card '{name}'{where} has the unknown field {short_repr(key)}."
+                f"{_did_you_mean(key, CARD_FIELDS)} A card's fields are: "
+                f"{', '.join(CARD_FIELDS)}.",
+                name=name,
+                path=source,
+            )
+    for key, types_ in CARD_FIELDS.items():
         if key in raw and raw[key] is not None and not isinstance(raw[key], types_):
             kinds = " or ".join("a mapping" if t is dict else "a string" for t in types_)
             raise AssetCardError(
                 f"The field '{key}' of card '{name}'{where} must be {kinds}, "
-                f"not {type(raw[key]).__name__}.",
+                f"not {type(raw[key]).__name__} ({short_repr(raw[key])}).",
+                name=name,
+                path=source,
+            )
+    checksum = raw.get("checksum")
+    if isinstance(checksum, dict) and not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in checksum.items()
+    ):
+        raise AssetCardError(
+            f"The 'checksum' of card '{name}'{where} must map file names to sha256 digests, "
+            "both text. Quote each sha256 digest so YAML keeps it as text.",
+            name=name,
+            path=source,
+        )
+    config = raw.get("model_config")
+    if isinstance(config, dict) and not all(isinstance(k, str) for k in config):
+        raise AssetCardError(
+            f"The 'model_config' of card '{name}'{where} has a key that is not a field name: "
+            f"{short_repr(next(k for k in config if not isinstance(k, str)))}. "
+            "Write config field names as text.",
+            name=name,
+            path=source,
+        )
+    for key in LOCATION_FIELDS:
+        if isinstance(raw.get(key), str) and "\0" in raw[key]:
+            raise AssetCardError(
+                f"The field '{key}' of card '{name}'{where} contains a NUL character, which no "
+                "path or URI may hold. Fix the location.",
                 name=name,
                 path=source,
             )
@@ -165,4 +206,15 @@ def make_card(
         if isinstance(own.get(key), str):
             own[key] = resolve_location(own[key], base_dir)
     fields = _merge(base.fields, own) if base is not None else own
+    if base is not None:
+        try:
+            check_size(fields)  # each card is bounded; a long chain must not add up unbounded
+        except UnusableDataError as exc:
+            where = f" (in {source})" if source else ""
+            raise AssetCardError(
+                f"The card '{raw['name']}'{where} cannot be used once merged with its base "
+                f"'{base.name}': {exc.reason}. Shorten its base chain or its fields.",
+                name=raw["name"],
+                path=source,
+            ) from None
     return AssetCard(name=raw["name"], fields=fields, source=source, base=base)

@@ -13,12 +13,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from lmhub.assets.card import AssetCard, make_card
-from lmhub.errors import AssetCardError, ModelNotKnownError
+from lmhub.assets.card import AssetCard, check_card_fields, make_card
+from lmhub.errors import AssetCardError, ModelNotKnownError, UnusableDataError
+from lmhub.plain_data import load_yaml_documents
 
 CARDS_ENV = "LMHUB_CARDS_DIR"
+
+MAX_BASE_CHAIN = 64
+"""The longest chain of ``base`` cards followed (real chains have two or three)."""
 
 
 def package_cards_dir() -> Path:
@@ -46,14 +48,25 @@ def read_card_file(path: Path) -> list[dict[str, Any]]:
     """Parse every ``---``-separated card in a YAML file.
 
     Raises:
-        AssetCardError: if the file is not valid YAML or a document is not a mapping.
+        AssetCardError: if the file is not UTF-8 text or not valid YAML, a document is not a
+            mapping, or one is too deep or too large (a YAML alias bomb).
     """
     try:
-        docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    except yaml.YAMLError as exc:
-        raise AssetCardError(f"The card file {path} is not valid YAML: {exc}", path=path) from None
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise AssetCardError(f"The card file {path} cannot be read: {exc}.", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise AssetCardError(
+            f"The card file {path} is not UTF-8 text: the byte 0x{exc.object[exc.start]:02x} at "
+            f"offset {exc.start} is not valid UTF-8. Save the file as UTF-8.",
+            path=path,
+        ) from None
+    try:
+        docs = load_yaml_documents(text)
+    except UnusableDataError as exc:
+        raise AssetCardError(
+            f"The card file {path} cannot be used: {exc.reason}. Fix the file.", path=path
+        ) from None
     cards = []
     for i, doc in enumerate(docs):
         if doc is None:
@@ -107,7 +120,7 @@ class AssetStore:
                     for doc in read_card_file(file):
                         name = doc.get("name")
                         if not isinstance(name, str):
-                            make_card(doc, source=file)  # raises the "no name" error
+                            check_card_fields(doc, file)  # raises the "no name" error
                         if name in raw and raw[name][1].resolve() != file.resolve():
                             raise AssetCardError(
                                 f"The card '{name}' is defined twice: in {raw[name][1]} and in "
@@ -134,7 +147,7 @@ class AssetStore:
         """Return the card called ``name``, or ``None``."""
         if name not in self._load():
             return None
-        return self._resolve(name, ())
+        return self._resolve(name)
 
     def get_card(self, name: str) -> AssetCard:
         """Return the card called ``name``.
@@ -150,33 +163,48 @@ class AssetStore:
     def iter_cards(self) -> Iterator[AssetCard]:
         """Yield every card, resolved, in name order."""
         for name in self.names():
-            yield self._resolve(name, ())
+            yield self._resolve(name)
 
-    def _resolve(self, name: str, chain: tuple[str, ...]) -> AssetCard:
-        if name in self._resolved:
-            return self._resolved[name]
-        raw, source = self._load()[name]
-        base = None
-        base_name = raw.get("base")
-        if base_name is not None:
-            if base_name in (*chain, name):
+    def _resolve(self, name: str) -> AssetCard:
+        # Walk down the base chain to a card already resolved (or one without a base), then
+        # build upwards: a loop, so a long chain cannot exhaust the stack.
+        cards = self._load()
+        chain: list[str] = []
+        current: str | None = name
+        while current is not None and current not in self._resolved:
+            raw, source = cards[current]
+            check_card_fields(raw, source)  # the base must be a name before it is looked up
+            chain.append(current)
+            base_name = raw.get("base")
+            if base_name in chain:
+                cycle = [*chain[chain.index(base_name) :], base_name]
                 raise AssetCardError(
-                    f"The card '{name}' in {source} inherits from itself through "
-                    f"{' -> '.join((*chain, name, base_name))}. Break the cycle.",
-                    name=name,
+                    f"The card '{current}' in {source} inherits from itself through "
+                    f"{' -> '.join(cycle)}. Break the cycle.",
+                    name=current,
                     path=source,
                 )
-            if base_name not in self._load():
+            if base_name is not None and base_name not in cards:
                 raise AssetCardError(
-                    f"The card '{name}' in {source} has base '{base_name}', which is not a known "
-                    "card. Fix the name or register the card that defines it.",
-                    name=name,
+                    f"The card '{current}' in {source} has base '{base_name}', which is not a "
+                    "known card. Fix the name or register the card that defines it.",
+                    name=current,
                     path=source,
                 )
-            base = self._resolve(base_name, (*chain, name))
-        card = make_card(raw, source=source, base=base)
-        self._resolved[name] = card
-        return card
+            if len(chain) > MAX_BASE_CHAIN:
+                raise AssetCardError(
+                    f"The card '{name}' in {cards[name][1]} has a chain of more than "
+                    f"{MAX_BASE_CHAIN} base cards (through '{current}'). Inherit from fewer cards.",
+                    name=name,
+                    path=cards[name][1],
+                )
+            current = base_name
+        for card_name in reversed(chain):
+            raw, source = cards[card_name]
+            base_name = raw.get("base")
+            base = self._resolved[base_name] if base_name is not None else None
+            self._resolved[card_name] = make_card(raw, source=source, base=base)
+        return self._resolved[name]
 
 
 _default_store: AssetStore | None = None

@@ -33,7 +33,7 @@ def _memo_path() -> Path:
 
 
 def _load_memo() -> dict[str, str]:
-    # The memo only saves time: an unreadable or damaged one is treated as empty.
+    # The memo only saves re-hashing: a corrupt or foreign file is treated as absent.
     try:
         memo = json.loads(_memo_path().read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):

@@ -37,8 +37,3 @@ class RMSNorm(nn.Module):
     def extra_repr(self) -> str:
         dim = None if self.weight is None else self.weight.shape[0]
         return f"{dim}, eps={self.eps}"
-
-
-def LayerNorm(dim: int, *, eps: float = 1e-5, bias: bool = True) -> nn.LayerNorm:
-    """Return a standard layer norm with an optional bias (kept for a uniform block vocabulary)."""
-    return nn.LayerNorm(dim, eps=eps, bias=bias)
