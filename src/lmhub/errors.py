@@ -182,3 +182,14 @@ class NonFiniteLossError(LmhubError, ArithmeticError):
             f"The loss at step {step} is {loss}, not a finite number. Lower the learning rate, "
             "train in float32, or check the model's initialisation and inputs."
         )
+
+
+class DataError(LmhubError, ValueError):
+    """A data file (or an example built from one) is unreadable, empty or malformed."""
+
+    def __init__(
+        self, message: str, *, path: Path | str | None = None, line: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None
+        self.line = line
