@@ -5,6 +5,7 @@ share, ``lmhub.lm.arlm`` the autoregressive type.
 """
 
 from lmhub.lm.protocols import (
+    IGNORE_INDEX,
     Collator,
     LossFunction,
     LossOutput,
@@ -14,6 +15,7 @@ from lmhub.lm.protocols import (
 )
 
 __all__ = [
+    "IGNORE_INDEX",
     "Collator",
     "LossFunction",
     "LossOutput",

@@ -20,6 +20,7 @@ import torch
 from typing_extensions import NotRequired  # typing has it from 3.11; torch needs this package
 
 __all__ = [
+    "IGNORE_INDEX",
     "Collator",
     "LossFunction",
     "LossOutput",
@@ -27,6 +28,10 @@ __all__ = [
     "Seq2SeqExample",
     "TokensExample",
 ]
+
+IGNORE_INDEX = -100
+"""Label of positions that take no loss and no part in metrics (prompt, padding), as in
+``F.cross_entropy(ignore_index=-100)``."""
 
 BatchT_co = TypeVar("BatchT_co", bound=Mapping[str, Any], covariant=True)
 BatchT_contra = TypeVar("BatchT_contra", bound=Mapping[str, Any], contravariant=True)

@@ -8,10 +8,9 @@ from typing import TypedDict
 import torch
 from typing_extensions import NotRequired
 
-__all__ = ["IGNORE_INDEX", "ARLMBatch", "ARLMPredictionBatch"]
+from lmhub.lm.protocols import IGNORE_INDEX
 
-IGNORE_INDEX = -100
-"""Label of positions that take no loss (prompt, padding, first token of a packed document)."""
+__all__ = ["IGNORE_INDEX", "ARLMBatch", "ARLMPredictionBatch"]
 
 
 class ARLMBatch(TypedDict):
