@@ -1,0 +1,105 @@
+"""`tokenize_source`: ids cached on disk as a memmap, reused without calling the tokenizer,
+re-made when the data, the tokenizer or the options change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lmhub.data.sources import DataSource
+from lmhub.data.token_cache import tokenize_source, tokenizer_fingerprint
+from lmhub.data.tokenizers import ByteTokenizer
+from lmhub.errors import DataError
+
+
+class CountingTokenizer(ByteTokenizer):
+    """The byte tokenizer, counting how many texts it encodes."""
+
+    calls = 0
+
+    def _encode(self, text: str) -> list[int]:
+        CountingTokenizer.calls += 1
+        return super()._encode(text)
+
+
+@pytest.fixture
+def counting() -> type[CountingTokenizer]:
+    CountingTokenizer.calls = 0
+    return CountingTokenizer
+
+
+def test_second_run_reads_the_cache_without_tokenising(
+    tmp_path: Path, counting: type[CountingTokenizer]
+) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["hé", "", "abc"]))
+    cache = tmp_path / "cache"
+    first = tokenize_source(DataSource(corpus), counting(), cache_dir=cache)
+    assert counting.calls == 3
+    tok = ByteTokenizer()
+    assert len(first) == 3 and first.kind == "text"
+    assert first[0]["input_ids"].tolist() == tok.encode("hé", add_eos=True)
+    assert first[1]["input_ids"].tolist() == [tok.eos_token_id]
+    assert first.num_tokens == 4 + 1 + 4
+    assert first.tokens.dtype == np.uint16
+
+    second = tokenize_source(DataSource(corpus), counting(), cache_dir=cache)
+    assert counting.calls == 3  # nothing encoded again
+    assert isinstance(second.tokens, np.memmap)
+    assert second.path == first.path
+    assert np.array_equal(second.tokens, first.tokens)
+    assert np.array_equal(second.offsets, first.offsets)
+    assert [p.name for p in cache.iterdir()] == [first.path.name]  # no temporary left behind
+
+
+def test_changes_to_data_tokenizer_or_options_make_a_new_entry(
+    tmp_path: Path, counting: type[CountingTokenizer]
+) -> None:
+    corpus = tmp_path / "a.txt"
+    corpus.write_text("some text")
+    cache = tmp_path / "cache"
+    base = tokenize_source(DataSource(corpus), counting(), cache_dir=cache).path
+    # The same contents elsewhere hit the same entry.
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    (moved / "a.txt").write_text("some text")
+    assert tokenize_source(DataSource(moved / "a.txt"), counting(), cache_dir=cache).path == base
+    corpus.write_text("other text")
+    assert tokenize_source(DataSource(corpus), counting(), cache_dir=cache).path != base
+    corpus.write_text("some text")
+    with_bos = tokenize_source(DataSource(corpus), counting(), cache_dir=cache, add_bos=True)
+    assert with_bos.path != base and with_bos[0]["input_ids"][0] == 256
+    assert tokenize_source(DataSource(corpus), ByteTokenizer(), cache_dir=cache).path != base
+    assert tokenizer_fingerprint(ByteTokenizer()) != tokenizer_fingerprint(counting())
+
+
+def test_seq2seq_examples_keep_prompt_and_target_apart(tmp_path: Path) -> None:
+    data = tmp_path / "pairs.jsonl"
+    data.write_text('{"prompt": "ab", "target": "c"}\n{"prompt": "", "target": "de"}\n')
+    tokenized = tokenize_source(
+        DataSource(data), ByteTokenizer(), cache_dir=tmp_path / "c", add_bos=True
+    )
+    assert tokenized.kind == "seq2seq"
+    assert tokenized[0]["prompt_ids"].tolist() == [256, 97, 98]
+    assert tokenized[0]["target_ids"].tolist() == [99, 257]
+    assert tokenized[1]["prompt_ids"].tolist() == [256]
+    assert tokenized[1]["target_ids"].tolist() == [100, 101, 257]
+
+
+def test_a_bad_line_leaves_no_cache_entry(tmp_path: Path) -> None:
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"text": "ok"}\n{"nope": 1}\n')
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match="Line 2"):
+        tokenize_source(DataSource(data), ByteTokenizer(), cache_dir=cache)
+    assert list(cache.iterdir()) == []
+
+
+def test_default_cache_dir_is_under_lmhub_cache(tmp_path: Path) -> None:
+    data = tmp_path / "a.txt"
+    data.write_text("x")
+    entry = tokenize_source(DataSource(data), ByteTokenizer()).path
+    assert entry.parent.name == "tokens"  # $LMHUB_CACHE_DIR/tokens, set per test in conftest
