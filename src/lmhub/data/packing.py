@@ -99,11 +99,13 @@ class PackedDataset(torch.utils.data.Dataset):
         ids = self.tokens[self._starts[doc] + where - self._stream[doc]]
         # A document that began in an earlier row restarts its positions at this row's start.
         positions = where - np.maximum(self._stream[doc], start)
+        # Number the row's documents 0, 1, ... (empty documents in between take no number).
+        local = np.concatenate([[0], np.cumsum(np.diff(doc) != 0)]) if len(doc) else doc
         pad = self.seq_len - len(where)
         return {
             "input_ids": np.concatenate(
                 [ids.astype(np.int64), np.full(pad, self.pad_token_id, dtype=np.int64)]
             ),
             "position_ids": np.concatenate([positions, np.zeros(pad, dtype=np.int64)]),
-            "document_ids": np.concatenate([doc - doc[0], np.full(pad, -1, dtype=np.int64)]),
+            "document_ids": np.concatenate([local, np.full(pad, -1, dtype=np.int64)]),
         }
