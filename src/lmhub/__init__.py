@@ -15,6 +15,7 @@ from lmhub.errors import (
     AssetCardError,
     ChecksumMismatchError,
     ConfigError,
+    DataError,
     ExportError,
     LmhubError,
     ModelArchitectureNotKnownError,
@@ -34,12 +35,23 @@ from lmhub.utils import default_dtype, no_init_weights
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> object:
-    # Generation pulls in the nn blocks: import it on first use, to keep `import lmhub` fast.
-    if name in ("generate", "generate_stream"):
-        from lmhub import generation
+# Imported on first use, to keep `import lmhub` fast (generation pulls in the nn blocks).
+_LAZY = {
+    "generate": "lmhub.generation",
+    "generate_stream": "lmhub.generation",
+    "DataSource": "lmhub.data.sources",
+    "PackedDataset": "lmhub.data.packing",
+    "ResumableSampler": "lmhub.data.sampler",
+    "tokenize_source": "lmhub.data.token_cache",
+    "train_valid_split": "lmhub.data.split",
+}
 
-        return getattr(generation, name)
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'lmhub' has no attribute {name!r}")
 
 
@@ -50,6 +62,8 @@ __all__ = [
     "AssetStore",
     "ChecksumMismatchError",
     "ConfigError",
+    "DataError",
+    "DataSource",
     "ExportError",
     "Gang",
     "Gangs",
@@ -61,6 +75,8 @@ __all__ = [
     "ModelFamilyNotKnownError",
     "ModelHub",
     "ModelNotKnownError",
+    "PackedDataset",
+    "ResumableSampler",
     "StateDictMismatchError",
     "TokenizerError",
     "__version__",
@@ -84,4 +100,6 @@ __all__ = [
     "to_dict",
     "to_json",
     "to_yaml",
+    "tokenize_source",
+    "train_valid_split",
 ]
