@@ -67,3 +67,21 @@ def test_no_gradient_work_without_grad() -> None:
 def test_bad_shapes_are_refused() -> None:
     with pytest.raises(ValueError, match=r"hidden \[n, dim\]"):
         linear_cross_entropy(torch.randn(2, 3, 4), torch.randn(5, 4), torch.zeros(6).long())
+
+
+def test_bf16_inputs_give_bf16_gradients_close_to_float32() -> None:
+    torch.manual_seed(0)
+    hidden, weight = torch.randn(30, 16), torch.randn(20, 16) * 0.3
+    targets = torch.randint(0, 20, (30,))
+    h16 = hidden.bfloat16().requires_grad_()
+    w16 = weight.bfloat16().requires_grad_()
+    loss = linear_cross_entropy(h16, w16, targets, chunk_size=8)
+    assert loss.dtype == torch.float32  # the sum is kept in float32
+    loss.backward()
+    assert h16.grad is not None and h16.grad.dtype == torch.bfloat16
+    assert w16.grad is not None and w16.grad.dtype == torch.bfloat16
+    h32, w32 = hidden.requires_grad_(), weight.requires_grad_()
+    want = F.cross_entropy(h32 @ w32.T, targets, reduction="sum")
+    want.backward()
+    torch.testing.assert_close(loss, want, rtol=2e-2, atol=0.0)
+    torch.testing.assert_close(w16.grad.float(), w32.grad, rtol=5e-2, atol=5e-2)

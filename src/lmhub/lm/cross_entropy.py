@@ -98,7 +98,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
             grad = grad.to(weight.dtype)
             if grad_hidden is not None:
                 grad_hidden[start : start + chunk_size] = grad @ weight
-            if grad_weight is not None:
+            if grad_weight is not None and grad.dtype == h.dtype == torch.float32:
+                grad_weight.addmm_(grad.T, h)  # in place: no [vocab, dim] temporary per chunk
+            elif grad_weight is not None:
                 grad_weight += (grad.T @ h).float()
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
         ctx.dtypes = (weight.dtype, None if bias is None else bias.dtype)
