@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from lmhub.checkpoint.checksum import cache_dir as lmhub_cache_dir
+from lmhub.checkpoint.checksum import sha256_file
 from lmhub.data.sources import DataKind, DataSource
 from lmhub.data.tokenizers import Tokenizer
 
@@ -144,10 +145,7 @@ def _cache_key(source: DataSource, tokenizer: Tokenizer, *, add_bos: bool, add_e
     for file in source.files:
         # The name within the source matters (it orders the files), the location does not.
         name = file.relative_to(source.path) if file != source.path else Path(file.name)
-        h.update(f"\0{name.as_posix()}\0{file.stat().st_size}\0".encode())
-        with file.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                h.update(chunk)
+        h.update(f"\0{name.as_posix()}\0{sha256_file(file)}".encode())
     return h.hexdigest()[:32]
 
 
