@@ -103,3 +103,13 @@ def test_default_cache_dir_is_under_lmhub_cache(tmp_path: Path) -> None:
     data.write_text("x")
     entry = tokenize_source(DataSource(data), ByteTokenizer()).path
     assert entry.parent.name == "tokens"  # $LMHUB_CACHE_DIR/tokens, set per test in conftest
+
+
+def test_examples_are_indexed_in_range_only(tmp_path: Path) -> None:
+    data = tmp_path / "a.jsonl"
+    data.write_text('{"text": "a"}\n{"text": "bc"}\n')
+    tokenized = tokenize_source(DataSource(data), ByteTokenizer(), cache_dir=tmp_path / "c")
+    assert [e["input_ids"].tolist() for e in tokenized] == [[97, 257], [98, 99, 257]]
+    for index in (-1, 2):
+        with pytest.raises(IndexError, match="out of range for 2 examples"):
+            tokenized[index]

@@ -70,9 +70,14 @@ class TokenizedData:
         """Total ids over all examples."""
         return int(self.offsets[-1])
 
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        return (self[i] for i in range(len(self)))
+
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         """Example ``index``: ``{"input_ids"}`` for text, ``{"prompt_ids", "target_ids"}``
         for seq2seq (int64 copies, safe to hand to torch)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"Example {index} is out of range for {len(self)} examples.")
         start, stop = int(self.offsets[index]), int(self.offsets[index + 1])
         if self.target_starts is None:
             return {"input_ids": self.tokens[start:stop].astype(np.int64)}

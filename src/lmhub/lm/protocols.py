@@ -86,10 +86,8 @@ class LossFunction(Protocol[BatchT_contra]):
         """One-time setup once the trainer has placed the model (device tensors, compile)."""
         ...
 
-    def loss_fn(
-        self, batch: BatchT_contra, *, dataloader_name: str | None = None
-    ) -> Mapping[str, torch.Tensor]:
-        """Return a :class:`LossOutput`-like dict; ``dataloader_name`` names the loader."""
+    def loss_fn(self, batch: BatchT_contra, *, dataloader_name: str | None = None) -> LossOutput:
+        """Return the loss and what else to log; ``dataloader_name`` names the loader."""
         ...
 
 
