@@ -22,7 +22,7 @@ from lmhub.lm.arlm import (
     ARLMSeq2SeqPredictionCollator,
 )
 from lmhub.lm.metrics import MeanLoss, Seq2SeqExactMatch, Seq2SeqTokenAccuracy
-from tests.lm.conftest import tiny_llama
+from tests.lm.models import tiny_llama
 
 
 def test_components_meet_the_protocols() -> None:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from lmhub.lm.arlm import ARLMLoss, ARLMPretrainCollator, ARLMSeq2SeqCollator
 from lmhub.models.decoder import DecoderLM
-from tests.lm.conftest import tiny_llama
+from tests.lm.models import tiny_llama
 
 
 def plain_loss(model: DecoderLM, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -76,16 +76,16 @@ class _LinearCrossEntropy(torch.autograd.Function):
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         need_h, need_w, need_b = need_h and wants_grad, need_w and wants_grad, need_b and wants_grad
         grad_hidden = torch.empty_like(hidden) if need_h else None
-        # float32 accumulators: many chunks add into the same weight gradient.
-        grad_weight = torch.zeros_like(weight, dtype=torch.float32) if need_w else None
-        grad_bias = (
-            torch.zeros_like(bias, dtype=torch.float32) if need_b and bias is not None else None
-        )
-        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        # Logits, loss and gradient sums in at least float32 (float64 inputs stay float64):
+        # many chunks add into the same weight gradient.
+        acc_dtype = torch.promote_types(hidden.dtype, torch.float32)
+        grad_weight = torch.zeros_like(weight, dtype=acc_dtype) if need_w else None
+        grad_bias = torch.zeros_like(bias, dtype=acc_dtype) if need_b and bias is not None else None
+        total = torch.zeros((), dtype=acc_dtype, device=hidden.device)
         for start in range(0, hidden.shape[0], chunk_size):
             h = hidden[start : start + chunk_size]
             t = targets[start : start + chunk_size]
-            logits = F.linear(h, weight, bias).float()
+            logits = F.linear(h, weight, bias).to(acc_dtype)
             lse = torch.logsumexp(logits, dim=-1)
             total += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
             if not (need_h or need_w or need_b):
@@ -98,10 +98,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
             grad = grad.to(weight.dtype)
             if grad_hidden is not None:
                 grad_hidden[start : start + chunk_size] = grad @ weight
-            if grad_weight is not None and grad.dtype == h.dtype == torch.float32:
+            if grad_weight is not None and grad.dtype == h.dtype == acc_dtype:
                 grad_weight.addmm_(grad.T, h)  # in place: no [vocab, dim] temporary per chunk
             elif grad_weight is not None:
-                grad_weight += (grad.T @ h).float()
+                grad_weight += (grad.T @ h).to(acc_dtype)
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
         ctx.dtypes = (weight.dtype, None if bias is None else bias.dtype)
         return total
@@ -110,7 +110,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
         weight_dtype, bias_dtype = ctx.dtypes
-        scale = grad_output.float()
+        scale = grad_output
         if grad_hidden is not None:
             grad_hidden = (grad_hidden * scale).to(grad_hidden.dtype)
         if grad_weight is not None:
