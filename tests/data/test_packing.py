@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmhub.data.packing import PackedDataset, document_causal_mask
+from lmhub.data.packing import PackedDataset, document_mask
 from lmhub.lm.arlm import ARLMLoss, ARLMPretrainCollator
 from lmhub.nn.masks import causal_mask
 from tests.lm.models import tiny_model
@@ -61,14 +61,17 @@ def test_every_token_once_and_boundaries_respected(
             assert doc[j] == (0 if j == 0 else doc[j - 1] + int(new_doc))
 
 
-def test_document_causal_mask_is_causal_within_documents() -> None:
+def test_document_mask_stays_within_documents() -> None:
     doc = torch.tensor([[0, 0, 1, 1, 1, -1], [0, 0, 0, 0, 0, 0]])
-    mask = document_causal_mask(doc)
+    mask = document_mask(doc)
     assert mask.shape == (2, 1, 6, 6)
     assert torch.equal(mask[1, 0], causal_mask(6, 6))  # one document: the plain causal mask
+    both_ways = document_mask(doc, causal=False)
     for i in range(6):
         for j in range(6):
-            assert bool(mask[0, 0, i, j]) == (j <= i and bool(doc[0, i] == doc[0, j]))
+            same = bool(doc[0, i] == doc[0, j])
+            assert bool(mask[0, 0, i, j]) == (j <= i and same)
+            assert bool(both_ways[0, 0, i, j]) == same
 
 
 @pytest.mark.parametrize("family", ["llama", "deepone", "causal_lm", "single_head"])

@@ -6,7 +6,7 @@ tokenised data, so packing costs no memory. Each row carries, besides its ids:
 
 * ``position_ids`` that restart at 0 where a document (or the part of one in this row) starts;
 * ``document_ids``, the row-local index of each token's document (-1 for the padding of the
-  last row), from which :func:`document_causal_mask` builds the block-diagonal causal mask that
+  last row), from which :func:`document_mask` builds the block-diagonal causal mask that
   keeps attention inside a document.
 
 With both, a packed row gives every document the outputs it has when run alone.
@@ -22,25 +22,28 @@ import torch
 
 from lmhub.nn.masks import causal_mask
 
-__all__ = ["PackedDataset", "document_causal_mask"]
+__all__ = ["PackedDataset", "document_mask"]
 
 
-def document_causal_mask(document_ids: torch.Tensor) -> torch.Tensor:
-    """Return the boolean mask ``[batch, 1, seq, seq]`` letting a token see the earlier tokens
-    of its own document only (True = may attend).
+def document_mask(document_ids: torch.Tensor, *, causal: bool = True) -> torch.Tensor:
+    """Return the boolean mask ``[batch, 1, seq, seq]`` letting a token see the (earlier, when
+    ``causal``) tokens of its own document only (True = may attend).
 
-    It is :func:`lmhub.nn.masks.causal_mask` restricted to equal document ids; padding (id -1)
-    sees only earlier padding, so no row of the mask is empty.
+    Causal, it is :func:`lmhub.nn.masks.causal_mask` restricted to equal document ids: the
+    block-diagonal causal mask. ``causal=False`` gives bidirectional blocks, for the masked and
+    diffusion LM types. Padding (id -1) sees only padding, so no row of the mask is empty.
 
     Example:
-        >>> document_causal_mask(torch.tensor([[0, 0, 1]]))[0, 0]
+        >>> document_mask(torch.tensor([[0, 0, 1]]))[0, 0]
         tensor([[ True, False, False],
                 [ True,  True, False],
                 [False, False,  True]])
     """
     seq = document_ids.shape[-1]
-    same = document_ids[:, :, None] == document_ids[:, None, :]
-    return (causal_mask(seq, seq, device=document_ids.device) & same)[:, None]
+    mask = document_ids[:, :, None] == document_ids[:, None, :]
+    if causal:
+        mask = mask & causal_mask(seq, seq, device=document_ids.device)
+    return mask[:, None]
 
 
 class PackedDataset(torch.utils.data.Dataset):

@@ -47,7 +47,7 @@ def build_attention_mask(
     The queries are the last ``q_len`` of ``kv_len`` positions (a KV cache holds the rest), so
     query ``i`` sits at absolute position ``kv_len - q_len + i``. ``padding_mask`` is
     ``[batch, kv_len]`` with True (or 1) for real tokens, or a complete boolean mask
-    ``[batch, 1, q_len, kv_len]`` (e.g. ``lmhub.data.packing.document_causal_mask``), returned
+    ``[batch, 1, q_len, kv_len]`` (e.g. ``lmhub.data.packing.document_mask``), returned
     as is. A purely causal mask over a fresh sequence
     (``q_len == kv_len``, no padding, no window) also returns ``None``: callers then pass
     ``is_causal=True`` to the attention kernel, which is faster than an explicit mask.

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from lmhub.data.packing import document_causal_mask
+from lmhub.data.packing import document_mask
 from lmhub.lm.arlm.types import IGNORE_INDEX, ARLMBatch
 from lmhub.lm.cross_entropy import linear_cross_entropy
 from lmhub.lm.protocols import LossOutput
@@ -63,7 +63,7 @@ class ARLMLoss:
         """Run the model on ``batch`` up to its final hidden states ``[batch, seq, dim]``."""
         mask: torch.Tensor | None = batch["attention_mask"]
         if "document_ids" in batch:
-            mask = document_causal_mask(batch["document_ids"])
+            mask = document_mask(batch["document_ids"])
         elif mask is not None and bool(mask.all()):
             mask = None  # no padding: the kernel's own causal mask is faster
         return self.model(
