@@ -11,7 +11,7 @@ import pytest
 
 from lmhub.data.sources import DataSource
 from lmhub.data.token_cache import tokenize_source, tokenizer_fingerprint
-from lmhub.data.tokenizers import ByteTokenizer
+from lmhub.data.tokenizers import ByteTokenizer, HfTokenizer
 from lmhub.errors import DataError
 
 
@@ -113,3 +113,41 @@ def test_examples_are_indexed_in_range_only(tmp_path: Path) -> None:
     for index in (-1, 2):
         with pytest.raises(IndexError, match="out of range for 2 examples"):
             tokenized[index]
+
+
+def _word_tokenizer(folder: Path, words: list[str]) -> HfTokenizer:
+    """A tiny tokenizer.json (word level, split on spaces), written in-test."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {w: i for i, w in enumerate(["[UNK]", *words])}
+    rust = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    rust.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    folder.mkdir()
+    rust.save(str(folder / "tokenizer.json"))
+    return HfTokenizer(folder / "tokenizer.json")
+
+
+def test_tokenizer_files_key_the_cache(tmp_path: Path) -> None:
+    data = tmp_path / "a.txt"
+    data.write_text("the cat sat")
+    one = _word_tokenizer(tmp_path / "one", ["the", "cat", "sat"])
+    same = _word_tokenizer(tmp_path / "same", ["the", "cat", "sat"])
+    other = _word_tokenizer(tmp_path / "other", ["the", "sat", "cat"])  # same size, other ids
+    assert tokenizer_fingerprint(one) == tokenizer_fingerprint(same)
+    assert tokenizer_fingerprint(one) != tokenizer_fingerprint(other)
+    cache = tmp_path / "cache"
+    first = tokenize_source(DataSource(data), one, cache_dir=cache)
+    assert first[0]["input_ids"].tolist() == [1, 2, 3]
+    assert tokenize_source(DataSource(data), same, cache_dir=cache).path == first.path
+    moved = tokenize_source(DataSource(data), other, cache_dir=cache)
+    assert moved.path != first.path and moved[0]["input_ids"].tolist() == [1, 3, 2]
+
+
+def test_no_progress_output_off_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "a.txt"
+    data.write_text("text")
+    tokenize_source(DataSource(data), ByteTokenizer(), cache_dir=tmp_path / "c", progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
