@@ -56,3 +56,17 @@ def test_a_batch_without_targets_has_zero_loss(model: DecoderLM) -> None:
     with torch.no_grad():
         out = ARLMLoss(model).loss_fn(batch)
     assert out["loss"].item() == 0.0 and int(out["num_tokens"]) == 0
+
+
+def test_a_family_with_its_own_logits_step_gets_it() -> None:
+    model = tiny_llama()
+
+    class SoftCapped(type(model)):  # type: ignore[misc]
+        def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+            return 3.0 * torch.tanh(super().logits(hidden) / 3.0)
+
+    model.__class__ = SoftCapped
+    batch = ARLMPretrainCollator(pad_token_id=258)(
+        [{"input_ids": [1, 2, 3, 4, 5, 6]}, {"input_ids": [7, 8, 9]}]
+    )
+    assert_same_loss_and_grads(model, batch)  # the plain loss calls model(...) -> logits()

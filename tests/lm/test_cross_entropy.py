@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import lmhub.lm.cross_entropy as ce
-from lmhub.lm.cross_entropy import linear_cross_entropy
+from lmhub.lm.cross_entropy import chunked_cross_entropy, linear_cross_entropy
 
 
 @pytest.mark.parametrize("with_bias", [False, True])
@@ -85,3 +85,21 @@ def test_bf16_inputs_give_bf16_gradients_close_to_float32() -> None:
     want.backward()
     torch.testing.assert_close(loss, want, rtol=2e-2, atol=0.0)
     torch.testing.assert_close(w16.grad.float(), w32.grad, rtol=5e-2, atol=5e-2)
+
+
+def test_chunked_cross_entropy_through_any_head_equals_the_plain_loss() -> None:
+    torch.manual_seed(0)
+    hidden = torch.randn(23, 8, requires_grad=True)
+    weight = torch.randn(17, 8, requires_grad=True)
+    targets = torch.randint(0, 17, (23,))
+
+    def capped(h: torch.Tensor) -> torch.Tensor:
+        return 2.0 * torch.tanh(h @ weight.T / 2.0)  # a logit soft-cap, as Gemma 2 has
+
+    got = chunked_cross_entropy(hidden, targets, capped, chunk_size=5)
+    want = F.cross_entropy(capped(hidden), targets, reduction="sum")
+    torch.testing.assert_close(got, want)
+    for g, w in zip(
+        torch.autograd.grad(got, (hidden, weight)), torch.autograd.grad(want, (hidden, weight))
+    ):
+        torch.testing.assert_close(g, w)

@@ -10,17 +10,22 @@ equals ``F.cross_entropy(hidden @ weight.T + bias, targets, reduction="sum")`` w
 rounding, and so do the gradients.
 
 Every LM type whose loss is a cross-entropy over some positions (autoregressive, masked,
-diffusion) can use it: select the positions' hidden states, then call it.
+diffusion) can use it: select the positions' hidden states, then call it. A head that is more
+than one linear map (a logit soft-cap, a BERT-style transform) goes through
+:func:`chunked_cross_entropy` instead, which recomputes each chunk's logits in the backward
+pass (``torch.utils.checkpoint``) to keep the same one-chunk-at-a-time memory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
-__all__ = ["linear_cross_entropy"]
+__all__ = ["chunked_cross_entropy", "linear_cross_entropy"]
 
 
 def linear_cross_entropy(
@@ -60,6 +65,39 @@ def linear_cross_entropy(
         t is not None and t.requires_grad for t in (hidden, weight, bias)
     )
     return _LinearCrossEntropy.apply(hidden, weight, bias, targets, chunk_size, wants_grad)
+
+
+def chunked_cross_entropy(
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    logits_fn: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    chunk_size: int = 1024,
+) -> torch.Tensor:
+    """Return the summed cross-entropy of ``logits_fn(hidden)`` against ``targets``, a chunk of
+    positions at a time; each chunk's logits are recomputed in the backward pass, not kept.
+
+    Example:
+        >>> h, w = torch.randn(5, 8), torch.randn(11, 8)
+        >>> t = torch.tensor([1, 2, 3, 4, 5])
+        >>> capped = lambda x: 30 * torch.tanh(x @ w.T / 30)
+        >>> ref = F.cross_entropy(capped(h), t, reduction="sum")
+        >>> torch.allclose(chunked_cross_entropy(h, t, capped, chunk_size=2), ref)
+        True
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, not {chunk_size}.")
+
+    def chunk_loss(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        logits = logits_fn(h)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        return F.cross_entropy(logits, t, reduction="sum")
+
+    total = hidden.new_zeros((), dtype=torch.promote_types(hidden.dtype, torch.float32))
+    for start in range(0, hidden.shape[0], chunk_size):
+        h, t = hidden[start : start + chunk_size], targets[start : start + chunk_size]
+        total = total + checkpoint(chunk_loss, h, t, use_reentrant=False)
+    return total
 
 
 class _LinearCrossEntropy(torch.autograd.Function):

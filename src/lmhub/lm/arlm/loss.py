@@ -8,7 +8,7 @@ import torch
 
 from lmhub.data.packing import document_mask
 from lmhub.lm.arlm.types import IGNORE_INDEX, ARLMBatch
-from lmhub.lm.cross_entropy import linear_cross_entropy
+from lmhub.lm.cross_entropy import chunked_cross_entropy, linear_cross_entropy
 from lmhub.lm.protocols import LossOutput
 from lmhub.models.decoder import DecoderLM
 
@@ -20,8 +20,10 @@ class ARLMLoss:
 
     The model runs up to its final hidden states (``return_hidden=True``); only the positions
     that have a target are projected by the output head, a chunk at a time
-    (:func:`~lmhub.lm.cross_entropy.linear_cross_entropy`), so the full float32 logits and their
-    gradient never exist. Packed batches (with ``document_ids``) attend within documents only.
+    (:func:`~lmhub.lm.cross_entropy.linear_cross_entropy`, or
+    :func:`~lmhub.lm.cross_entropy.chunked_cross_entropy` for a family that overrides
+    ``logits``), so the full float32 logits and their gradient never exist. Packed batches
+    (with ``document_ids``) attend within documents only.
 
     Returns ``loss`` (mean over target tokens), ``loss_sum`` and ``num_tokens``: a trainer
     accumulating micro-batches divides the summed ``loss_sum`` by the summed ``num_tokens``.
@@ -44,14 +46,16 @@ class ARLMLoss:
         hidden = self.hidden_states(batch)
         labels = batch["labels"][:, 1:]
         scored = labels != IGNORE_INDEX
-        head = self.model.lm_head
-        loss_sum = linear_cross_entropy(
-            hidden[:, :-1][scored],
-            head.weight,
-            labels[scored],
-            bias=head.bias,
-            chunk_size=self.chunk_size,
-        )
+        scored_hidden, targets = hidden[:, :-1][scored], labels[scored]
+        if type(self.model).logits is DecoderLM.logits:  # the head is lm_head alone
+            head = self.model.lm_head
+            loss_sum = linear_cross_entropy(
+                scored_hidden, head.weight, targets, bias=head.bias, chunk_size=self.chunk_size
+            )
+        else:  # a family with its own logits step (a soft-cap, ...): recompute per chunk
+            loss_sum = chunked_cross_entropy(
+                scored_hidden, targets, self.model.logits, chunk_size=self.chunk_size
+            )
         num_tokens = scored.sum()
         return {
             "loss": loss_sum / num_tokens.clamp(min=1),
