@@ -59,6 +59,12 @@ def test_every_token_once_and_boundaries_respected(
             new_doc = j == 0 or source[j] != source[j - 1]
             assert pos[j] == (0 if new_doc else pos[j - 1] + 1)
             assert doc[j] == (0 if j == 0 else doc[j - 1] + int(new_doc))
+    if rows:  # collated, a loss is taken on every real token but a document's first
+        batch = ARLMPretrainCollator(pad_token_id=PAD)(rows)
+        real = torch.from_numpy(np.stack([r["document_ids"] for r in rows]) >= 0)
+        starts = torch.from_numpy(np.stack([r["position_ids"] for r in rows]) == 0)
+        assert torch.equal(batch["attention_mask"].bool(), real)
+        assert torch.equal(batch["labels"] != -100, real & ~starts)
 
 
 def test_document_mask_stays_within_documents() -> None:

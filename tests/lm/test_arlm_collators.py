@@ -95,6 +95,10 @@ def test_packed_rows_keep_positions_and_drop_the_loss_at_document_starts() -> No
     assert batch["position_ids"].tolist()[0] == [3, 0, 1, 0]
     assert batch["document_ids"].tolist()[0] == [0, 1, 1, 2]
     assert batch["labels"].tolist()[0] == [5, -100, 7, -100]
+    padded = {"input_ids": [5, 6, PAD], "position_ids": [0, 1, 0], "document_ids": [0, 0, -1]}
+    batch = ARLMPretrainCollator(pad_token_id=PAD)([padded])
+    assert batch["attention_mask"].tolist() == [[1, 1, 0]]
+    assert batch["labels"].tolist() == [[-100, 6, -100]]
 
 
 def test_inputs_are_not_modified_and_tensors_are_accepted() -> None:

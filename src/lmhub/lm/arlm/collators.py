@@ -24,8 +24,9 @@ class ARLMPretrainCollator:
     """Batches runs of token ids (documents or packed rows) for next-token prediction.
 
     Rows are right-padded to the longest; labels are the ids themselves with ``IGNORE_INDEX`` on
-    padding. Packed rows (with ``position_ids`` and ``document_ids``) keep both, and the first
-    token of each document takes no loss, since predicting it would read the document before.
+    padding. Packed rows (with ``position_ids`` and ``document_ids``) keep both, their padding is
+    where the document id is -1, and the first token of each document takes no loss, since
+    predicting it would read the document before.
 
     Example:
         >>> collate = ARLMPretrainCollator(pad_token_id=0)
@@ -53,7 +54,10 @@ class ARLMPretrainCollator:
             documents = [_ids(e, "document_ids")[: self.max_length] for e in examples]
             batch["position_ids"] = _pad(positions, 0, left=False)[0]
             batch["document_ids"] = _pad(documents, -1, left=False)[0]
-            batch["labels"] = labels.masked_fill(batch["position_ids"] == 0, IGNORE_INDEX)
+            # A packed row's own padding is document -1.
+            batch["attention_mask"] = (batch["document_ids"] >= 0).long()
+            no_loss = (batch["position_ids"] == 0) | (batch["attention_mask"] == 0)
+            batch["labels"] = labels.masked_fill(no_loss, IGNORE_INDEX)
         return batch
 
 
