@@ -11,10 +11,16 @@ Example:
 from lmhub.assets import AssetCard, AssetStore, register_cards
 from lmhub.checkpoint.save_load import save_checkpoint
 from lmhub.config import apply_overrides, from_dict, from_json, from_yaml, to_dict, to_json, to_yaml
+from lmhub.data.packing import PackedDataset
+from lmhub.data.sampler import ResumableSampler
+from lmhub.data.sources import DataSource
+from lmhub.data.split import train_valid_split
+from lmhub.data.token_cache import tokenize_source
 from lmhub.errors import (
     AssetCardError,
     ChecksumMismatchError,
     ConfigError,
+    DataError,
     ExportError,
     LmhubError,
     ModelArchitectureNotKnownError,
@@ -52,6 +58,8 @@ __all__ = [
     "AssetStore",
     "ChecksumMismatchError",
     "ConfigError",
+    "DataError",
+    "DataSource",
     "ExportError",
     "Gang",
     "Gangs",
@@ -63,6 +71,8 @@ __all__ = [
     "ModelFamilyNotKnownError",
     "ModelHub",
     "ModelNotKnownError",
+    "PackedDataset",
+    "ResumableSampler",
     "StateDictMismatchError",
     "TokenizerError",
     "__version__",
@@ -86,4 +96,6 @@ __all__ = [
     "to_dict",
     "to_json",
     "to_yaml",
+    "tokenize_source",
+    "train_valid_split",
 ]

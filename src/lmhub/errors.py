@@ -258,3 +258,14 @@ class UnusableDataError(LmhubError, ValueError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"The data cannot be used: {reason}. Simplify it or fix the YAML.")
+
+
+class DataError(LmhubError, ValueError):
+    """A data file (or an example built from one) is unreadable, empty or malformed."""
+
+    def __init__(
+        self, message: str, *, path: Path | str | None = None, line: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None
+        self.line = line

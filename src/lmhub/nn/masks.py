@@ -46,7 +46,9 @@ def build_attention_mask(
 
     The queries are the last ``q_len`` of ``kv_len`` positions (a KV cache holds the rest), so
     query ``i`` sits at absolute position ``kv_len - q_len + i``. ``padding_mask`` is
-    ``[batch, kv_len]`` with True (or 1) for real tokens. A purely causal mask over a fresh sequence
+    ``[batch, kv_len]`` with True (or 1) for real tokens, or a complete boolean mask
+    ``[batch, 1, q_len, kv_len]`` (e.g. ``lmhub.data.packing.document_mask``), returned
+    as is. A purely causal mask over a fresh sequence
     (``q_len == kv_len``, no padding, no window) also returns ``None``: callers then pass
     ``is_causal=True`` to the attention kernel, which is faster than an explicit mask.
 
@@ -67,6 +69,8 @@ def build_attention_mask(
             f"The attention mask covers {padding_mask.shape[-1]} positions, but the keys span "
             f"{kv_len} (cached + new). Pass a mask over the cached and the new tokens."
         )
+    if padding_mask is not None and padding_mask.dim() == 4:
+        return padding_mask.bool()  # already the whole mask (packed documents): use it as is
     if key_positions is not None:
         return _mask_for_positions(
             q_len, kv_len, key_positions, padding_mask, causal, sliding_window, device

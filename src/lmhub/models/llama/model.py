@@ -84,7 +84,8 @@ class LlamaModel(DecoderLM):
         """Return logits ``[batch, seq, vocab]`` for token ids ``[batch, seq]``.
 
         Args:
-            attention_mask: ``[batch, cached + seq]``, 1 for real tokens and 0 for padding.
+            attention_mask: ``[batch, cached + seq]``, 1 for real tokens and 0 for padding; or a
+                boolean ``[batch, 1, seq, cached + seq]`` mask used as is (packed documents).
             position_ids: ``[batch, seq]``; defaults to positions after what ``cache`` holds.
             cache: a KV cache to read from and append to (incremental decoding).
             return_hidden: return the final normed hidden states instead of logits.
