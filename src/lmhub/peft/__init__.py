@@ -17,6 +17,7 @@ from lmhub.peft.apply import (
     unmerge_lora,
 )
 from lmhub.peft.config import DEFAULT_TARGETS, LoraConfig
+from lmhub.peft.io import load_adapter, save_adapter
 from lmhub.peft.layer import LoraLinear
 
 __all__ = [
@@ -24,9 +25,11 @@ __all__ = [
     "LoraConfig",
     "LoraLinear",
     "apply_lora",
+    "load_adapter",
     "load_trainable_state_dict",
     "lora_layers",
     "merge_lora",
+    "save_adapter",
     "trainable_state_dict",
     "unmerge_lora",
 ]

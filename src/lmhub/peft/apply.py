@@ -31,6 +31,19 @@ def linear_names(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
 
 
+def adaptable_names(model: nn.Module) -> list[str]:
+    """The linear layers LoRA can target: plain ones and those already adapted (not their parts).
+
+    With no LoRA applied this is :func:`linear_names`.
+    """
+    adapted = lora_layers(model)
+    return [
+        name
+        for name, m in model.named_modules()
+        if name in adapted or (isinstance(m, nn.Linear) and name.rpartition(".")[0] not in adapted)
+    ]
+
+
 def matches(name: str, pattern: str) -> bool:
     """Whether module ``name`` matches a target ``pattern`` (see ``LoraConfig.targets``).
 

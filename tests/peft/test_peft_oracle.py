@@ -1,0 +1,178 @@
+"""Adapters round-trip with PEFT on transformers' LlamaForCausalLM (the oracle), both ways.
+
+A tiny random Llama is built and saved in-test; lmhub loads the same weights. Logits of the
+adapted (or merged) models must agree within fp32 tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import lmhub
+from lmhub.hf.export import export
+from lmhub.peft import LoraConfig, apply_lora, load_adapter, lora_layers, merge_lora, save_adapter
+from tests.oracle.hf_models import save_tiny_hf_llama
+
+peft = pytest.importorskip("peft")
+transformers = pytest.importorskip("transformers")
+
+ATOL = 1e-5
+
+
+def ids() -> torch.Tensor:
+    return torch.randint(0, 160, (2, 14), generator=torch.Generator().manual_seed(5))
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a - b).abs().max().item()
+
+
+def randomise(params: list[torch.Tensor], seed: int = 1) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in params:
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+
+
+def lmhub_adapted(base_dir: Path, config: LoraConfig) -> torch.nn.Module:
+    model = apply_lora(lmhub.load_model(base_dir).eval(), config)
+    randomise([p for n, p in model.named_parameters() if ".lora_" in n])
+    return model
+
+
+@pytest.mark.parametrize(
+    ("rslora", "targets", "hf_overrides"),
+    [
+        (False, [], {}),
+        (True, [], {}),
+        (False, ["q_proj", "v_proj", "lm_head"], {}),
+        (False, ["layers.1.attn.o_proj", "up_proj"], {"attention_bias": True}),
+        (False, [], {"tie_word_embeddings": True}),
+    ],
+    ids=["defaults", "rslora", "qv_lm_head", "one_layer_bias", "tied"],
+)
+def test_lmhub_adapter_loads_in_peft(
+    tmp_path: Path, rslora: bool, targets: list[str], hf_overrides: dict[str, Any]
+) -> None:
+    hf = save_tiny_hf_llama(tmp_path / "base", **hf_overrides)
+    model = lmhub_adapted(
+        tmp_path / "base", LoraConfig(rank=4, alpha=12, targets=targets, use_rslora=rslora)
+    )
+    save_adapter(model, tmp_path / "adapter", base_model_name_or_path=str(tmp_path / "base"))
+
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["task_type"] == "CAUSAL_LM"
+    assert (config["r"], config["lora_alpha"], config["use_rslora"]) == (4, 12, rslora)
+    assert config["base_model_name_or_path"] == str(tmp_path / "base")
+
+    peft_model = peft.PeftModel.from_pretrained(hf, tmp_path / "adapter").eval()
+    wrapped = {n for n, m in peft_model.named_modules() if hasattr(m, "lora_A") and n}
+    assert len(wrapped) == len(lora_layers(model))
+    x = ids()
+    with torch.no_grad():
+        want = peft_model(x).logits
+        got = model(x)
+        with peft_model.disable_adapter():
+            base = peft_model(x).logits
+    assert max_diff(got, want) <= ATOL
+    # The adapters really change the output (the comparison is not base vs base).
+    assert max_diff(want, base) > 1e-2
+
+
+def test_adapter_file_keys_are_peft_names(tmp_path: Path) -> None:
+    save_tiny_hf_llama(tmp_path / "base")
+    model = lmhub_adapted(tmp_path / "base", LoraConfig(rank=2, targets=["q_proj"]))
+    save_adapter(model, tmp_path / "adapter")
+    from safetensors import safe_open
+
+    with safe_open(tmp_path / "adapter" / "adapter_model.safetensors", "pt") as f:
+        keys = sorted(f.keys())
+    assert keys == [
+        f"base_model.model.model.layers.{i}.self_attn.q_proj.lora_{ab}.weight"
+        for i in (0, 1)
+        for ab in "AB"
+    ]
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["target_modules"] == ["q_proj"]
+
+
+@pytest.mark.parametrize("rslora", [False, True], ids=["lora", "rslora"])
+def test_peft_adapter_loads_in_lmhub(tmp_path: Path, rslora: bool) -> None:
+    hf = save_tiny_hf_llama(tmp_path / "base")
+    peft_config = peft.LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"],
+        use_rslora=rslora,
+        task_type="CAUSAL_LM",
+        init_lora_weights=False,  # random B, so the adapter changes the output
+    )
+    peft_model = peft.get_peft_model(hf, peft_config).eval()
+    peft_model.save_pretrained(tmp_path / "adapter")
+
+    model = load_adapter(lmhub.load_model(tmp_path / "base").eval(), tmp_path / "adapter")
+    assert len(lora_layers(model)) == 2 * 5
+    x = ids()
+    with torch.no_grad():
+        want = peft_model(x).logits
+        got = model(x)
+        with peft_model.disable_adapter():
+            base = peft_model(x).logits
+    assert max_diff(got, want) <= ATOL
+    assert max_diff(want, base) > 1e-2
+
+
+def test_peft_regex_targets_and_excludes(tmp_path: Path) -> None:
+    hf = save_tiny_hf_llama(tmp_path / "base")
+    peft_config = peft.LoraConfig(
+        r=2,
+        lora_alpha=4,
+        target_modules=r".*\.(q_proj|gate_proj)",
+        exclude_modules=["model.layers.0.mlp.gate_proj"],
+        init_lora_weights=False,
+    )
+    peft_model = peft.get_peft_model(hf, peft_config).eval()
+    peft_model.save_pretrained(tmp_path / "adapter")
+    model = load_adapter(lmhub.load_model(tmp_path / "base").eval(), tmp_path / "adapter")
+    assert sorted(lora_layers(model)) == [
+        "layers.0.attn.q_proj",
+        "layers.1.attn.q_proj",
+        "layers.1.ffn.gate_proj",
+    ]
+    x = ids()
+    with torch.no_grad():
+        assert max_diff(model(x), peft_model(x).logits) <= ATOL
+
+
+def test_merged_export_matches_peft_merge_and_unload(tmp_path: Path) -> None:
+    hf = save_tiny_hf_llama(tmp_path / "base")
+    model = lmhub_adapted(tmp_path / "base", LoraConfig(rank=4, alpha=8))
+    save_adapter(model, tmp_path / "adapter")
+    peft_merged = peft.PeftModel.from_pretrained(hf, tmp_path / "adapter").merge_and_unload()
+
+    export(merge_lora(model), tmp_path / "merged")
+    reloaded = transformers.LlamaForCausalLM.from_pretrained(tmp_path / "merged").eval()
+    x = ids()
+    with torch.no_grad():
+        want = peft_merged.eval()(x).logits
+        got = reloaded(x).logits
+    assert max_diff(got, want) <= ATOL
+    # The exported weights are the merged weights, tensor for tensor.
+    merged_state = peft_merged.state_dict()
+    for key, value in reloaded.state_dict().items():
+        torch.testing.assert_close(value, merged_state[key], atol=1e-6, rtol=0)
+
+
+def test_save_then_load_in_lmhub_is_exact(tmp_path: Path) -> None:
+    save_tiny_hf_llama(tmp_path / "base")
+    model = lmhub_adapted(tmp_path / "base", LoraConfig(rank=3, alpha=5, targets=["k_proj"]))
+    save_adapter(model, tmp_path / "adapter")
+    again = load_adapter(lmhub.load_model(tmp_path / "base").eval(), tmp_path / "adapter")
+    x = ids()
+    with torch.no_grad():
+        assert torch.equal(again(x), model(x))
