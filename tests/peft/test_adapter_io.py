@@ -37,6 +37,9 @@ def adapted(family: str = "llama", **config: Any) -> nn.Module:
     with torch.no_grad():
         for layer in lora_layers(model).values():
             layer.lora_B.weight.copy_(torch.randn(layer.lora_B.weight.shape, generator=gen))
+            if layer.lora_magnitude_vector is not None:
+                m = layer.lora_magnitude_vector
+                m.mul_(torch.rand(m.shape, generator=gen) + 0.5)
     return model
 
 
@@ -44,9 +47,10 @@ def ids() -> torch.Tensor:
     return torch.randint(0, 90, (2, 10), generator=torch.Generator().manual_seed(2))
 
 
+@pytest.mark.parametrize("dora", [False, True], ids=["lora", "dora"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_round_trip_on_every_family(tmp_path: Path, family: str) -> None:
-    model = adapted(family, use_rslora=True)
+def test_round_trip_on_every_family(tmp_path: Path, family: str, dora: bool) -> None:
+    model = adapted(family, use_rslora=True, use_dora=dora)
     save_adapter(model, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "adapter_config.json",
@@ -55,7 +59,7 @@ def test_round_trip_on_every_family(tmp_path: Path, family: str) -> None:
     again = load_adapter(tiny(family), tmp_path)
     assert list(lora_layers(again)) == list(lora_layers(model))
     layer = next(iter(lora_layers(again).values()))
-    assert (layer.rank, layer.alpha, layer.use_rslora) == (4, 8, True)
+    assert (layer.rank, layer.alpha, layer.use_rslora, layer.use_dora) == (4, 8, True, dora)
     with torch.no_grad():
         assert torch.equal(again(ids()), model(ids()))
 
@@ -129,7 +133,8 @@ def edit_weights(directory: Path, change: Callable[[dict[str, torch.Tensor]], No
     [
         ("peft_type", "IA3", "loads only LoRA adapters"),
         ("task_type", "SEQ_CLS", "CAUSAL_LM"),
-        ("use_dora", True, "does not support yet"),
+        ("lora_bias", True, "does not support yet"),
+        ("use_dora", "yes", "true or false"),
         ("modules_to_save", ["lm_head"], "does not support yet"),
         ("rank_pattern", {"q_proj": 8}, "does not support yet"),
         ("bias", "all", 'supports only "none"'),

@@ -27,9 +27,9 @@ from tests.models.test_family_contract import FAMILIES, small_model
 ATOL = 1e-5
 
 
-def tiny(family: str, seed: int = 0) -> nn.Module:
+def tiny(family: str, seed: int = 0, **overrides: object) -> nn.Module:
     torch.manual_seed(seed)
-    return small_model(family).eval()
+    return small_model(family, **overrides).eval()
 
 
 def randomise_adapters(model: nn.Module, seed: int = 1) -> None:
@@ -38,19 +38,23 @@ def randomise_adapters(model: nn.Module, seed: int = 1) -> None:
         for layer in lora_layers(model).values():
             for p in (layer.lora_A.weight, layer.lora_B.weight):
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+            if layer.lora_magnitude_vector is not None:
+                m = layer.lora_magnitude_vector
+                m.mul_(1 + 0.2 * torch.randn(m.shape, generator=gen))
 
 
 def ids(vocab: int = 90) -> torch.Tensor:
     return torch.randint(0, vocab, (2, 12), generator=torch.Generator().manual_seed(3))
 
 
+@pytest.mark.parametrize("dora", [False, True], ids=["lora", "dora"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_adapted_model_equals_base_bit_for_bit(family: str) -> None:
+def test_adapted_model_equals_base_bit_for_bit(family: str, dora: bool) -> None:
     model = tiny(family)
     x = ids()
     with torch.no_grad():
         want = model(x)
-        apply_lora(model, LoraConfig(rank=4, alpha=8))
+        apply_lora(model, LoraConfig(rank=4, alpha=8, use_dora=dora))
         got = model(x)
     assert torch.equal(got, want)
     # Every default target of the family was wrapped, and nothing else trains.
@@ -58,12 +62,14 @@ def test_adapted_model_equals_base_bit_for_bit(family: str) -> None:
     leaves = {name.rsplit(".", 1)[-1] for name in layers}
     assert leaves == set(DEFAULT_TARGETS[family])
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable == {f"{n}.lora_{ab}.weight" for n in layers for ab in "AB"}
+    parts = ["lora_A.weight", "lora_B.weight"] + (["lora_magnitude_vector"] if dora else [])
+    assert trainable == {f"{n}.{part}" for n in layers for part in parts}
 
 
+@pytest.mark.parametrize("dora", [False, True], ids=["lora", "dora"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_merge_matches_unmerged_and_gives_a_plain_model(family: str) -> None:
-    model = apply_lora(tiny(family), LoraConfig(rank=4, alpha=8))
+def test_merge_matches_unmerged_and_gives_a_plain_model(family: str, dora: bool) -> None:
+    model = apply_lora(tiny(family), LoraConfig(rank=4, alpha=8, use_dora=dora))
     randomise_adapters(model)
     x = ids()
     with torch.no_grad():
@@ -76,8 +82,10 @@ def test_merge_matches_unmerged_and_gives_a_plain_model(family: str) -> None:
     assert (merged - adapted).abs().max().item() <= ATOL
 
 
-def test_merge_keep_adapters_then_unmerge() -> None:
-    model = apply_lora(tiny("llama"), LoraConfig(rank=4, alpha=8, use_rslora=True))
+@pytest.mark.parametrize("dora", [False, True], ids=["lora", "dora"])
+def test_merge_keep_adapters_then_unmerge(dora: bool) -> None:
+    config = LoraConfig(rank=4, alpha=8, use_rslora=True, use_dora=dora)
+    model = apply_lora(tiny("llama", attn_bias=True, ffn_bias=True), config)
     randomise_adapters(model)
     base = {n: layer.base_layer.weight.clone() for n, layer in lora_layers(model).items()}
     x = ids()
@@ -113,6 +121,27 @@ def test_scaling_plain_and_rslora() -> None:
             layer.weight, lin.weight + scale * layer.lora_B.weight @ layer.lora_A.weight
         )
         assert layer.bias is lin.bias
+
+
+def test_dora_layer_matches_the_formula() -> None:
+    torch.manual_seed(0)
+    lin = nn.Linear(6, 5, bias=True)
+    layer = LoraLinear(lin, rank=3, alpha=6.0, use_dora=True)
+    m = layer.lora_magnitude_vector
+    assert m is not None
+    torch.testing.assert_close(m, lin.weight.norm(dim=1))
+    with torch.no_grad():
+        layer.lora_B.weight.normal_()
+        m.mul_(torch.rand(5) + 0.5)
+    adapted = lin.weight + 2.0 * layer.lora_B.weight @ layer.lora_A.weight
+    want_w = (m / adapted.norm(dim=1))[:, None] * adapted
+    x = torch.randn(4, 6)
+    torch.testing.assert_close(layer(x), x @ want_w.T + lin.bias)
+    torch.testing.assert_close(layer.weight, want_w)
+    # The row norm is a constant for backward (DoRA paper, section 4.3): d out / d m is exact.
+    layer(x).sum().backward()
+    assert m.grad is not None
+    torch.testing.assert_close(m.grad, (x @ adapted.T / adapted.norm(dim=1)).sum(0).detach())
 
 
 def test_a_is_kaiming_uniform_and_b_zero() -> None:
@@ -161,7 +190,6 @@ def test_unknown_target_lists_the_linear_layers() -> None:
         ({"alpha": "16"}, "alpha"),
         ({"dropout": 1.0}, "dropout"),
         ({"targets": "q_proj"}, "targets"),
-        ({"use_dora": True}, "use_dora"),
         ({"bias": "all"}, "bias"),
     ],
 )
@@ -169,8 +197,6 @@ def test_bad_config_names_the_field(overrides: dict[str, Any], field: str) -> No
     with pytest.raises(ConfigError) as info:
         apply_lora(tiny("llama"), LoraConfig(**overrides))
     assert info.value.field == field
-    if field == "use_dora":
-        assert "not supported" in str(info.value)
 
 
 def test_applying_twice_is_refused() -> None:
@@ -191,9 +217,11 @@ def test_dropout_only_while_training() -> None:
         assert not torch.equal(layer(x), layer(x))
 
 
-def test_training_changes_only_the_adapters() -> None:
+@pytest.mark.parametrize("dora", [False, True], ids=["lora", "dora"])
+def test_training_changes_only_the_adapters(dora: bool) -> None:
     torch.manual_seed(0)
-    model = apply_lora(tiny("llama"), LoraConfig(rank=4, alpha=8, dropout=0.1)).train()
+    config = LoraConfig(rank=4, alpha=8, dropout=0.1, use_dora=dora)
+    model = apply_lora(tiny("llama"), config).train()
     frozen = {k: v.clone() for k, v in model.state_dict().items() if ".lora_" not in k}
     before = {k: v.clone() for k, v in trainable_state_dict(model).items()}
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
@@ -212,7 +240,9 @@ def test_training_changes_only_the_adapters() -> None:
             assert torch.equal(v, frozen[k]), k
     after = trainable_state_dict(model)
     assert after.keys() == before.keys()
-    assert all(not torch.equal(after[k], before[k]) for k in after if "lora_B" in k)
+    moved = [k for k in after if "lora_B" in k or "magnitude" in k]
+    assert len(moved) == 14 * (2 if dora else 1)
+    assert all(not torch.equal(after[k], before[k]) for k in moved)
 
 
 def test_trainable_state_dict_round_trip() -> None:
@@ -240,10 +270,11 @@ def test_trainable_state_dict_round_trip() -> None:
     assert [k for k, _, _ in info.value.shape_mismatches] == ["layers.1.attn.v_proj.lora_B.weight"]
 
 
+@pytest.mark.parametrize("dora", [False, True], ids=["lora", "dora"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_generation_with_fused_weights_uses_the_adapters(family: str) -> None:
+def test_generation_with_fused_weights_uses_the_adapters(family: str, dora: bool) -> None:
     """Generation's fused decode weights read each layer's ``weight``: the adapter must count."""
-    model = apply_lora(tiny(family), LoraConfig(rank=4, alpha=32))
+    model = apply_lora(tiny(family), LoraConfig(rank=4, alpha=32, use_dora=dora))
     randomise_adapters(model)
     prompt = ids()[:1, :5]
     fused = generate(model, prompt, max_new_tokens=6, fused_weights=True)

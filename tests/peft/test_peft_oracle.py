@@ -41,33 +41,45 @@ def randomise(params: list[torch.Tensor], seed: int = 1) -> None:
 
 def lmhub_adapted(base_dir: Path, config: LoraConfig) -> torch.nn.Module:
     model = apply_lora(lmhub.load_model(base_dir).eval(), config)
-    randomise([p for n, p in model.named_parameters() if ".lora_" in n])
+    randomise([p for n, p in model.named_parameters() if ".lora_" in n and "magnitude" not in n])
+    perturb_magnitudes(model)
     return model
 
 
+def perturb_magnitudes(model: torch.nn.Module) -> None:
+    """Move DoRA magnitudes off their initial row norms (where DoRA would equal LoRA)."""
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_magnitude_vector" in name:
+                p.mul_(torch.rand(p.shape, generator=gen) + 0.5)
+
+
 @pytest.mark.parametrize(
-    ("rslora", "targets", "hf_overrides"),
+    ("variant", "targets", "hf_overrides"),
     [
-        (False, [], {}),
-        (True, [], {}),
-        (False, ["q_proj", "v_proj", "lm_head"], {}),
-        (False, ["layers.1.attn.o_proj", "up_proj"], {"attention_bias": True}),
-        (False, [], {"tie_word_embeddings": True}),
+        ("lora", [], {}),
+        ("rslora", [], {}),
+        ("dora", [], {"attention_bias": True}),
+        ("lora", ["q_proj", "v_proj", "lm_head"], {}),
+        ("lora", ["layers.1.attn.o_proj", "up_proj"], {"attention_bias": True}),
+        ("lora", [], {"tie_word_embeddings": True}),
     ],
-    ids=["defaults", "rslora", "qv_lm_head", "one_layer_bias", "tied"],
+    ids=["defaults", "rslora", "dora_bias", "qv_lm_head", "one_layer_bias", "tied"],
 )
 def test_lmhub_adapter_loads_in_peft(
-    tmp_path: Path, rslora: bool, targets: list[str], hf_overrides: dict[str, Any]
+    tmp_path: Path, variant: str, targets: list[str], hf_overrides: dict[str, Any]
 ) -> None:
     hf = save_tiny_hf_llama(tmp_path / "base", **hf_overrides)
-    model = lmhub_adapted(
-        tmp_path / "base", LoraConfig(rank=4, alpha=12, targets=targets, use_rslora=rslora)
-    )
+    rslora, dora = variant == "rslora", variant == "dora"
+    config = LoraConfig(rank=4, alpha=12, targets=targets, use_rslora=rslora, use_dora=dora)
+    model = lmhub_adapted(tmp_path / "base", config)
     save_adapter(model, tmp_path / "adapter", base_model_name_or_path=str(tmp_path / "base"))
 
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA" and config["task_type"] == "CAUSAL_LM"
     assert (config["r"], config["lora_alpha"], config["use_rslora"]) == (4, 12, rslora)
+    assert config["use_dora"] is dora
     assert config["base_model_name_or_path"] == str(tmp_path / "base")
 
     peft_model = peft.PeftModel.from_pretrained(hf, tmp_path / "adapter").eval()
@@ -101,18 +113,20 @@ def test_adapter_file_keys_are_peft_names(tmp_path: Path) -> None:
     assert config["target_modules"] == ["q_proj"]
 
 
-@pytest.mark.parametrize("rslora", [False, True], ids=["lora", "rslora"])
-def test_peft_adapter_loads_in_lmhub(tmp_path: Path, rslora: bool) -> None:
-    hf = save_tiny_hf_llama(tmp_path / "base")
+@pytest.mark.parametrize("variant", ["lora", "rslora", "dora"])
+def test_peft_adapter_loads_in_lmhub(tmp_path: Path, variant: str) -> None:
+    hf = save_tiny_hf_llama(tmp_path / "base", mlp_bias=True)
     peft_config = peft.LoraConfig(
         r=4,
         lora_alpha=8,
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"],
-        use_rslora=rslora,
+        use_rslora=variant == "rslora",
+        use_dora=variant == "dora",
         task_type="CAUSAL_LM",
         init_lora_weights=False,  # random B, so the adapter changes the output
     )
     peft_model = peft.get_peft_model(hf, peft_config).eval()
+    perturb_magnitudes(peft_model)
     peft_model.save_pretrained(tmp_path / "adapter")
 
     model = load_adapter(lmhub.load_model(tmp_path / "base").eval(), tmp_path / "adapter")
@@ -149,9 +163,10 @@ def test_peft_regex_targets_and_excludes(tmp_path: Path) -> None:
         assert max_diff(model(x), peft_model(x).logits) <= ATOL
 
 
-def test_merged_export_matches_peft_merge_and_unload(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dora", [False, True], ids=["lora", "dora"])
+def test_merged_export_matches_peft_merge_and_unload(tmp_path: Path, dora: bool) -> None:
     hf = save_tiny_hf_llama(tmp_path / "base")
-    model = lmhub_adapted(tmp_path / "base", LoraConfig(rank=4, alpha=8))
+    model = lmhub_adapted(tmp_path / "base", LoraConfig(rank=4, alpha=8, use_dora=dora))
     save_adapter(model, tmp_path / "adapter")
     peft_merged = peft.PeftModel.from_pretrained(hf, tmp_path / "adapter").merge_and_unload()
 

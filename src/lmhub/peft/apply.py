@@ -125,6 +125,7 @@ def apply_lora(model: nn.Module, config: LoraConfig) -> nn.Module:
             alpha=config.alpha,
             dropout=config.dropout,
             use_rslora=config.use_rslora,
+            use_dora=config.use_dora,
         ).train(base.training)  # a new module is in training mode: follow the model's
         _replace(model, name, layer)
     return model

@@ -53,7 +53,8 @@ class LoraConfig:
     """Rank-stabilised LoRA: scale by ``alpha / sqrt(rank)``, which keeps high ranks learning."""
 
     use_dora: bool = False
-    """Weight-decomposed LoRA (DoRA). Not supported yet: ``True`` raises a ConfigError."""
+    """Weight-decomposed LoRA (DoRA): also trains a magnitude per output row of each adapted
+    weight, ``W' = m * (W + scaling B A) / ||W + scaling B A||``. Slower per step than LoRA."""
 
     bias: str = "none"
     """Which biases train. Only ``"none"`` (PEFT's default) is supported."""
@@ -90,13 +91,6 @@ class LoraConfig:
                 "patterns, such as ['q_proj', 'v_proj'].",
                 field="targets",
                 value=self.targets,
-            )
-        if self.use_dora:
-            raise ConfigError(
-                "DoRA (use_dora=True) is not supported by lmhub yet. Train plain LoRA or "
-                "rsLoRA (use_rslora=True) instead.",
-                field="use_dora",
-                value=True,
             )
         if self.bias != "none":
             raise ConfigError(

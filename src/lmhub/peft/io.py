@@ -6,7 +6,8 @@ module: ``base_model.model.<hf module>.lora_A.weight`` / ``.lora_B.weight``. lmh
 become Hugging Face ones through the family's weight map (the name of the module's ``weight``);
 families without a transformers counterpart use the module names of lmhub's remote-code export
 (``decoder.model.<lmhub name>``). A weight-map transform of the base weight (e.g. a RoPE
-permutation of its rows) is applied to ``lora_B``, whose rows are the weight's output rows.
+permutation of its rows) is applied to ``lora_B`` and DoRA's ``lora_magnitude_vector``, whose
+rows are the weight's output rows.
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ ADAPTER_WEIGHTS: Final = "adapter_model.safetensors"
 PEFT_PREFIX: Final = "base_model.model."
 """What PEFT puts before the transformers model's own parameter names."""
 
-_AB = re.compile(r"(?P<module>.+)\.lora_(?P<ab>[AB])\.weight\Z")
+# A PEFT tensor key (less the prefix): the module, then lora_A / lora_B / DoRA's magnitude.
+_KEY = re.compile(r"(?P<module>.+)\.(?:lora_(?P<ab>[AB])\.weight|(?P<m>lora_magnitude_vector))\Z")
+_SUFFIX: Final = {"A": "lora_A.weight", "B": "lora_B.weight", "M": "lora_magnitude_vector"}
 
 # adapter_config.json keys lmhub does not implement, each with the values that mean "unused".
 _UNSUPPORTED: Final[dict[str, tuple[Any, ...]]] = {
-    "use_dora": (None, False),
     "lora_bias": (None, False),
     "fan_in_fan_out": (None, False),
     "modules_to_save": (None, [], {}),
@@ -84,23 +86,30 @@ class _Naming:
         key = self.weight_map.to_native(external + ".weight")
         return key.removesuffix(".weight") if key and key.endswith(".weight") else None
 
-    def b_to_external(self, native: str, b: torch.Tensor) -> torch.Tensor:
+    # Tensors whose rows are the base weight's output rows (lora_B, DoRA's magnitude) get the
+    # weight's row transform, if its rule has one.
+    def rows_to_external(self, native: str, t: torch.Tensor) -> torch.Tensor:
         if self.weight_map is None:
-            return b
-        return next(iter(self.weight_map.convert_to_external([(native + ".weight", b)])))[1]
+            return t
+        items = [(native + ".weight", t.view(-1, 1) if t.dim() == 1 else t)]
+        out = next(iter(self.weight_map.convert_to_external(items)))[1]
+        return out.view(-1) if t.dim() == 1 else out
 
-    def b_to_native(self, external: str, b: torch.Tensor) -> torch.Tensor:
+    def rows_to_native(self, external: str, t: torch.Tensor) -> torch.Tensor:
         if self.weight_map is None:
-            return b
-        return next(iter(self.weight_map.convert_to_native([(external + ".weight", b)])))[1]
+            return t
+        items = [(external + ".weight", t.view(-1, 1) if t.dim() == 1 else t)]
+        out = next(iter(self.weight_map.convert_to_native(items)))[1]
+        return out.view(-1) if t.dim() == 1 else out
 
 
 def _shared_settings(layers: dict[str, LoraLinear], directory: Path) -> LoraLinear:
     first = next(iter(layers.values()))
-    settings = {(x.rank, x.alpha, x.dropout, x.use_rslora) for x in layers.values()}
+    settings = {(x.rank, x.alpha, x.dropout, x.use_rslora, x.use_dora) for x in layers.values()}
     if len(settings) > 1:
         raise AdapterError(
-            f"The model's LoRA layers differ in rank, alpha, dropout or rsLoRA ({sorted(settings)}"
+            f"The model's LoRA layers differ in rank, alpha, dropout, rsLoRA or DoRA "
+            f"({sorted(settings)}"
             f"), which one {ADAPTER_CONFIG} cannot describe. Apply one LoraConfig to the model.",
             path=directory,
         )
@@ -169,8 +178,11 @@ def save_adapter(
     for name, layer in layers.items():
         ext = external[name]
         tensors[f"{PEFT_PREFIX}{ext}.lora_A.weight"] = layer.lora_A.weight.detach()
-        b = naming.b_to_external(name, layer.lora_B.weight.detach())
+        b = naming.rows_to_external(name, layer.lora_B.weight.detach())
         tensors[f"{PEFT_PREFIX}{ext}.lora_B.weight"] = b
+        if layer.lora_magnitude_vector is not None:
+            m = naming.rows_to_external(name, layer.lora_magnitude_vector.detach())
+            tensors[f"{PEFT_PREFIX}{ext}.lora_magnitude_vector"] = m
     config = {
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
@@ -179,7 +191,7 @@ def save_adapter(
         "lora_alpha": first.alpha,
         "lora_dropout": first.dropout,
         "use_rslora": first.use_rslora,
-        "use_dora": False,
+        "use_dora": first.use_dora,
         "bias": "none",
         "target_modules": _target_modules(external, (external[n] for n in layers)),
         "fan_in_fan_out": False,
@@ -306,6 +318,9 @@ def _lora_config(data: dict[str, Any], path: Path) -> tuple[LoraConfig, Any, Any
     rslora = _setting(
         data, "use_rslora", lambda v: v is None or isinstance(v, bool), "true or false", path
     )
+    dora = _setting(
+        data, "use_dora", lambda v: v is None or isinstance(v, bool), "true or false", path
+    )
     targets = _setting(
         data, "target_modules", is_patterns, "a module-name regex or a list of names", path
     )
@@ -317,7 +332,11 @@ def _lora_config(data: dict[str, Any], path: Path) -> tuple[LoraConfig, Any, Any
         path,
     )
     config = LoraConfig(
-        rank=rank, alpha=alpha, dropout=float(dropout or 0.0), use_rslora=bool(rslora)
+        rank=rank,
+        alpha=alpha,
+        dropout=float(dropout or 0.0),
+        use_rslora=bool(rslora),
+        use_dora=bool(dora),
     )
     return config, targets, exclude or None
 
@@ -410,24 +429,30 @@ def load_adapter(model: nn.Module, directory: str | os.PathLike[str]) -> nn.Modu
     unexpected: list[str] = []
     with open_checkpoint(weights_path) as reader:
         for key, tensor in reader.iter_tensors():
-            m = _AB.match(key.removeprefix(PEFT_PREFIX)) if key.startswith(PEFT_PREFIX) else None
-            if m is None or m["module"] not in linears:
+            m = _KEY.match(key.removeprefix(PEFT_PREFIX)) if key.startswith(PEFT_PREFIX) else None
+            kind = (m["ab"] or "M") if m else ""
+            if m is None or m["module"] not in linears or (kind == "M" and not config.use_dora):
                 unexpected.append(key)
             else:
-                found[(m["module"], m["ab"])] = tensor
+                found[(m["module"], kind)] = tensor
+    kinds = "ABM" if config.use_dora else "AB"
     missing = [
-        f"{PEFT_PREFIX}{e}.lora_{ab}.weight" for e in chosen for ab in "AB" if (e, ab) not in found
+        f"{PEFT_PREFIX}{e}.{_SUFFIX[k]}" for e in chosen for k in kinds if (e, k) not in found
     ]
     shapes: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
-    for (ext, ab), t in found.items():
+    for (ext, kind), t in found.items():
         lin = linears[ext]
-        want = (config.rank, lin.in_features) if ab == "A" else (lin.out_features, config.rank)
+        want = {
+            "A": (config.rank, lin.in_features),
+            "B": (lin.out_features, config.rank),
+            "M": (lin.out_features,),
+        }[kind]
         got = tuple(t.shape)
         if got == want:
             continue
-        key = f"{PEFT_PREFIX}{ext}.lora_{ab}.weight"
-        rank_dim = 0 if ab == "A" else 1
-        if len(got) == 2 and got[1 - rank_dim] == want[1 - rank_dim]:
+        key = f"{PEFT_PREFIX}{ext}.{_SUFFIX[kind]}"
+        rank_dim = 0 if kind == "A" else 1
+        if kind != "M" and len(got) == 2 and got[1 - rank_dim] == want[1 - rank_dim]:
             raise AdapterError(
                 f"The tensor '{key}' in {weights_path} has rank {got[rank_dim]}, but the key 'r' "
                 f"in {config_path} says {config.rank}. Fix 'r' (lmhub does not read "
@@ -449,5 +474,7 @@ def load_adapter(model: nn.Module, directory: str | os.PathLike[str]) -> nn.Modu
         for ext in chosen:
             layer = layers[native_of[ext]]
             layer.lora_A.weight.copy_(found[(ext, "A")])
-            layer.lora_B.weight.copy_(naming.b_to_native(ext, found[(ext, "B")]))
+            layer.lora_B.weight.copy_(naming.rows_to_native(ext, found[(ext, "B")]))
+            if layer.lora_magnitude_vector is not None:
+                layer.lora_magnitude_vector.copy_(naming.rows_to_native(ext, found[(ext, "M")]))
     return model

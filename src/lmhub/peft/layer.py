@@ -1,8 +1,13 @@
 """``LoraLinear``: a frozen ``nn.Linear`` plus a trainable low-rank update ``scaling * B A``.
 
-Submodule names follow PEFT (``base_layer``, ``lora_A``, ``lora_B``, ``lora_dropout``), and the
-computation is PEFT's ``base(x) + lora_B(lora_A(dropout(x))) * scaling`` in the same order, so
-logits agree with PEFT on the transformers model to float rounding.
+Submodule names follow PEFT (``base_layer``, ``lora_A``, ``lora_B``, ``lora_dropout``,
+``lora_magnitude_vector``), and the computation is PEFT's, in the same order, so logits agree
+with PEFT on the transformers model to float rounding:
+
+* LoRA: ``base(x) + lora_B(lora_A(dropout(x))) * scaling``.
+* DoRA (weight-decomposed): the adapted weight ``W + scaling * B A`` is rescaled row by row to
+  the trained magnitude ``m``: ``W' = (m / ||W + scaling * B A||) * (W + scaling * B A)``. The
+  row norms are treated as constants in the backward pass (the DoRA paper's section 4.3).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class LoraLinear(nn.Module):
         alpha: float,
         dropout: float = 0.0,
         use_rslora: bool = False,
+        use_dora: bool = False,
     ) -> None:
         super().__init__()
         self.base_layer = base
@@ -48,8 +54,13 @@ class LoraLinear(nn.Module):
         self.lora_A = nn.Linear(self.in_features, rank, bias=False, **like)
         self.lora_B = nn.Linear(rank, self.out_features, bias=False, **like)
         self.lora_dropout: nn.Module = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        # DoRA's per-output-row magnitude ``m`` (``None`` for plain LoRA).
+        self.lora_magnitude_vector: nn.Parameter | None
+        magnitude = nn.Parameter(torch.empty(self.out_features, **like)) if use_dora else None
+        self.register_parameter("lora_magnitude_vector", magnitude)
         self.merged = False
         """Whether the update is folded into ``base_layer.weight`` (forward then skips it)."""
+        self._merge_factor: torch.Tensor | None = None  # DoRA's row scale at merge, to unmerge
         self.reset_lora_parameters()
 
     @torch.no_grad()
@@ -57,6 +68,9 @@ class LoraLinear(nn.Module):
         """A as PEFT (and ``nn.Linear``) initialise it, kaiming-uniform with a=sqrt(5); B zero."""
         nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B.weight)
+        if self.lora_magnitude_vector is not None:
+            # m = the row norms of the (so far unchanged) weight: DoRA starts as the identity.
+            self.lora_magnitude_vector.copy_(self._row_norm())
 
     @property
     def dropout(self) -> float:
@@ -67,20 +81,40 @@ class LoraLinear(nn.Module):
         """The update ``scaling * B @ A``, shaped like the base weight ``[out, in]``."""
         return (self.lora_B.weight @ self.lora_A.weight) * self.scaling
 
+    @property
+    def use_dora(self) -> bool:
+        """Whether this is a DoRA layer (it has a magnitude vector)."""
+        return self.lora_magnitude_vector is not None
+
+    def _row_norm(self) -> torch.Tensor:
+        """DoRA's ``||W + scaling * B A||`` per output row, detached (a constant for backward)."""
+        w = self.base_layer.weight
+        lora = (self.lora_B.weight @ self.lora_A.weight).detach()
+        return torch.linalg.norm(w + self.scaling * lora, dim=1).to(w.dtype).detach()
+
+    def _dora_scale(self) -> torch.Tensor:
+        """DoRA's per-row factor ``m / ||W + scaling * B A||``."""
+        assert self.lora_magnitude_vector is not None
+        return self.lora_magnitude_vector / self._row_norm()
+
+    def _adapted_weight(self) -> torch.Tensor:
+        w = self.base_layer.weight
+        adapted = w + self.delta_weight().to(w.dtype)
+        return self._dora_scale()[:, None] * adapted if self.use_dora else adapted
+
     # `weight` and `bias` make the layer read like the linear it applies. Code that fuses
     # linears by reading their weights (lmhub.nn.decode_weights, used by generation) so picks
     # up the adapter instead of silently running the base model.
     @property
     def weight(self) -> torch.Tensor:
-        """The weight this layer applies: the base weight plus the update unless merged."""
-        base = self.base_layer.weight
+        """The weight this layer applies: the base weight adapted, unless already merged."""
         if self.merged:
-            return base
+            return self.base_layer.weight
         if torch.is_inference_mode_enabled():
             # An ordinary tensor even under inference mode: decode_weights reads its version.
             with torch.inference_mode(False), torch.no_grad():
-                return base + self.delta_weight().to(base.dtype)
-        return base + self.delta_weight().to(base.dtype)
+                return self._adapted_weight()
+        return self._adapted_weight()
 
     @property
     def bias(self) -> torch.Tensor | None:
@@ -89,28 +123,49 @@ class LoraLinear(nn.Module):
 
     @torch.no_grad()
     def merge(self) -> None:
-        """Fold the update into the base weight in place; forward then skips the adapter."""
-        if not self.merged:
-            w = self.base_layer.weight
+        """Fold the adapter into the base weight in place; forward then skips the adapter."""
+        if self.merged:
+            return
+        w = self.base_layer.weight
+        if self.use_dora:
+            self._merge_factor = self._dora_scale()
+            w.copy_(self._merge_factor[:, None] * (w + self.delta_weight().to(w.dtype)))
+        else:
             w.add_(self.delta_weight().to(w.dtype))
-            self.merged = True
+        self.merged = True
 
     @torch.no_grad()
     def unmerge(self) -> None:
-        """Subtract the folded update again (exact up to float rounding of the add/subtract)."""
-        if self.merged:
-            w = self.base_layer.weight
+        """Take the folded adapter out again (exact up to float rounding)."""
+        if not self.merged:
+            return
+        w = self.base_layer.weight
+        if self._merge_factor is not None:
+            w.copy_(w / self._merge_factor[:, None] - self.delta_weight().to(w.dtype))
+            self._merge_factor = None
+        else:
             w.sub_(self.delta_weight().to(w.dtype))
-            self.merged = False
+        self.merged = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base_layer(x)
         if self.merged:
             return out
-        return out + self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling
+        if not self.use_dora:
+            return out + self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling
+        # DoRA, as PEFT computes it: the base output rescaled, plus the rescaled update.
+        if isinstance(self.lora_dropout, nn.Identity) or not self.training:
+            bias = self.base_layer.bias
+            base = out - bias if bias is not None else out
+        else:
+            x = self.lora_dropout(x)
+            base = nn.functional.linear(x, self.base_layer.weight)
+        scale = self._dora_scale().view(1, -1)
+        lora = self.lora_B(self.lora_A(x))
+        return out + ((scale - 1) * base + scale * lora * self.scaling)
 
     def extra_repr(self) -> str:
         return (
             f"rank={self.rank}, alpha={self.alpha}, scaling={self.scaling:g}, "
-            f"use_rslora={self.use_rslora}, merged={self.merged}"
+            f"use_rslora={self.use_rslora}, use_dora={self.use_dora}, merged={self.merged}"
         )
