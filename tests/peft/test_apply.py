@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from lmhub.errors import ConfigError, StateDictMismatchError
+from lmhub.errors import AdapterError, ConfigError, StateDictMismatchError
 from lmhub.generation import generate
 from lmhub.peft import (
     DEFAULT_TARGETS,
@@ -282,3 +282,17 @@ def test_generation_with_fused_weights_uses_the_adapters(family: str, dora: bool
     merged = generate(merge_lora(model), prompt, max_new_tokens=6, fused_weights=False)
     assert torch.equal(fused, plain)
     assert torch.equal(plain, merged)
+
+
+def test_merging_a_tied_weight_is_refused() -> None:
+    model = apply_lora(
+        tiny("llama", tie_embeddings=True), LoraConfig(targets=["lm_head", "q_proj"])
+    )
+    embed = model.embed.weight.clone()
+    with pytest.raises(
+        AdapterError, match=r"'lm_head' shares its weight with embed\.weight "
+    ) as info:
+        merge_lora(model)
+    assert info.value.key == "lm_head"
+    assert torch.equal(model.embed.weight, embed)  # nothing was folded in
+    assert all(not layer.merged for layer in lora_layers(model).values())

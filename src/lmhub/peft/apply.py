@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
-from lmhub.errors import ConfigError, StateDictMismatchError, close_matches
+from lmhub.errors import AdapterError, ConfigError, StateDictMismatchError, close_matches
 from lmhub.models.registry import family_of
 from lmhub.peft.config import DEFAULT_TARGETS, FALLBACK_TARGETS, LoraConfig
 from lmhub.peft.layer import LoraLinear
@@ -143,8 +143,26 @@ def merge_lora(model: nn.Module, *, keep_adapters: bool = False) -> nn.Module:
     ``W + scaling * B A``: a plain model that :func:`lmhub.hf.export` writes as an ordinary
     Hugging Face directory. With ``keep_adapters=True`` the adapters stay in place but are
     skipped by forward, until :func:`unmerge_lora` subtracts them again.
+
+    Raises:
+        AdapterError: if an adapted weight is tied to another one (``lm_head`` sharing the
+            embedding): folding the adapter in would change both.
     """
-    for name, layer in lora_layers(model).items():
+    layers = lora_layers(model)
+    names: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), []).append(name)
+    for name, layer in layers.items():
+        own = f"{name}.base_layer.weight"
+        tied = [n for n in names.get(id(layer.base_layer.weight), []) if n != own]
+        if tied and not layer.merged:
+            raise AdapterError(
+                f"The adapted layer '{name}' shares its weight with {', '.join(tied)} "
+                "(tied embeddings), so merging its adapter would change those too. Keep the "
+                "adapter unmerged (save_adapter), or leave this layer out of the LoRA targets.",
+                key=name,
+            )
+    for name, layer in layers.items():
         layer.merge()
         if not keep_adapters:
             _replace(model, name, layer.base_layer)
