@@ -12,10 +12,13 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lmhub
 from lmhub.hf.export import export
 from lmhub.peft import LoraConfig, apply_lora, load_adapter, lora_layers, merge_lora, save_adapter
+from lmhub.peft.io import _peft_matches
 from tests.oracle.hf_models import save_tiny_hf_llama
 
 peft = pytest.importorskip("peft")
@@ -191,3 +194,44 @@ def test_save_then_load_in_lmhub_is_exact(tmp_path: Path) -> None:
     x = ids()
     with torch.no_grad():
         assert torch.equal(again(x), model(x))
+
+
+_PARTS = ["model", "layers", "0", "1", "self_attn", "mlp", "q_proj", "v_proj", "up_proj", "lm_head"]
+_NAMES = st.lists(st.sampled_from(_PARTS), min_size=1, max_size=5).map(".".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    key=_NAMES,
+    targets=st.one_of(
+        st.lists(_NAMES, min_size=1, max_size=4),
+        st.sampled_from([r".*\.q_proj", r"model\.layers\.\d+\.mlp\..*", "q_proj", r".*proj"]),
+    ),
+    exclude=st.one_of(st.none(), st.lists(_NAMES, max_size=2), st.just(r".*\.1\..*")),
+)
+def test_target_matching_agrees_with_peft(key: str, targets: Any, exclude: Any) -> None:
+    """lmhub reads target_modules/exclude_modules as PEFT does (its own matcher is the oracle)."""
+    from peft.tuners.tuners_utils import _ExcludedModule, check_target_module_exists
+
+    config = peft.LoraConfig(target_modules=targets, exclude_modules=exclude)
+    want = check_target_module_exists(config, key)
+    want_bool = bool(want) and not isinstance(want, _ExcludedModule)
+    got = _peft_matches(key, config.target_modules) and not (
+        config.exclude_modules and _peft_matches(key, config.exclude_modules)
+    )
+    assert got == want_bool
+
+
+def test_all_linear_leaves_out_the_output_projection(tmp_path: Path) -> None:
+    hf = save_tiny_hf_llama(tmp_path / "base")
+    config = peft.LoraConfig(r=2, target_modules="all-linear", init_lora_weights=False)
+    peft_model = peft.get_peft_model(hf, config).eval()
+    peft_model.save_pretrained(tmp_path / "adapter")
+    adapter_config = tmp_path / "adapter" / "adapter_config.json"
+    data = json.loads(adapter_config.read_text())
+    data["target_modules"] = "ALL-LINEAR"  # as a user may write it by hand
+    adapter_config.write_text(json.dumps(data))
+    model = load_adapter(lmhub.load_model(tmp_path / "base").eval(), tmp_path / "adapter")
+    assert len(lora_layers(model)) == 2 * 7 and "lm_head" not in lora_layers(model)
+    with torch.no_grad():
+        assert max_diff(model(ids()), peft_model(ids()).logits) <= ATOL

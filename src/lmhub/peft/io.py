@@ -348,11 +348,16 @@ def _peft_matches(name: str, patterns: str | Sequence[str]) -> bool:
     return any(name == p or name.endswith("." + p) for p in patterns)
 
 
-def _targeted(external: list[str], targets: str | list[str], exclude: Any, path: Path) -> list[str]:
-    """The external names ``target_modules`` (less ``exclude_modules``) select."""
-    if targets == "all-linear":
+def _targeted(
+    external: list[str], targets: str | list[str], exclude: Any, path: Path, output: str | None
+) -> list[str]:
+    """The external names ``target_modules`` (less ``exclude_modules``) select.
+
+    ``output`` is the external name of the output projection, which ``all-linear`` leaves out.
+    """
+    if isinstance(targets, str) and targets.lower() == "all-linear":
         # PEFT's shorthand: every linear layer but the output projection.
-        chosen = [e for e in external if not e.endswith("lm_head")]
+        chosen = [e for e in external if e != output]
     else:
         if isinstance(targets, list):
             leaves = sorted({e.rsplit(".", 1)[-1] for e in external})
@@ -422,7 +427,8 @@ def load_adapter(model: nn.Module, directory: str | os.PathLike[str]) -> nn.Modu
         )
     naming = _Naming(model)
     native_of = {e: n for n in adaptable_names(model) if (e := naming.external(n)) is not None}
-    chosen = _targeted(list(native_of), targets, exclude, config_path)
+    output = naming.external("lm_head")
+    chosen = _targeted(list(native_of), targets, exclude, config_path, output)
     linears = {e: model.get_submodule(native_of[e]) for e in chosen}
 
     found: dict[tuple[str, str], torch.Tensor] = {}
