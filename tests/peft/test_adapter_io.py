@@ -235,3 +235,61 @@ def test_import_lmhub_imports_neither_peft_nor_transformers() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_a_row_transform_of_the_weight_map_applies_to_b_and_the_magnitude(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A family whose HF layout permutes q_proj's rows (as a RoPE layout change would)."""
+    import dataclasses
+
+    from lmhub.checkpoint.weight_map import KeyRule, WeightMap
+    from lmhub.models import registry
+    from lmhub.models.llama.model import LlamaModel
+
+    llama = registry.get_family("llama")
+
+    class FlippedLlama(LlamaModel):
+        pass
+
+    def flip(t: torch.Tensor) -> torch.Tensor:
+        return t.flip(0)
+
+    rules = [
+        KeyRule(
+            "model.layers.{i}.self_attn.q_proj.weight", "layers.{i}.attn.q_proj.weight", flip, flip
+        ),
+        *llama.weight_map.rules,
+    ]
+    family = dataclasses.replace(
+        llama,
+        name="flipped_llama",
+        model_class=FlippedLlama,
+        builder=FlippedLlama,
+        weight_map=WeightMap(rules, tied=llama.weight_map.tied),
+    )
+    monkeypatch.setitem(registry._families, family.name, family)
+    torch.manual_seed(0)
+    model = FlippedLlama(tiny().config).eval()
+    base = copy.deepcopy(model)
+    apply_lora(model, LoraConfig(rank=2, targets=["q_proj", "k_proj"], use_dora=True))
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for layer in lora_layers(model).values():
+            layer.lora_B.weight.copy_(torch.randn(layer.lora_B.weight.shape, generator=gen))
+            assert layer.lora_magnitude_vector is not None
+            layer.lora_magnitude_vector.mul_(torch.rand(layer.out_features, generator=gen) + 0.5)
+    save_adapter(model, tmp_path)
+    saved = load_file(tmp_path / "adapter_model.safetensors")
+    q = lora_layers(model)["layers.0.attn.q_proj"]
+    k = lora_layers(model)["layers.0.attn.k_proj"]
+    hf_q = f"{PREFIX}model.layers.0.self_attn.q_proj"
+    hf_k = f"{PREFIX}model.layers.0.self_attn.k_proj"
+    assert torch.equal(saved[f"{hf_q}.lora_B.weight"], q.lora_B.weight.flip(0))
+    assert q.lora_magnitude_vector is not None
+    assert torch.equal(saved[f"{hf_q}.lora_magnitude_vector"], q.lora_magnitude_vector.flip(0))
+    assert torch.equal(saved[f"{hf_q}.lora_A.weight"], q.lora_A.weight)  # input side: unchanged
+    assert torch.equal(saved[f"{hf_k}.lora_B.weight"], k.lora_B.weight)
+    again = load_adapter(base, tmp_path)
+    with torch.no_grad():
+        assert torch.equal(again(ids()), model(ids()))

@@ -191,6 +191,8 @@ def test_unknown_target_lists_the_linear_layers() -> None:
         ({"dropout": 1.0}, "dropout"),
         ({"targets": "q_proj"}, "targets"),
         ({"bias": "all"}, "bias"),
+        ({"use_rslora": "yes"}, "use_rslora"),
+        ({"use_dora": 1}, "use_dora"),
     ],
 )
 def test_bad_config_names_the_field(overrides: dict[str, Any], field: str) -> None:

@@ -92,6 +92,14 @@ class LoraConfig:
                 field="targets",
                 value=self.targets,
             )
+        for name in ("use_rslora", "use_dora"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(
+                    f"The LoRA setting {name} is {getattr(self, name)!r}, but it must be true or "
+                    "false.",
+                    field=name,
+                    value=getattr(self, name),
+                )
         if self.bias != "none":
             raise ConfigError(
                 f"The LoRA bias setting is {self.bias!r}, but lmhub supports only 'none' "
