@@ -62,7 +62,10 @@ _UNSUPPORTED: Final[dict[str, tuple[Any, ...]]] = {
 
 
 class _Naming:
-    """lmhub module names <-> the Hugging Face module names PEFT keys use, for one model."""
+    """lmhub module names -> the Hugging Face module names PEFT keys use, for one model.
+
+    Loading inverts this by naming every linear layer of the model (no reverse lookup needed).
+    """
 
     def __init__(self, model: nn.Module) -> None:
         family = family_of(model)
@@ -74,16 +77,6 @@ class _Naming:
         if self.weight_map is None:
             return REMOTE_WEIGHT_PREFIX + native
         key = self.weight_map.to_external(native + ".weight")
-        return key.removesuffix(".weight") if key and key.endswith(".weight") else None
-
-    def native(self, external: str) -> str | None:
-        if self.weight_map is None:
-            return (
-                external.removeprefix(REMOTE_WEIGHT_PREFIX)
-                if external.startswith(REMOTE_WEIGHT_PREFIX)
-                else None
-            )
-        key = self.weight_map.to_native(external + ".weight")
         return key.removesuffix(".weight") if key and key.endswith(".weight") else None
 
     # Tensors whose rows are the base weight's output rows (lora_B, DoRA's magnitude) get the
