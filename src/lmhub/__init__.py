@@ -37,6 +37,7 @@ from lmhub.models.materialize import load_checkpoint
 from lmhub.models.registry import get_family, list_families, register_family
 from lmhub.models.resolve import load_model
 from lmhub.parallel.gangs import Gang, Gangs, fake_gangs
+from lmhub.peft import LoraConfig, apply_lora, load_adapter, merge_lora, save_adapter
 from lmhub.utils import default_dtype, no_init_weights
 
 __version__ = "0.1.0"
@@ -65,6 +66,7 @@ __all__ = [
     "Gangs",
     "HfInterop",
     "LmhubError",
+    "LoraConfig",
     "ModelArchitectureNotKnownError",
     "ModelCheckpointError",
     "ModelFamily",
@@ -76,6 +78,7 @@ __all__ = [
     "StateDictMismatchError",
     "TokenizerError",
     "__version__",
+    "apply_lora",
     "apply_overrides",
     "default_dtype",
     "fake_gangs",
@@ -87,11 +90,14 @@ __all__ = [
     "get_family",
     "get_model_hub",
     "list_families",
+    "load_adapter",
     "load_checkpoint",
     "load_model",
+    "merge_lora",
     "no_init_weights",
     "register_cards",
     "register_family",
+    "save_adapter",
     "save_checkpoint",
     "to_dict",
     "to_json",

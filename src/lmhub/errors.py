@@ -269,3 +269,23 @@ class DataError(LmhubError, ValueError):
         super().__init__(message)
         self.path = Path(path) if path is not None else None
         self.line = line
+
+
+class AdapterError(ModelCheckpointError):
+    """A (PEFT-format) adapter directory is missing files, or holds settings or tensors that do
+    not fit the model; or a model's adapters cannot be saved, merged or loaded as asked.
+
+    ``path`` is the file at fault, ``key`` the ``adapter_config.json`` key or tensor name.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        key: str | None = None,
+        value: object = None,
+    ) -> None:
+        super().__init__(message, path=path)
+        self.key = key
+        self.value = value
