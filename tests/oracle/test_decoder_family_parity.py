@@ -37,6 +37,20 @@ CASES: dict[str, tuple[str, str, dict[str, Any], list[int | None]]] = {
         {"sliding_window": None, "tie_word_embeddings": True, "head_dim": 32},
         [None, None],
     ),
+    "qwen2-full": ("qwen2", "qwen2", {}, [None, None]),
+    # Layers from max_window_layers (1) on slide; tied embeddings.
+    "qwen2-window-tied": (
+        "qwen2",
+        "qwen2",
+        {
+            "num_hidden_layers": 3,
+            "use_sliding_window": True,
+            "sliding_window": WINDOW,
+            "max_window_layers": 1,
+            "tie_word_embeddings": True,
+        },
+        [None, WINDOW, WINDOW],
+    ),
 }
 
 

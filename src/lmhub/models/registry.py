@@ -19,6 +19,7 @@ ENTRY_POINT_GROUP = "lmhub.families"
 _BUILTIN_MODULES: tuple[str, ...] = (
     "lmhub.models.llama",
     "lmhub.models.mistral",
+    "lmhub.models.qwen2",
     "lmhub.models.causal_lm",
     "lmhub.models.single_head",
     "lmhub.models.deepone",
