@@ -51,6 +51,22 @@ CASES: dict[str, tuple[str, str, dict[str, Any], list[int | None]]] = {
         },
         [None, WINDOW, WINDOW],
     ),
+    # Heads wider than hidden_size / heads, per-head q/k norms, tied embeddings.
+    "qwen3-tied": ("qwen3", "qwen3", {"head_dim": 32, "tie_word_embeddings": True}, [None, None]),
+    # Biases on all four projections; the upper two of three layers slide.
+    "qwen3-window-bias": (
+        "qwen3",
+        "qwen3",
+        {
+            "num_hidden_layers": 3,
+            "head_dim": 16,
+            "attention_bias": True,
+            "use_sliding_window": True,
+            "sliding_window": WINDOW - 1,
+            "max_window_layers": 1,
+        },
+        [None, WINDOW - 1, WINDOW - 1],
+    ),
 }
 
 

@@ -20,6 +20,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "lmhub.models.llama",
     "lmhub.models.mistral",
     "lmhub.models.qwen2",
+    "lmhub.models.qwen3",
     "lmhub.models.causal_lm",
     "lmhub.models.single_head",
     "lmhub.models.deepone",
