@@ -102,20 +102,25 @@ def test_logits_match_transformers(tmp_path: Path, case: str, attn_impl: str) ->
             assert max_diff(full.eval()(ids), got) > 1e-3
 
 
-@pytest.mark.parametrize("cache", ["static", "dynamic", None])
+@pytest.mark.parametrize(
+    ("cache", "fused"), [("static", True), ("static", False), ("dynamic", False), (None, False)]
+)
 @pytest.mark.parametrize("case", list(CASES))
-def test_greedy_generation_matches_transformers(tmp_path: Path, case: str, cache: str) -> None:
+def test_greedy_generation_matches_transformers(
+    tmp_path: Path, case: str, cache: str | None, fused: bool
+) -> None:
     hf, model = load_case(tmp_path, case)
+    kw: dict[str, Any] = {"cache": cache, "fused_weights": fused}
     # The prompt is longer than the window, and the new tokens wrap the ring buffers twice.
     ids = torch.randint(0, VOCAB, (1, WINDOW + 3))
     want = hf_generate(hf, ids, None, 2 * WINDOW + 1)
-    got = lmhub.generate(model, ids, max_new_tokens=2 * WINDOW + 1, cache=cache)
+    got = lmhub.generate(model, ids, max_new_tokens=2 * WINDOW + 1, **kw)
     assert torch.equal(got, want)
 
     prompts = [torch.randint(1, VOCAB, (n,)) for n in (WINDOW + 4, 3, WINDOW)]
     ids, mask = left_padded(prompts)
     want = hf_generate(hf, ids, mask, 10)
-    got = lmhub.generate(model, ids, attention_mask=mask, max_new_tokens=10, cache=cache)
+    got = lmhub.generate(model, ids, attention_mask=mask, max_new_tokens=10, **kw)
     assert torch.equal(got, want)
 
 
