@@ -73,3 +73,34 @@ def test_export_refuses_what_transformers_mistral_cannot_express(field: str, val
     with pytest.raises(ConfigError, match=f"'{field}'") as info:
         mistral_family.hf.config_to_hf(config)
     assert info.value.field == field
+
+
+# mistralai/Mistral-7B-v0.1's config.json, as published.
+MISTRAL_7B_V0_1_JSON: dict[str, Any] = {
+    "architectures": ["MistralForCausalLM"],
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "hidden_act": "silu",
+    "hidden_size": 4096,
+    "initializer_range": 0.02,
+    "intermediate_size": 14336,
+    "max_position_embeddings": 32768,
+    "model_type": "mistral",
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "num_key_value_heads": 8,
+    "rms_norm_eps": 1e-05,
+    "rope_theta": 10000.0,
+    "sliding_window": 4096,
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+    "transformers_version": "4.34.0.dev0",
+    "use_cache": True,
+    "vocab_size": 32000,
+}
+
+
+def test_the_published_config_json_reads_as_the_preset() -> None:
+    assert mistral_family.hf is not None
+    config = mistral_family.hf.config_from_hf(MISTRAL_7B_V0_1_JSON)
+    assert config == mistral_family.archs.get("mistral_7b_v0_1")

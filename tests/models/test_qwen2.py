@@ -119,3 +119,38 @@ def test_export_refuses_what_transformers_qwen2_cannot_express(field: str, value
     with pytest.raises(ConfigError, match=f"'{field}'") as info:
         hf().config_to_hf(config)
     assert info.value.field == field
+
+
+# Qwen/Qwen2.5-0.5B's config.json, as published (a window is named but not used).
+QWEN25_0_5B_JSON: dict[str, Any] = {
+    "architectures": ["Qwen2ForCausalLM"],
+    "attention_dropout": 0.0,
+    "bos_token_id": 151643,
+    "eos_token_id": 151643,
+    "hidden_act": "silu",
+    "hidden_size": 896,
+    "initializer_range": 0.02,
+    "intermediate_size": 4864,
+    "max_position_embeddings": 32768,
+    "max_window_layers": 24,
+    "model_type": "qwen2",
+    "num_attention_heads": 14,
+    "num_hidden_layers": 24,
+    "num_key_value_heads": 2,
+    "rms_norm_eps": 1e-06,
+    "rope_theta": 1000000.0,
+    "sliding_window": 32768,
+    "tie_word_embeddings": True,
+    "torch_dtype": "bfloat16",
+    "transformers_version": "4.40.1",
+    "use_cache": True,
+    "use_mrope": False,
+    "use_sliding_window": False,
+    "vocab_size": 151936,
+}
+
+
+def test_the_published_config_json_reads_as_the_preset() -> None:
+    config = hf().config_from_hf(QWEN25_0_5B_JSON)
+    assert config == qwen2_family.archs.get("qwen25_0_5b")
+    assert config.layer_windows() == [None] * 24

@@ -105,3 +105,38 @@ def test_export_refuses_a_qwen3_without_qk_norm() -> None:
     with pytest.raises(ConfigError, match="'qk_norm'") as info:
         hf().config_to_hf(config)
     assert info.value.field == "qk_norm"
+
+
+# Qwen/Qwen3-0.6B's config.json, as published.
+QWEN3_0_6B_JSON: dict[str, Any] = {
+    "architectures": ["Qwen3ForCausalLM"],
+    "attention_bias": False,
+    "attention_dropout": 0.0,
+    "bos_token_id": 151643,
+    "eos_token_id": 151645,
+    "head_dim": 128,
+    "hidden_act": "silu",
+    "hidden_size": 1024,
+    "initializer_range": 0.02,
+    "intermediate_size": 3072,
+    "max_position_embeddings": 40960,
+    "max_window_layers": 28,
+    "model_type": "qwen3",
+    "num_attention_heads": 16,
+    "num_hidden_layers": 28,
+    "num_key_value_heads": 8,
+    "rms_norm_eps": 1e-06,
+    "rope_scaling": None,
+    "rope_theta": 1000000,
+    "sliding_window": None,
+    "tie_word_embeddings": True,
+    "torch_dtype": "bfloat16",
+    "transformers_version": "4.51.0",
+    "use_cache": True,
+    "use_sliding_window": False,
+    "vocab_size": 151936,
+}
+
+
+def test_the_published_config_json_reads_as_the_preset() -> None:
+    assert hf().config_from_hf(QWEN3_0_6B_JSON) == qwen3_family.archs.get("qwen3_0_6b")
