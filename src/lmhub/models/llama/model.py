@@ -35,6 +35,8 @@ class LlamaModel(DecoderLM):
         self.config = config
         head_dim = config.resolved_head_dim()
         windows = config.layer_windows()
+        self.layer_windows: tuple[int | None, ...] = tuple(windows)
+        """Each layer's sliding window, ``None`` for full attention (masks are built from it)."""
         self.embed = nn.Embedding(config.vocab_size, config.model_dim)
         self.rope = RotaryEmbedding(
             head_dim,
@@ -74,7 +76,7 @@ class LlamaModel(DecoderLM):
     def kv_cache_windows(self) -> list[int | None] | None:
         """Each layer's sliding window (``None`` = full), for ring-buffer KV caches; ``None``
         when no layer slides."""
-        windows = self.config.layer_windows()
+        windows = list(self.layer_windows)
         return windows if any(w is not None for w in windows) else None
 
     @torch.no_grad()
@@ -114,12 +116,9 @@ class LlamaModel(DecoderLM):
         rope = self.rope(position_ids, x.dtype)
         # Layers of the same window share one mask (a cache keeps same-window layers alike).
         masks: dict[int | None, torch.Tensor | None] = {}
-        for layer in self.layers:
-            window = layer.attn.sliding_window
+        for i, (layer, window) in enumerate(zip(self.layers, self.layer_windows, strict=True)):
             if window not in masks:
-                masks[window] = self._mask(
-                    layer.attn.layer_idx, window, s, past, attention_mask, cache
-                )
+                masks[window] = self._mask(i, window, s, past, attention_mask, cache)
             mask = masks[window]
             x = layer(x, rope=rope, mask=mask, is_causal=mask is None, cache=cache)
         if cache is not None:
