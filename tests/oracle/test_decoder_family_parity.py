@@ -27,6 +27,7 @@ from tests.oracle.hf_models import save_tiny_hf
 ATOL = 1e-5
 VOCAB = 160
 WINDOW = 6
+INIT_STD = 0.2  # weights large enough that greedy decoding does not repeat one token
 
 # case -> (model_type, lmhub family, HF config overrides, the window lmhub must give each layer)
 CASES: dict[str, tuple[str, str, dict[str, Any], list[int | None]]] = {
@@ -72,7 +73,7 @@ CASES: dict[str, tuple[str, str, dict[str, Any], list[int | None]]] = {
 
 def load_case(directory: Path, case: str, **lmhub_config: Any) -> tuple[Any, Any]:
     model_type, family, overrides, windows = CASES[case]
-    hf = save_tiny_hf(directory, model_type, **overrides)
+    hf = save_tiny_hf(directory, model_type, initializer_range=INIT_STD, **overrides)
     hf.generation_config.eos_token_id = None  # nothing stops early
     model = lmhub.load_model(directory, config=lmhub_config or None).eval()
     assert lmhub.get_family(family).model_class is type(model)
@@ -116,6 +117,7 @@ def test_greedy_generation_matches_transformers(
     want = hf_generate(hf, ids, None, 2 * WINDOW + 1)
     got = lmhub.generate(model, ids, max_new_tokens=2 * WINDOW + 1, **kw)
     assert torch.equal(got, want)
+    assert len(got[0, ids.shape[1] :].unique()) >= 3  # not one token over and over
 
     prompts = [torch.randint(1, VOCAB, (n,)) for n in (WINDOW + 4, 3, WINDOW)]
     ids, mask = left_padded(prompts)
