@@ -7,9 +7,31 @@ from typing import Any
 
 import torch
 
+HF_CLASSES: dict[str, tuple[str, str]] = {
+    "llama": ("LlamaConfig", "LlamaForCausalLM"),
+    "mistral": ("MistralConfig", "MistralForCausalLM"),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM"),
+}
+"""HF model_type -> (config class, causal-LM class) in transformers."""
 
-def save_tiny_hf_llama(
+TINY_FIELDS: dict[str, Any] = dict(
+    vocab_size=160,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=64,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=False,
+)
+"""The shape of every tiny random HF model (overridable per test)."""
+
+
+def save_tiny_hf(
     directory: Path,
+    model_type: str = "llama",
     *,
     seed: int = 0,
     safe: bool = True,
@@ -17,28 +39,23 @@ def save_tiny_hf_llama(
     dtype: torch.dtype = torch.float32,
     **overrides: Any,
 ) -> Any:
-    """Create a tiny random ``LlamaForCausalLM``, save it to ``directory`` and return it (eval)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """Create a tiny random HF causal LM of ``model_type``, save it to ``directory`` and return
+    it (eval)."""
+    import transformers
 
-    fields: dict[str, Any] = dict(
-        vocab_size=160,
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        rms_norm_eps=1e-5,
-        tie_word_embeddings=False,
-    )
-    fields.update(overrides)
+    config_name, model_name = HF_CLASSES[model_type]
+    config_cls = getattr(transformers, config_name)
+    model_cls = getattr(transformers, model_name)
+    fields = {**TINY_FIELDS, **overrides}
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(LlamaConfig(**fields)).to(dtype).eval()
-    # Random norms too, so that a mixed-up norm key cannot pass unnoticed.
+    model = model_cls(config_cls(**fields)).to(dtype).eval()
+    # Random norms and biases too, so that a mixed-up key cannot pass unnoticed.
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "norm" in name:
                 p.uniform_(0.5, 1.5)
+            elif name.endswith(".bias"):
+                p.uniform_(-0.5, 0.5)
     kwargs: dict[str, Any] = {}
     if max_shard_size:
         kwargs["max_shard_size"] = max_shard_size
@@ -46,6 +63,11 @@ def save_tiny_hf_llama(
     if not safe:
         _convert_to_pytorch_bins(directory)
     return model
+
+
+def save_tiny_hf_llama(directory: Path, **kwargs: Any) -> Any:
+    """Create a tiny random ``LlamaForCausalLM``, save it to ``directory`` and return it (eval)."""
+    return save_tiny_hf(directory, "llama", **kwargs)
 
 
 def _convert_to_pytorch_bins(directory: Path) -> None:

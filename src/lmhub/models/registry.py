@@ -18,6 +18,9 @@ ENTRY_POINT_GROUP = "lmhub.families"
 # Built-in families, imported on first use so that `import lmhub` stays light.
 _BUILTIN_MODULES: tuple[str, ...] = (
     "lmhub.models.llama",
+    "lmhub.models.mistral",
+    "lmhub.models.qwen2",
+    "lmhub.models.qwen3",
     "lmhub.models.causal_lm",
     "lmhub.models.single_head",
     "lmhub.models.deepone",

@@ -87,6 +87,12 @@ def scaled_dot_product_attention(
 class Attention(nn.Module):
     """Grouped-query self-attention (``num_kv_heads`` divides ``num_heads``; 1 = multi-query).
 
+    ``bias`` gives the q/k/v projections biases and ``output_bias`` the output one (``None``:
+    as ``bias``); Qwen2 has the first without the second. ``q_norm``/``k_norm`` normalise each
+    query/key head over its width before RoPE (Qwen3). ``sliding_window`` is informational: the
+    layer's window (``None`` for full attention), which the model reads to give the layer its
+    mask and the KV cache its ring size; the mask itself comes in through ``forward``.
+
     Example:
         >>> attn = Attention(64, num_heads=4, num_kv_heads=2, head_dim=16)
         >>> attn(torch.randn(1, 5, 64), is_causal=True).shape
@@ -105,6 +111,9 @@ class Attention(nn.Module):
         dropout_p: float = 0.0,
         attn_impl: str = "sdpa",
         layer_idx: int = 0,
+        q_norm: nn.Module | None = None,
+        k_norm: nn.Module | None = None,
+        sliding_window: int | None = None,
     ) -> None:
         super().__init__()
         if num_heads % num_kv_heads != 0:
@@ -117,12 +126,16 @@ class Attention(nn.Module):
         self.dropout_p = dropout_p
         self.attn_impl = attn_impl
         self.layer_idx = layer_idx
+        self.sliding_window = sliding_window
         self.q_proj = nn.Linear(model_dim, num_heads * head_dim, bias=bias)
         self.k_proj = nn.Linear(model_dim, num_kv_heads * head_dim, bias=bias)
         self.v_proj = nn.Linear(model_dim, num_kv_heads * head_dim, bias=bias)
         self.o_proj = nn.Linear(
             num_heads * head_dim, model_dim, bias=bias if output_bias is None else output_bias
         )
+        # None is a plain attribute, so models without them keep their state-dict keys.
+        self.q_norm = q_norm
+        self.k_norm = k_norm
 
     _decode_weights: tuple[FusedLinear, FusedLinear] | None = None
     """Fused q/k/v and output copies while inside ``decode_weights(model)``; else ``None``."""
@@ -144,6 +157,10 @@ class Attention(nn.Module):
         """Attend over ``x`` (and what ``cache`` holds); ``bias`` is added to the scores (ALiBi)."""
         b, s, _ = x.shape
         q, k, v = self._project_qkv(x)
+        if self.q_norm is not None:
+            q = self.q_norm(q)
+        if self.k_norm is not None:
+            k = self.k_norm(k)
         if rope is not None:
             q, k = apply_rotary(q, k, *rope)
         if cache is not None:
@@ -177,3 +194,7 @@ class Attention(nn.Module):
         k = self.k_proj(x).view(b, s, kv, d).transpose(1, 2)
         v = self.v_proj(x).view(b, s, kv, d).transpose(1, 2)
         return q, k, v
+
+    def extra_repr(self) -> str:
+        window = f", sliding_window={self.sliding_window}" if self.sliding_window else ""
+        return f"layer_idx={self.layer_idx}{window}"

@@ -48,9 +48,9 @@ def build_attention_mask(
     query ``i`` sits at absolute position ``kv_len - q_len + i``. ``padding_mask`` is
     ``[batch, kv_len]`` with True (or 1) for real tokens, or a complete boolean mask
     ``[batch, 1, q_len, kv_len]`` (e.g. ``lmhub.data.packing.document_mask``), returned
-    as is. A purely causal mask over a fresh sequence
-    (``q_len == kv_len``, no padding, no window) also returns ``None``: callers then pass
-    ``is_causal=True`` to the attention kernel, which is faster than an explicit mask.
+    as is (intersected with the ``sliding_window`` if one is given). A purely causal mask over
+    a fresh sequence (``q_len == kv_len``, no padding, no window) also returns ``None``: callers
+    then pass ``is_causal=True`` to the attention kernel, which is faster than an explicit mask.
 
     Rows with nothing to attend to (padding queries of a left-padded batch) are opened up fully,
     so the softmax stays finite; their outputs are meaningless and ignored downstream.
@@ -70,7 +70,18 @@ def build_attention_mask(
             f"{kv_len} (cached + new). Pass a mask over the cached and the new tokens."
         )
     if padding_mask is not None and padding_mask.dim() == 4:
-        return padding_mask.bool()  # already the whole mask (packed documents): use it as is
+        # Already the whole mask (packed documents): use it as is, within the window if any.
+        if sliding_window is None:
+            return padding_mask.bool()
+        window = build_attention_mask(
+            q_len=q_len,
+            kv_len=kv_len,
+            causal=causal,
+            sliding_window=sliding_window,
+            device=padding_mask.device,
+        )
+        assert window is not None
+        return padding_mask.bool() & window
     if key_positions is not None:
         return _mask_for_positions(
             q_len, kv_len, key_positions, padding_mask, causal, sliding_window, device

@@ -1,18 +1,26 @@
 """Llama configuration and the published architecture presets."""
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal
 
 from lmhub.models.archs import ArchRegistry
-from lmhub.models.validation import check_common
+from lmhub.models.validation import check_common, check_positive
 from lmhub.nn.rope import RopeScaling
 
 LLAMA_FAMILY: Final = "llama"
 
+LayerType = Literal["full", "sliding"]
+"""How a layer attends: over every earlier position, or over a sliding window of them."""
+
 
 @dataclass(kw_only=True)
 class LlamaConfig:
-    """Holds the shape and options of a Llama decoder (Touvron et al., 2023; Llama 3, 2024)."""
+    """Holds the shape and options of a Llama decoder (Touvron et al., 2023; Llama 3, 2024).
+
+    It is also the shared config of the pre-norm RoPE decoders built like Llama (Mistral, Qwen2,
+    Qwen3): their configs subclass it, and the knobs Llama does not use (``attn_output_bias``,
+    ``qk_norm``, ``sliding_window``, ``layer_types``) default to Llama's behaviour.
+    """
 
     model_dim: int = 4096
     """The width of the residual stream (HF ``hidden_size``)."""
@@ -57,7 +65,23 @@ class LlamaConfig:
     """The attention kernel: ``sdpa`` (PyTorch fused) or ``eager`` (reference)."""
 
     attn_bias: bool = False
-    """Whether the q/k/v/o projections have biases."""
+    """Whether the q/k/v projections have biases (and the output one, unless
+    ``attn_output_bias`` says otherwise; HF ``attention_bias``)."""
+
+    attn_output_bias: bool | None = None
+    """Whether the output projection has a bias; ``None`` means as ``attn_bias``. Qwen2 has
+    q/k/v biases but none on the output."""
+
+    qk_norm: bool = False
+    """Whether each query and key head is RMS-normalised over its width before RoPE (Qwen3)."""
+
+    sliding_window: int | None = None
+    """How many positions a sliding-window layer sees, the current one included (HF's meaning);
+    ``None`` for full attention everywhere."""
+
+    layer_types: list[LayerType] | None = None
+    """Per layer, ``full`` or ``sliding`` attention; ``None`` means every layer slides when
+    ``sliding_window`` is set (Mistral)."""
 
     ffn_bias: bool = False
     """Whether the feed-forward projections have biases."""
@@ -78,11 +102,44 @@ class LlamaConfig:
         """Return ``head_dim``, or ``model_dim // num_heads`` when it is unset."""
         return self.head_dim if self.head_dim is not None else self.model_dim // self.num_heads
 
+    def layer_windows(self) -> list[int | None]:
+        """Return each layer's sliding window, ``None`` for the full-attention layers.
+
+        Example:
+            >>> LlamaConfig(num_layers=3, sliding_window=8, layer_types=["full", "sliding",
+            ...     "sliding"]).layer_windows()
+            [None, 8, 8]
+        """
+        types = self.layer_types or ["sliding"] * self.num_layers
+        return [self.sliding_window if t == "sliding" else None for t in types]
+
     def validate(self) -> None:
         """Raise :class:`~lmhub.errors.ConfigError` if the fields do not describe a valid model."""
         from lmhub.errors import ConfigError
 
         check_common(self)
+        check_positive(self, ["sliding_window"])
+        if self.layer_types is not None:
+            if len(self.layer_types) != self.num_layers:
+                raise ConfigError(
+                    f"'layer_types' lists {len(self.layer_types)} layers, but 'num_layers' is "
+                    f"{self.num_layers}. Give one type per layer, or null.",
+                    field="layer_types",
+                    value=self.layer_types,
+                )
+            bad = [t for t in self.layer_types if t not in ("full", "sliding")]
+            if bad:
+                raise ConfigError(
+                    f"'layer_types' holds '{bad[0]}', which is neither 'full' nor 'sliding'.",
+                    field="layer_types",
+                    value=bad[0],
+                )
+            if "sliding" in self.layer_types and self.sliding_window is None:
+                raise ConfigError(
+                    "'layer_types' has sliding layers, but 'sliding_window' is null. Set the "
+                    "window size, or make every layer 'full'.",
+                    field="sliding_window",
+                )
         if self.resolved_head_dim() % 2:
             raise ConfigError(
                 f"The head width {self.resolved_head_dim()} must be even for RoPE.",

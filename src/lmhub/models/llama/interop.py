@@ -7,15 +7,16 @@ Hugging Face RoPE family shares; later families import it from here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from lmhub.checkpoint.weight_map import KeyRule, WeightMap
 from lmhub.errors import ConfigError
-from lmhub.models.hf_dir import HF_KEYS, json_value, read_hf_keys, shown
+from lmhub.models.hf_dir import HF_KEY_FIELDS, HF_KEYS, json_value, read_hf_keys, shown
 from lmhub.models.llama.config import LlamaConfig
 from lmhub.nn.rope import ROPE_KINDS, RopeScaling
 
 # HF Llama keeps q/k/v separate and uses rotate-half RoPE, like lmhub: the map is a pure rename.
+# Mistral, Qwen2 and Qwen3 use the same layout (Qwen3's self_attn.q_norm/k_norm included).
 LLAMA_WEIGHT_MAP = WeightMap(
     [
         KeyRule("model.embed_tokens.weight", "embed.weight"),
@@ -44,6 +45,15 @@ DEFAULT_ROPE_THETA: Final = 10_000.0
 """The base transformers assumes when a config names none."""
 
 
+LLAMA_HF_FIXED: Final[Mapping[str, Any]] = {
+    "attn_output_bias": None,
+    "qk_norm": False,
+    "sliding_window": None,
+    "layer_types": None,
+}
+"""The shared-config knobs transformers' Llama hard-codes (no ``config.json`` key of its own)."""
+
+
 def llama_config_from_hf(hf: Mapping[str, Any]) -> LlamaConfig:
     """Build a :class:`LlamaConfig` from a Hugging Face Llama ``config.json`` dict.
 
@@ -53,30 +63,91 @@ def llama_config_from_hf(hf: Mapping[str, Any]) -> LlamaConfig:
     Raises:
         ConfigError: naming the ``config.json`` key (``field``) of a missing or ill-typed value.
     """
+    return decoder_config_from_hf(hf, LlamaConfig, defaults=LLAMA_HF_DEFAULTS, fixed=LLAMA_HF_FIXED)
+
+
+def llama_config_to_hf(config: LlamaConfig) -> dict[str, Any]:
+    """Build a Hugging Face Llama ``config.json`` dict (without model_type/architectures).
+
+    Raises:
+        ConfigError: if the config uses a knob transformers' Llama lacks (e.g. ``qk_norm``).
+    """
+    return decoder_config_to_hf(config, fixed=LLAMA_HF_FIXED, model_type="llama")
+
+
+# -- the shared decoder config -------------------------------------------------------------------
+
+ConfigT = TypeVar("ConfigT", bound=LlamaConfig)
+
+
+def decoder_config_from_hf(
+    hf: Mapping[str, Any],
+    config_class: type[ConfigT],
+    *,
+    defaults: Mapping[str, Any],
+    fixed: Mapping[str, Any],
+    **extra: Any,
+) -> ConfigT:
+    """Build a Llama-like config from a ``config.json`` dict: the shared :data:`HF_KEYS`, RoPE,
+    the ``fixed`` fields the HF class hard-codes, and the family's own ``extra`` fields.
+
+    Raises:
+        ConfigError: naming the ``config.json`` key (``field``) of a missing or ill-typed value.
+    """
     act = json_value(hf.get("hidden_act", "silu"), str, key="hidden_act")
     if act != "silu":
         raise ConfigError(
-            f"The key 'hidden_act' is '{act}', but lmhub's Llama supports only 'silu'.",
+            f"The key 'hidden_act' is '{act}', but lmhub's {config_class.__name__} supports only "
+            "'silu'.",
             field="hidden_act",
             value=act,
         )
     if hf.get("num_key_value_heads") is None and "num_attention_heads" in hf:
         # transformers reads a missing or null num_key_value_heads as one per query head.
         hf = {**hf, "num_key_value_heads": hf["num_attention_heads"]}
-    values = read_hf_keys(hf, LlamaConfig, LLAMA_HF_DEFAULTS)
+    # Keys of hard-coded fields are ignored, as the HF class ignores them.
+    hf = {k: v for k, v in hf.items() if HF_KEY_FIELDS.get(k) not in fixed}
+    values = {**read_hf_keys(hf, config_class, {**defaults, **_fixed_keys(fixed)}), **fixed}
     theta, scaling = rope_from_hf(hf)
-    return LlamaConfig(**values, rope_theta=theta, rope_scaling=scaling)
+    return config_class(**values, rope_theta=theta, rope_scaling=scaling, **extra)
 
 
-def llama_config_to_hf(config: LlamaConfig) -> dict[str, Any]:
-    """Build a Hugging Face Llama ``config.json`` dict (without model_type/architectures)."""
-    shared = {row.key: getattr(config, row.field) for row in HF_KEYS if hasattr(config, row.field)}
+def decoder_config_to_hf(
+    config: LlamaConfig, *, fixed: Mapping[str, Any], model_type: str
+) -> dict[str, Any]:
+    """Build the shared part of a ``config.json`` dict for a Llama-like config.
+
+    The keys of ``fixed`` fields are left out, since the HF class of ``model_type`` has none.
+
+    Raises:
+        ConfigError: if a ``fixed`` field differs from the value the HF class hard-codes.
+    """
+    for name, value in fixed.items():
+        if getattr(config, name) != value:
+            raise ConfigError(
+                f"The config sets '{name}' to {getattr(config, name)!r}, but transformers' "
+                f"'{model_type}' models always use {value!r}, so the model cannot be exported "
+                f"as a native '{model_type}' directory. Set '{name}' to {value!r}, or export "
+                "with remote_code=True.",
+                field=name,
+                value=getattr(config, name),
+            )
+    shared = {
+        row.key: getattr(config, row.field)
+        for row in HF_KEYS
+        if hasattr(config, row.field) and row.field not in fixed
+    }
     return {
         **shared,
         "head_dim": config.resolved_head_dim(),
         **rope_to_hf(config.rope_theta, config.rope_scaling, max_seq_len=config.max_seq_len),
         "hidden_act": "silu",
     }
+
+
+def _fixed_keys(fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """The HF keys of ``fixed`` fields, as defaults, so their absence is no error."""
+    return {row.key: fixed[row.field] for row in HF_KEYS if row.field in fixed}
 
 
 # -- RoPE ---------------------------------------------------------------------------------------

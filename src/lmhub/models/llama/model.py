@@ -1,4 +1,8 @@
-"""The Llama decoder, top to bottom: embed -> N x (attention, SwiGLU) -> RMSNorm -> logits."""
+"""The Llama decoder, top to bottom: embed -> N x (attention, SwiGLU) -> RMSNorm -> logits.
+
+Mistral, Qwen2 and Qwen3 are this model with other config knobs (sliding windows per layer,
+projection biases, per-head q/k norms); their model classes subclass it to carry their name.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +34,9 @@ class LlamaModel(DecoderLM):
         config.validate()
         self.config = config
         head_dim = config.resolved_head_dim()
+        windows = config.layer_windows()
+        self.layer_windows: tuple[int | None, ...] = tuple(windows)
+        """Each layer's sliding window, ``None`` for full attention (masks are built from it)."""
         self.embed = nn.Embedding(config.vocab_size, config.model_dim)
         self.rope = RotaryEmbedding(
             head_dim,
@@ -46,9 +53,13 @@ class LlamaModel(DecoderLM):
                     num_kv_heads=config.num_kv_heads,
                     head_dim=head_dim,
                     bias=config.attn_bias,
+                    output_bias=config.attn_output_bias,
                     dropout_p=config.dropout_p,
                     attn_impl=config.attn_impl,
                     layer_idx=i,
+                    q_norm=RMSNorm(head_dim, eps=config.norm_eps) if config.qk_norm else None,
+                    k_norm=RMSNorm(head_dim, eps=config.norm_eps) if config.qk_norm else None,
+                    sliding_window=windows[i],
                 ),
                 ffn_norm=RMSNorm(config.model_dim, eps=config.norm_eps),
                 ffn=GLUFeedForward(
@@ -60,6 +71,13 @@ class LlamaModel(DecoderLM):
         self.final_norm = RMSNorm(config.model_dim, eps=config.norm_eps)
         self.lm_head = nn.Linear(config.model_dim, config.vocab_size, bias=False)
         self.finish_init()
+
+    @property
+    def kv_cache_windows(self) -> list[int | None] | None:
+        """Each layer's sliding window (``None`` = full), for ring-buffer KV caches; ``None``
+        when no layer slides."""
+        windows = list(self.layer_windows)
+        return windows if any(w is not None for w in windows) else None
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -96,14 +114,37 @@ class LlamaModel(DecoderLM):
             position_ids = torch.arange(past, past + s, device=input_ids.device).expand(b, s)
         x = self.embed(input_ids)
         rope = self.rope(position_ids, x.dtype)
-        if attention_mask is None and s == 1:
-            mask, is_causal = None, False  # one new token sees every cached one: nothing to mask
-        else:
-            mask = build_attention_mask(q_len=s, kv_len=past + s, padding_mask=attention_mask)
-            is_causal = mask is None
-        for layer in self.layers:
-            x = layer(x, rope=rope, mask=mask, is_causal=is_causal, cache=cache)
+        # Layers of the same window share one mask (a cache keeps same-window layers alike).
+        masks: dict[int | None, torch.Tensor | None] = {}
+        for i, (layer, window) in enumerate(zip(self.layers, self.layer_windows, strict=True)):
+            if window not in masks:
+                masks[window] = self._mask(i, window, s, past, attention_mask, cache)
+            mask = masks[window]
+            x = layer(x, rope=rope, mask=mask, is_causal=mask is None, cache=cache)
         if cache is not None:
             cache.advance(s)
         x = self.final_norm(x)
         return x if return_hidden else self.logits(x)
+
+    @staticmethod
+    def _mask(
+        layer_idx: int,
+        window: int | None,
+        q_len: int,
+        past: int,
+        attention_mask: torch.Tensor | None,
+        cache: KVCache | None,
+    ) -> torch.Tensor | None:
+        """The mask of a layer with sliding ``window``; ``None`` means plain causal."""
+        positions = cache.key_positions(layer_idx, q_len) if cache is not None else None
+        if positions is None and window is not None and window >= past + q_len:
+            window = None  # the window covers every position: a causal mask is the same
+        if positions is None and window is None and attention_mask is None and q_len == 1:
+            return None  # one new token sees every cached one: nothing to mask
+        return build_attention_mask(
+            q_len=q_len,
+            kv_len=past + q_len,
+            padding_mask=attention_mask,
+            sliding_window=window,
+            key_positions=positions,
+        )
