@@ -15,6 +15,9 @@ MLP_PROJECTIONS: Final = ("fc1", "fc2")
 
 DEFAULT_TARGETS: Final[Mapping[str, tuple[str, ...]]] = {
     "llama": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
+    "mistral": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
+    "qwen2": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
+    "qwen3": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
     "deepone": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
     "causal_lm": ATTENTION_PROJECTIONS + MLP_PROJECTIONS,
     "single_head": ("qk_proj", "v_proj", *MLP_PROJECTIONS),
