@@ -48,8 +48,11 @@ def arlm_components(
     if kind == "text":
         return LmComponents(
             train_collator=ARLMPretrainCollator(pad_token_id=pad, max_length=seq_len),
-            loss=ARLMLoss(model), predictor=None, prediction_collator=None, pad_token_id=pad,
-        )  # fmt: skip
+            loss=ARLMLoss(model),
+            predictor=None,
+            prediction_collator=None,
+            pad_token_id=pad,
+        )
     predictor = ARLMPredictor(model, tokenizer, max_new_tokens=max_new_tokens)
     return LmComponents(
         train_collator=ARLMSeq2SeqCollator(pad_token_id=pad, max_length=seq_len),

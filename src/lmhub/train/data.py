@@ -48,9 +48,12 @@ def _examples(
 ) -> Examples:
     if data.kind == "text":
         return PackedDataset(
-            data.tokens, data.offsets, seq_len=seq_len, pad_token_id=pad_token_id,
+            data.tokens,
+            data.offsets,
+            seq_len=seq_len,
+            pad_token_id=pad_token_id,
             documents=indices,
-        )  # fmt: skip
+        )
     return _Subset(data=data, indices=indices if indices is not None else np.arange(len(data)))
 
 
@@ -78,9 +81,13 @@ def load_examples(
     def tokenized(path: str) -> TokenizedData:
         source = DataSource(path, doc_separator=doc_separator)
         return tokenize_source(
-            source, tokenizer, cache_dir=cache_dir, add_bos=add_bos, add_eos=add_eos,
+            source,
+            tokenizer,
+            cache_dir=cache_dir,
+            add_bos=add_bos,
+            add_eos=add_eos,
             progress=progress,
-        )  # fmt: skip
+        )
 
     train_data = tokenized(train)
     train_idx: np.ndarray | None = None
@@ -165,10 +172,7 @@ class NamedLoader:
     """Stop after this many batches (``None``: all)."""
 
     def __iter__(self) -> Iterator[Any]:
-        count = 0
-        for start in range(0, len(self.examples), self.batch_size):
-            if self.max_batches is not None and count >= self.max_batches:
-                return
+        starts = range(0, len(self.examples), self.batch_size)
+        for start in starts[: self.max_batches]:
             stop = min(start + self.batch_size, len(self.examples))
             yield self.collate([self.examples[i] for i in range(start, stop)])
-            count += 1

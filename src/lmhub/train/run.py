@@ -112,12 +112,19 @@ def build_trainer(
     progress = TrainProgress(config.max_steps, mode=config.log.progress)
     data = config.data
     kind, train_examples, valid_examples = load_examples(
-        data.train, data.valid, tokenizer,
-        seq_len=config.seq_len, pad_token_id=pad_id_of(tokenizer),
-        valid_fraction=data.valid_fraction, seed=config.seed, doc_separator=data.doc_separator,
-        add_bos=data.add_bos, add_eos=data.add_eos, cache_dir=data.cache_dir,
+        data.train,
+        data.valid,
+        tokenizer,
+        seq_len=config.seq_len,
+        pad_token_id=pad_id_of(tokenizer),
+        valid_fraction=data.valid_fraction,
+        seed=config.seed,
+        doc_separator=data.doc_separator,
+        add_bos=data.add_bos,
+        add_eos=data.add_eos,
+        cache_dir=data.cache_dir,
         progress=progress.mode == "bar",
-    )  # fmt: skip
+    )
     components = LM_TYPES[config.lm_type](
         model, tokenizer, kind, seq_len=config.seq_len, max_new_tokens=config.eval.max_new_tokens
     )
@@ -128,26 +135,42 @@ def build_trainer(
     if valid_examples is not None:
         size = config.eval.batch_size or config.batch_size
         limit = config.eval.max_batches
-        eval_loaders.append(NamedLoader(name="lm", examples=valid_examples,
-                                        collate=components.train_collator, batch_size=size,
-                                        max_batches=limit))  # fmt: skip
+        eval_loaders.append(
+            NamedLoader(
+                name="lm",
+                examples=valid_examples,
+                collate=components.train_collator,
+                batch_size=size,
+                max_batches=limit,
+            )
+        )
         if components.prediction_collator is not None:
-            eval_loaders.append(NamedLoader(name="prediction", examples=valid_examples,
-                                            collate=components.prediction_collator,
-                                            batch_size=size, max_batches=limit))  # fmt: skip
+            eval_loaders.append(
+                NamedLoader(
+                    name="prediction",
+                    examples=valid_examples,
+                    collate=components.prediction_collator,
+                    batch_size=size,
+                    max_batches=limit,
+                )
+            )
 
     opt = config.optimizer
     if opt.in_backward:
         optimizer: Any = fuse_optimizer_with_backward(
             model,
-            lambda ps: build_optimizer(ps, lr=opt.lr, weight_decay=opt.weight_decay,
-                                       betas=opt.betas, eps=opt.eps),  # fmt: skip
+            lambda ps: build_optimizer(
+                ps, lr=opt.lr, weight_decay=opt.weight_decay, betas=opt.betas, eps=opt.eps
+            ),
         )
     else:
         optimizer = build_optimizer(
             [p for p in model.parameters() if p.requires_grad],
-            lr=opt.lr, weight_decay=opt.weight_decay, betas=opt.betas, eps=opt.eps,
-        )  # fmt: skip
+            lr=opt.lr,
+            weight_decay=opt.weight_decay,
+            betas=opt.betas,
+            eps=opt.eps,
+        )
 
     output.mkdir(parents=True, exist_ok=True)
     atomic_write_text(output / CONFIG_FILE, to_yaml(config))
@@ -156,10 +179,19 @@ def build_trainer(
         metrics.unlink(missing_ok=True)
     sinks: list[MetricSink] = []
     trainer = Trainer(
-        config=config, model=model, family=source.family, tokenizer=tokenizer,
-        components=components, train_batches=train_batches, eval_loaders=eval_loaders,
-        optimizer=optimizer, sinks=sinks, progress=progress, device=device, callbacks=callbacks,
-    )  # fmt: skip
+        config=config,
+        model=model,
+        family=source.family,
+        tokenizer=tokenizer,
+        components=components,
+        train_batches=train_batches,
+        eval_loaders=eval_loaders,
+        optimizer=optimizer,
+        sinks=sinks,
+        progress=progress,
+        device=device,
+        callbacks=callbacks,
+    )
     if checkpoint is not None:
         trainer.restore(checkpoint)
         truncate_metrics(metrics, trainer.step)

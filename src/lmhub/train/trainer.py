@@ -173,7 +173,6 @@ class Trainer:
 
     def train_step(self) -> dict[str, Any]:
         """Run one optimiser step; return its metrics row."""
-        cfg = self.config
         self.model.train()
         step = self.step + 1
         lr = self.schedule(step)
@@ -198,8 +197,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step = step
         self.tokens_seen += num_tokens
-        return {"step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm,
-                "tokens": num_tokens}  # fmt: skip
+        return {"step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": num_tokens}
 
     def _set_lr(self, lr: float) -> None:
         if hasattr(self.optimizer, "set_lr"):  # optimizer-in-backward
@@ -241,15 +239,21 @@ class Trainer:
         mean = MeanLoss()
         for batch in loader:
             with self.autocast():
-                out = self.components.loss.loss_fn(move_batch(batch, self.device),
-                                                   dataloader_name=loader.name)  # fmt: skip
+                out = self.components.loss.loss_fn(
+                    move_batch(batch, self.device), dataloader_name=loader.name
+                )
             count = int(out["num_tokens"]) if "num_tokens" in out else 1
             total = out["loss_sum"] if "loss_sum" in out else out["loss"] * count
             mean.update(float(total), count)
         loss = mean.compute()
         perplexity = math.exp(loss) if loss < 700 else math.inf
-        return {"step": self.step, "split": "valid", "loader": loader.name, "loss": loss,
-                "perplexity": perplexity}  # fmt: skip
+        return {
+            "step": self.step,
+            "split": "valid",
+            "loader": loader.name,
+            "loss": loss,
+            "perplexity": perplexity,
+        }
 
     def _eval_prediction(self, loader: NamedLoader) -> dict[str, Any]:
         predictor = self.components.predictor
@@ -266,9 +270,14 @@ class Trainer:
                 accuracy.update(preds["ids"], batch["target_ids"])
                 for record in predictor.to_dict(batch, preds):
                     out.write(json.dumps(record) + "\n")
-        return {"step": self.step, "split": "valid", "loader": loader.name,
-                "exact_match": exact.compute(), "token_accuracy": accuracy.compute(),
-                "predictions": str(path.relative_to(self.output_dir))}  # fmt: skip
+        return {
+            "step": self.step,
+            "split": "valid",
+            "loader": loader.name,
+            "exact_match": exact.compute(),
+            "token_accuracy": accuracy.compute(),
+            "predictions": str(path.relative_to(self.output_dir)),
+        }
 
     def _emit(self, row: dict[str, Any]) -> None:
         for sink in self.sinks:
