@@ -66,8 +66,12 @@ def data(tmp_path: Path) -> Path:
 
 
 def test_resume_after_sigkill_logs_bit_equal_losses(tmp_path: Path, data: Path) -> None:
-    settings = {"max_steps": 7, "checkpoint.every_steps": 2, "checkpoint.keep_last": 2,
-                "model_config.dropout_p": 0.1}  # fmt: skip  (dropout: the RNG must be restored)
+    settings = {
+        "max_steps": 7,
+        "checkpoint.every_steps": 2,
+        "checkpoint.keep_last": 2,
+        "model_config.dropout_p": 0.1,
+    }  # fmt: skip  (dropout: the RNG must be restored)
     whole = tiny_config(tmp_path, data, output_dir=str(tmp_path / "whole"), **settings)
     train(whole)
     expected = metric_rows(tmp_path / "whole")

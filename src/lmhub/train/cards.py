@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from lmhub.assets.store import user_cards_dirs
+from lmhub.assets.store import default_asset_store, user_cards_dirs
 from lmhub.checkpoint.writers import atomic_write_text
 from lmhub.config import to_dict
 from lmhub.models.family import ModelFamily
@@ -81,3 +81,4 @@ def write_run_cards(
         folder = user_cards_dirs()[0] / "runs"
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(folder / f"{run}.yaml", _cards(run, family, config, dirs, base=None))
+        default_asset_store().refresh()  # this process sees the new cards too
