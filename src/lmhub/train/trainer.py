@@ -184,7 +184,10 @@ class Trainer:
                 out = self.components.loss.loss_fn(batch, dataloader_name="lm")
             count = int(out["num_tokens"]) if "num_tokens" in out else 1
             micro_sum = out["loss_sum"] if "loss_sum" in out else out["loss"] * count
-            micro_sum.float().backward()
+            if self.config.optimizer.in_backward:  # steps inside backward: give it the mean
+                (micro_sum.float() / max(count, 1)).backward()
+            else:  # divided by all micro-batches' tokens in _finish_gradients
+                micro_sum.float().backward()
             loss_sum += micro_sum.detach().float()
             num_tokens += count
         loss = float(loss_sum) / max(num_tokens, 1)
