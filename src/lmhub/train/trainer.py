@@ -127,7 +127,7 @@ class Trainer:
         self.train_batches.load_state_dict(state.data_position)
         set_rng_state(state.rng)
 
-    def save(self, *, before_publish: Callable[[Path], None] | None = None) -> Path:
+    def save(self) -> Path:
         """Write the checkpoint of the current step; register the run's cards."""
         path = save_train_checkpoint(
             self.output_dir,
@@ -142,7 +142,6 @@ class Trainer:
                 rng=rng_state(),
             ),
             keep_last=self.config.checkpoint.keep_last,
-            before_publish=before_publish,
         )
         self.write_cards(final=None)
         return path
