@@ -38,7 +38,14 @@ from lmhub.train.sinks import METRICS_FILE, JsonlSink, MetricSink, TensorBoardSi
 from lmhub.train.trainer import StepCallback, Trainer, build_optimizer
 from lmhub.utils import as_device
 
-__all__ = ["CONFIG_FILE", "FINAL_DIR", "build_trainer", "resume_checkpoint", "train"]
+__all__ = [
+    "CONFIG_FILE",
+    "FINAL_DIR",
+    "build_trainer",
+    "fit_and_export",
+    "resume_checkpoint",
+    "train",
+]
 
 CONFIG_FILE = "config.yaml"
 FINAL_DIR = "final"
@@ -201,17 +208,22 @@ def build_trainer(
     return trainer, checkpoint
 
 
-def train(config: TrainConfig, *, callbacks: list[StepCallback] | None = None) -> Path:
-    """Train as ``config`` says (resuming per ``config.resume``); return ``OUTPUT_DIR/final``."""
-    trainer, checkpoint = build_trainer(config, callbacks=callbacks)
-    if checkpoint is not None:
-        trainer.progress.print(f"Resuming from {checkpoint} (step {trainer.step}).")
+def fit_and_export(trainer: Trainer) -> Path:
+    """Train ``trainer`` to the end, then export ``OUTPUT_DIR/final``; return its path."""
     try:
         trainer.fit()
     finally:
         for sink in trainer.sinks:
             sink.close()
-    final = Path(config.output_dir) / FINAL_DIR
+    final = trainer.output_dir / FINAL_DIR
     export(trainer.model, final, tokenizer=trainer.tokenizer, overwrite=True)
     trainer.write_cards(final=final)
     return final
+
+
+def train(config: TrainConfig, *, callbacks: list[StepCallback] | None = None) -> Path:
+    """Train as ``config`` says (resuming per ``config.resume``); return ``OUTPUT_DIR/final``."""
+    trainer, checkpoint = build_trainer(config, callbacks=callbacks)
+    if checkpoint is not None:
+        trainer.progress.print(f"Resuming from {checkpoint} (step {trainer.step}).")
+    return fit_and_export(trainer)
