@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import lmhub
-from lmhub.config import to_yaml
+from lmhub.config import apply_overrides, to_yaml
+from lmhub.errors import ConfigError, ModelCheckpointError
 from lmhub.train.config import TrainConfig
 from lmhub.train.resume import find_resume_checkpoint, list_checkpoints
 from lmhub.train.run import train
@@ -109,3 +110,20 @@ def test_kill_during_save_leaves_the_last_complete_checkpoint(tmp_path: Path, da
     assert [r["step"] for r in metric_rows(tmp_path / "run")] == [1, 2, 3, 4]
     assert not any(p.name.startswith(".") for p in root.iterdir())
     assert find_resume_checkpoint(tmp_path / "run").name == "step_4"
+
+
+def test_resume_from_a_named_checkpoint_and_never(tmp_path: Path, data: Path) -> None:
+    config = tiny_config(tmp_path, data, max_steps=4, **{"checkpoint.every_steps": 2,
+                                                         "checkpoint.keep_last": 0})  # fmt: skip
+    train(config)
+    expected = metric_rows(tmp_path / "run")
+    step_2 = tmp_path / "run" / "checkpoints" / "step_2"
+    train(apply_overrides(config, [f"resume={step_2}"]))  # steps 3 and 4 again, from step 2
+    assert metric_rows(tmp_path / "run") == [
+        {**row, "tokens_per_s": ours["tokens_per_s"]}
+        for row, ours in zip(expected, metric_rows(tmp_path / "run"))
+    ]
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        train(apply_overrides(config, ["resume=never"]))
+    with pytest.raises(ModelCheckpointError, match="does not exist"):
+        train(apply_overrides(config, [f"resume={tmp_path / 'nowhere'}"]))
