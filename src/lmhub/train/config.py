@@ -61,7 +61,8 @@ class OptimizerConfig:
     lr: float = 3e-4
     """The peak learning rate (reached at the end of the warmup)."""
     weight_decay: float = 0.1
-    """Decoupled weight decay of matrices (norms, biases and embeddings take none)."""
+    """Decoupled weight decay of matrices, embeddings included (norm weights and biases take
+    none)."""
     betas: tuple[float, float] = (0.9, 0.95)
     """Adam's moment decay rates."""
     eps: float = 1e-8

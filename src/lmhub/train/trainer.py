@@ -5,7 +5,9 @@ One optimiser step runs ``grad_accum_steps`` micro-batches. Each backward pass t
 the micro-batches, so ``k`` micro-batches of ``b`` rows give the gradient of one batch of
 ``k * b`` rows. A NaN or infinite loss or gradient norm stops the run with
 :class:`~lmhub.errors.NonFiniteLossError` before the optimiser steps, so no bad update is ever
-made and the checkpoints already written stay the last good ones.
+made and the checkpoints already written stay the last good ones (with
+``optimizer.in_backward`` the parameters step during the backward pass, so the check comes after
+that step: resume from the last checkpoint).
 """
 
 from __future__ import annotations
