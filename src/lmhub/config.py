@@ -382,6 +382,10 @@ def _set_path(config: Any, parts: list[str], value: Any, full: str) -> Any:
     if name not in _field_names(cls):
         coerce_field(cls, name, None, path=done)  # raises the unknown-field error
     current = getattr(config, name)
+    if isinstance(current, Mapping) and not dataclasses.is_dataclass(current):
+        # A free-form mapping field (e.g. a training config's model_config): set the key in it.
+        merged = _set_key(dict(current), parts[1:], value)
+        return dataclasses.replace(config, **{name: coerce_field(cls, name, merged, path=done)})
     if current is None:
         nested = _nested_dataclass(cls, name)
         if nested is None:
@@ -396,6 +400,17 @@ def _set_path(config: Any, parts: list[str], value: Any, full: str) -> Any:
             field=full,
         )
     return dataclasses.replace(config, **{name: _set_path(current, parts[1:], value, full)})
+
+
+def _set_key(mapping: dict[str, Any], parts: list[str], value: Any) -> dict[str, Any]:
+    """``mapping`` with ``value`` at the dotted key ``parts`` (nested dicts created as needed)."""
+    head = parts[0]
+    if len(parts) == 1:
+        mapping[head] = value
+        return mapping
+    inner = mapping.get(head)
+    mapping[head] = _set_key(dict(inner) if isinstance(inner, Mapping) else {}, parts[1:], value)
+    return mapping
 
 
 def _nested_dataclass(cls: type, name: str) -> type | None:

@@ -192,14 +192,15 @@ class OptionalDependencyError(LmhubError, ImportError):
 
 
 class NonFiniteLossError(LmhubError, ArithmeticError):
-    """A training or test step produced a NaN or infinite loss."""
+    """A training or test step produced a NaN or infinite loss (or gradient norm)."""
 
-    def __init__(self, step: int, loss: float) -> None:
+    def __init__(self, step: int, loss: float, *, quantity: str = "loss") -> None:
         self.step = step
         self.loss = loss
+        self.quantity = quantity
         super().__init__(
-            f"The loss at step {step} is {loss}, not a finite number. Lower the learning rate, "
-            "train in float32, or check the model's initialisation and inputs."
+            f"The {quantity} at step {step} is {loss}, not a finite number. Lower the learning "
+            "rate, train in float32, or check the model's initialisation and inputs."
         )
 
 

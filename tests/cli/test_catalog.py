@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -59,8 +61,11 @@ def test_unknown_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "No such command" in err
 
 
-def test_demo_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "demo", "--prompt", "Hi!")
+def test_demo_trains_offline(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    args = ("--steps", "2", "--batch-size", "2", "--sample-tokens", "8", "--output-dir")
+    code, out, _ = run(capsys, "demo", *args, str(tmp_path / "demo"))
     assert code == 0
-    assert "3 byte ids" in out and "(1, 3, 259)" in out and "llama" in out
-    assert "greedy continuation" in out and "max |logit diff| 0.0e+00" in out
+    assert "Before training" in out and "After training" in out and "ROMEO:" in out
+    assert "max |logit diff| 0.0e+00" in out
+    assert (tmp_path / "demo" / "final" / "config.json").is_file()
+    assert (tmp_path / "demo" / "metrics.jsonl").is_file()

@@ -107,6 +107,12 @@ class AssetStore:
         self._raw = None
         self._resolved.clear()
 
+    def refresh(self) -> None:
+        """Forget the cards read so far: the next lookup reads the card files again (after a
+        file in a searched folder was written, e.g. by the trainer)."""
+        self._raw = None
+        self._resolved.clear()
+
     def search_paths(self) -> list[Path]:
         """Return every file or folder searched for cards."""
         defaults = [package_cards_dir(), *user_cards_dirs()] if self._include_defaults else []

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from lmhub.cli import catalog, demo, generate, model, model_test
+from lmhub.cli import catalog, demo, generate, model, model_test, train
 from lmhub.errors import LmhubError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ demo.register(app)
 generate.register(app)
 model_test.register(model.model_app)
 model.register(app)
+train.register(app)
 
 USER_ERROR = 2
 

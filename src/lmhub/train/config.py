@@ -1,0 +1,240 @@
+"""The training config: a tree of ``@dataclass(kw_only=True)`` configs, one docstring per field.
+
+It is read from YAML with :func:`lmhub.config.from_yaml`, changed with the typed dotted overrides
+of :func:`lmhub.config.apply_overrides` (``optimizer.lr=1e-3``), and saved with
+:func:`lmhub.config.to_yaml` as ``OUTPUT_DIR/config.yaml``.
+
+Example:
+    >>> cfg = apply_overrides(TrainConfig(), ["max_steps=10", "lr_schedule.kind=constant"])
+    >>> cfg.max_steps, cfg.lr_schedule.kind
+    (10, 'constant')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from lmhub.errors import ConfigError
+
+__all__ = [
+    "CheckpointConfig",
+    "DataConfig",
+    "EvalConfig",
+    "LogConfig",
+    "LrScheduleConfig",
+    "OptimizerConfig",
+    "TrainConfig",
+    "check_train_config",
+]
+
+Precision = Literal["fp32", "bf16-mixed", "bf16"]
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    """Where the training and validation data are, and how they become batches."""
+
+    train: str = ""
+    """A ``.txt`` or ``.jsonl`` file, a directory of them, or a ``datasets`` folder. Text
+    (``{"text": ...}``) is packed into rows of ``seq_len``; ``{"prompt", "target"}`` pairs train
+    with the loss on the target only."""
+    valid: str | None = None
+    """Validation data in the same forms; ``None`` holds out ``valid_fraction`` of ``train``."""
+    valid_fraction: float = 0.0
+    """Fraction of the training examples held out for validation when ``valid`` is not given
+    (0: no validation)."""
+    doc_separator: str | None = None
+    """Split plain text files into documents at this string (``None``: one per file)."""
+    add_bos: bool | None = None
+    """Start each text (each prompt) with BOS; ``None`` follows the tokenizer."""
+    add_eos: bool | None = None
+    """End each text (each target) with EOS; ``None``: whenever the tokenizer has one."""
+    cache_dir: str | None = None
+    """Where tokenised data is cached (``None``: ``$LMHUB_CACHE_DIR/tokens``)."""
+
+
+@dataclass(kw_only=True)
+class OptimizerConfig:
+    """AdamW's settings."""
+
+    lr: float = 3e-4
+    """The peak learning rate (reached at the end of the warmup)."""
+    weight_decay: float = 0.1
+    """Decoupled weight decay of matrices, embeddings included (norm weights and biases take
+    none)."""
+    betas: tuple[float, float] = (0.9, 0.95)
+    """Adam's moment decay rates."""
+    eps: float = 1e-8
+    """Adam's epsilon."""
+    grad_clip: float | None = 1.0
+    """Clip the gradients' global L2 norm to this (``None``: no clipping)."""
+    in_backward: bool = False
+    """Step each parameter during the backward pass (saves gradient memory); needs
+    ``grad_accum_steps=1`` and ``grad_clip: null``."""
+
+
+@dataclass(kw_only=True)
+class LrScheduleConfig:
+    """The learning-rate schedule: a linear warmup, then a decay to a floor."""
+
+    kind: Literal["cosine", "linear", "constant"] = "cosine"
+    """The shape after the warmup: ``cosine`` or ``linear`` decay, or ``constant``."""
+    warmup_steps: int = 0
+    """Steps of linear warmup from 0 to ``optimizer.lr``."""
+    min_lr_ratio: float = 0.1
+    """The floor the decay ends at, as a fraction of ``optimizer.lr``."""
+
+
+@dataclass(kw_only=True)
+class CheckpointConfig:
+    """When checkpoints are written and how many are kept."""
+
+    every_steps: int = 0
+    """Write ``OUTPUT_DIR/checkpoints/step_N/`` every this many steps (0: only at the end)."""
+    keep_last: int = 3
+    """Keep this many most recent checkpoints (0 keeps all)."""
+    register_cards: bool = True
+    """Also register the run's cards (``RUN@last``, ``RUN@step_N``) in the user card folder
+    (``$LMHUB_CARDS_DIR``, else ``~/.config/lmhub/cards``), so every command finds them."""
+
+
+@dataclass(kw_only=True)
+class EvalConfig:
+    """Validation during training."""
+
+    every_steps: int = 0
+    """Validate every this many steps, and at the end (0: only at the end)."""
+    max_batches: int | None = None
+    """Validate on at most this many batches (``None``: all the validation data)."""
+    batch_size: int | None = None
+    """Validation batch size (``None``: ``batch_size``)."""
+    max_new_tokens: int = 64
+    """The most tokens the predictor generates per seq2seq example."""
+
+
+@dataclass(kw_only=True)
+class LogConfig:
+    """Where and how often metrics are reported."""
+
+    every_steps: int = 10
+    """Write a metrics row (and a progress line) every this many steps."""
+    progress: Literal["auto", "bar", "plain", "none"] = "auto"
+    """``bar`` is a rich progress bar, ``plain`` one line per log; ``auto`` picks the bar on a
+    terminal."""
+    tensorboard: bool = False
+    """Also write TensorBoard event files to ``OUTPUT_DIR/tensorboard`` (needs the optional
+    ``tensorboard`` package)."""
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """Everything ``lmhub train`` needs: the model, the data, the loop and the outputs."""
+
+    model: str = "llama_tiny"
+    """What to train: an architecture preset (random weights), a card, or a checkpoint
+    directory (fine-tuning)."""
+    model_config: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the model's config fields, e.g. ``{num_layers: 2}``."""
+    tokenizer: str | None = None
+    """A tokenizer file or directory, or ``byte``; ``None`` takes the model's own (a checkpoint
+    directory's or a card's), else the byte tokenizer."""
+    lm_type: Literal["arlm"] = "arlm"
+    """The kind of language model, which picks the collators, loss and predictor."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """The training and validation data."""
+    seq_len: int = 256
+    """Tokens per packed text row; the most tokens per seq2seq example."""
+    batch_size: int = 8
+    """Rows per micro-batch."""
+    grad_accum_steps: int = 1
+    """Micro-batches per optimiser step; the loss is normalised by the target tokens of all of
+    them, so ``k`` micro-batches of ``b`` equal one batch of ``k * b``."""
+    max_steps: int = 100
+    """Optimiser steps to train for."""
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    """AdamW's settings."""
+    lr_schedule: LrScheduleConfig = field(default_factory=LrScheduleConfig)
+    """The learning-rate schedule."""
+    precision: Precision = "fp32"
+    """``fp32``; ``bf16-mixed`` (fp32 weights, bf16 autocast); or ``bf16`` (bf16 weights)."""
+    gradient_checkpointing: bool = False
+    """Recompute each layer's activations in the backward pass (less memory, more compute)."""
+    device: str = "cpu"
+    """Where to train: ``cpu``, ``cuda``, ``cuda:1``, ..."""
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Checkpointing."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Validation."""
+    log: LogConfig = field(default_factory=LogConfig)
+    """Metrics and progress."""
+    output_dir: str = "runs/run"
+    """Where the run writes config.yaml, metrics.jsonl, checkpoints/ and final/."""
+    run_name: str | None = None
+    """The run's name in its cards (``NAME@last``); ``None``: the output directory's name."""
+    seed: int = 0
+    """Seeds the model's initialisation, the data order and every random draw."""
+    resume: str = "auto"
+    """``auto`` continues from the last complete checkpoint in ``output_dir`` if any; ``never``
+    starts over (an output directory with checkpoints is then an error); or a checkpoint
+    directory's path."""
+
+
+def check_train_config(config: TrainConfig) -> None:
+    """Refuse values no run can use, naming the field (types are already checked on parsing).
+
+    Raises:
+        ConfigError: for the first bad value.
+    """
+    positive = {
+        "seq_len": config.seq_len,
+        "batch_size": config.batch_size,
+        "grad_accum_steps": config.grad_accum_steps,
+        "max_steps": config.max_steps,
+        "log.every_steps": config.log.every_steps,
+    }
+    at_least_zero = {
+        "lr_schedule.warmup_steps": config.lr_schedule.warmup_steps,
+        "checkpoint.every_steps": config.checkpoint.every_steps,
+        "checkpoint.keep_last": config.checkpoint.keep_last,
+        "eval.every_steps": config.eval.every_steps,
+    }
+    for name, value in positive.items():
+        if value < 1:
+            raise ConfigError(
+                f"The field '{name}' is {value}; it must be at least 1.", field=name, value=value
+            )
+    for name, value in at_least_zero.items():
+        if value < 0:
+            raise ConfigError(
+                f"The field '{name}' is {value}; it must be 0 or more.", field=name, value=value
+            )
+    if config.optimizer.lr <= 0:
+        raise ConfigError(
+            f"The field 'optimizer.lr' is {config.optimizer.lr}; it must be above 0.",
+            field="optimizer.lr",
+            value=config.optimizer.lr,
+        )
+    if not 0.0 <= config.lr_schedule.min_lr_ratio <= 1.0:
+        raise ConfigError(
+            f"The field 'lr_schedule.min_lr_ratio' is {config.lr_schedule.min_lr_ratio}; it must "
+            "be between 0 and 1.",
+            field="lr_schedule.min_lr_ratio",
+            value=config.lr_schedule.min_lr_ratio,
+        )
+    if not config.data.train:
+        raise ConfigError(
+            "The field 'data.train' is empty. Set it to a data file or directory, e.g. "
+            "data.train=corpus.txt.",
+            field="data.train",
+        )
+    if config.optimizer.in_backward and (
+        config.grad_accum_steps != 1 or config.optimizer.grad_clip is not None
+    ):
+        raise ConfigError(
+            "optimizer.in_backward steps every parameter during the backward pass, so it cannot "
+            "accumulate gradients or clip their global norm. Set grad_accum_steps=1 and "
+            "optimizer.grad_clip=null, or optimizer.in_backward=false.",
+            field="optimizer.in_backward",
+            value=True,
+        )

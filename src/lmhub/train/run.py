@@ -1,0 +1,229 @@
+"""Build a :class:`~lmhub.train.trainer.Trainer` from a :class:`~lmhub.train.config.TrainConfig`
+and run it: what ``lmhub train`` does.
+
+Models resolve through :func:`lmhub.models.resolve.resolve_model_source` (preset, card or
+checkpoint directory); the tokenizer is ``config.tokenizer``, else the model's own (a checkpoint
+directory's files, a card's ``tokenizer``), else the byte tokenizer. At the end the model is
+exported to ``OUTPUT_DIR/final/`` with :func:`lmhub.hf.export.export` (tokenizer and generation
+config included), which ``lmhub.load_model`` loads and, for families transformers implements,
+``AutoModelForCausalLM.from_pretrained`` too.
+
+Example:
+    >>> config = apply_overrides(TrainConfig(), ["data.train=corpus.txt", "max_steps=100"])
+    >>> final = train(config)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lmhub.checkpoint.writers import atomic_write_text
+from lmhub.config import to_yaml
+from lmhub.data.tokenizers import Tokenizer, load_tokenizer
+from lmhub.errors import ConfigError, ModelCheckpointError
+from lmhub.hf.export import export
+from lmhub.lm.arlm import pad_id_of
+from lmhub.models.resolve import instantiate, load_source_tokenizer, resolve_model_source
+from lmhub.train.checkpointing import enable_gradient_checkpointing
+from lmhub.train.components import LM_TYPES
+from lmhub.train.config import TrainConfig, check_train_config
+from lmhub.train.data import NamedLoader, TrainBatches, load_examples
+from lmhub.train.optim_in_backward import fuse_optimizer_with_backward
+from lmhub.train.progress import TrainProgress
+from lmhub.train.resume import find_resume_checkpoint, list_checkpoints
+from lmhub.train.sinks import METRICS_FILE, JsonlSink, MetricSink, TensorBoardSink, truncate_metrics
+from lmhub.train.trainer import StepCallback, Trainer, build_optimizer
+from lmhub.utils import as_device
+
+__all__ = [
+    "CONFIG_FILE",
+    "FINAL_DIR",
+    "build_trainer",
+    "fit_and_export",
+    "resume_checkpoint",
+    "train",
+]
+
+CONFIG_FILE = "config.yaml"
+FINAL_DIR = "final"
+
+
+def _tokenizer(config: TrainConfig, source: Any) -> Tokenizer:
+    if config.tokenizer is not None:
+        return load_tokenizer(config.tokenizer)
+    found = load_source_tokenizer(source)
+    return found if found is not None else load_tokenizer("byte")
+
+
+def resume_checkpoint(config: TrainConfig) -> Path | None:
+    """The checkpoint the run continues from, per ``config.resume`` (``None``: start afresh).
+
+    Raises:
+        ConfigError: for ``resume: never`` on an output directory that has checkpoints.
+        ModelCheckpointError: for a ``resume`` path that is not a checkpoint.
+    """
+    output = Path(config.output_dir)
+    if config.resume == "auto":
+        return find_resume_checkpoint(output)
+    if config.resume == "never":
+        if list_checkpoints(output):
+            raise ConfigError(
+                f"The output directory {output} already holds checkpoints and resume is 'never'. "
+                "Pick another output_dir, remove the old run, or set resume=auto to continue it.",
+                field="resume",
+                value=config.resume,
+            )
+        return None
+    path = Path(config.resume)
+    if not path.is_dir():
+        raise ModelCheckpointError(
+            f"The resume checkpoint {path} does not exist. Pass auto, never, or the path of a "
+            "checkpoints/step_N directory.",
+            path=path,
+        )
+    return path
+
+
+def build_trainer(
+    config: TrainConfig, *, callbacks: list[StepCallback] | None = None
+) -> tuple[Trainer, Path | None]:
+    """Build the trainer of ``config``; return it with the checkpoint it resumes from (which
+    :meth:`Trainer.restore` has already loaded), or ``None``."""
+    check_train_config(config)
+    if config.lm_type not in LM_TYPES:  # the Literal type already refuses others
+        raise ConfigError(f"Unknown lm_type {config.lm_type!r}.", field="lm_type")
+    output = Path(config.output_dir)
+    checkpoint = resume_checkpoint(config)
+    device = as_device(config.device)
+    torch.manual_seed(config.seed)
+
+    source = resolve_model_source(config.model)
+    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
+    model = instantiate(source, config=config.model_config or None, device=device, dtype=dtype)
+    tokenizer = _tokenizer(config, source)
+    vocab = getattr(model.config, "vocab_size", None)
+    if isinstance(vocab, int) and tokenizer.vocab_size > vocab:
+        raise ConfigError(
+            f"The tokenizer has {tokenizer.vocab_size} tokens but the model only {vocab} "
+            f"embeddings. Set model_config.vocab_size={tokenizer.vocab_size} or pick another "
+            "tokenizer.",
+            field="model_config.vocab_size",
+            value=vocab,
+        )
+    if config.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+
+    progress = TrainProgress(config.max_steps, mode=config.log.progress)
+    data = config.data
+    kind, train_examples, valid_examples = load_examples(
+        data.train,
+        data.valid,
+        tokenizer,
+        seq_len=config.seq_len,
+        pad_token_id=pad_id_of(tokenizer),
+        valid_fraction=data.valid_fraction,
+        seed=config.seed,
+        doc_separator=data.doc_separator,
+        add_bos=data.add_bos,
+        add_eos=data.add_eos,
+        cache_dir=data.cache_dir,
+        progress=progress.mode == "bar",
+    )
+    components = LM_TYPES[config.lm_type](
+        model, tokenizer, kind, seq_len=config.seq_len, max_new_tokens=config.eval.max_new_tokens
+    )
+    train_batches = TrainBatches(
+        train_examples, components.train_collator, batch_size=config.batch_size, seed=config.seed
+    )
+    eval_loaders = []
+    if valid_examples is not None:
+        size = config.eval.batch_size or config.batch_size
+        limit = config.eval.max_batches
+        eval_loaders.append(
+            NamedLoader(
+                name="lm",
+                examples=valid_examples,
+                collate=components.train_collator,
+                batch_size=size,
+                max_batches=limit,
+            )
+        )
+        if components.prediction_collator is not None:
+            eval_loaders.append(
+                NamedLoader(
+                    name="prediction",
+                    examples=valid_examples,
+                    collate=components.prediction_collator,
+                    batch_size=size,
+                    max_batches=limit,
+                )
+            )
+
+    opt = config.optimizer
+    if opt.in_backward:
+        optimizer: Any = fuse_optimizer_with_backward(
+            model,
+            lambda ps: build_optimizer(
+                ps, lr=opt.lr, weight_decay=opt.weight_decay, betas=opt.betas, eps=opt.eps
+            ),
+        )
+    else:
+        optimizer = build_optimizer(
+            [p for p in model.parameters() if p.requires_grad],
+            lr=opt.lr,
+            weight_decay=opt.weight_decay,
+            betas=opt.betas,
+            eps=opt.eps,
+        )
+
+    output.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(output / CONFIG_FILE, to_yaml(config))
+    metrics = output / METRICS_FILE
+    if checkpoint is None:
+        metrics.unlink(missing_ok=True)
+    sinks: list[MetricSink] = []
+    trainer = Trainer(
+        config=config,
+        model=model,
+        family=source.family,
+        tokenizer=tokenizer,
+        components=components,
+        train_batches=train_batches,
+        eval_loaders=eval_loaders,
+        optimizer=optimizer,
+        sinks=sinks,
+        progress=progress,
+        device=device,
+        callbacks=callbacks,
+    )
+    if checkpoint is not None:
+        trainer.restore(checkpoint)
+        truncate_metrics(metrics, trainer.step)
+    sinks.append(JsonlSink(metrics))
+    if config.log.tensorboard:
+        sinks.append(TensorBoardSink(output / "tensorboard"))
+    return trainer, checkpoint
+
+
+def fit_and_export(trainer: Trainer) -> Path:
+    """Train ``trainer`` to the end, then export ``OUTPUT_DIR/final``; return its path."""
+    try:
+        trainer.fit()
+    finally:
+        for sink in trainer.sinks:
+            sink.close()
+    final = trainer.output_dir / FINAL_DIR
+    export(trainer.model, final, tokenizer=trainer.tokenizer, overwrite=True)
+    trainer.write_cards(final=final)
+    return final
+
+
+def train(config: TrainConfig, *, callbacks: list[StepCallback] | None = None) -> Path:
+    """Train as ``config`` says (resuming per ``config.resume``); return ``OUTPUT_DIR/final``."""
+    trainer, checkpoint = build_trainer(config, callbacks=callbacks)
+    if checkpoint is not None:
+        trainer.progress.print(f"Resuming from {checkpoint} (step {trainer.step}).")
+    return fit_and_export(trainer)

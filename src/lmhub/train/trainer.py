@@ -1,0 +1,318 @@
+"""The training loop: AdamW, a schedule, accumulation, clipping, precision, validation, saves.
+
+One optimiser step runs ``grad_accum_steps`` micro-batches. Each backward pass takes the loss
+*sum* over its target tokens; the summed gradients are then divided by the target tokens of all
+the micro-batches, so ``k`` micro-batches of ``b`` rows give the gradient of one batch of
+``k * b`` rows. A NaN or infinite loss or gradient norm stops the run with
+:class:`~lmhub.errors.NonFiniteLossError` before the optimiser steps, so no bad update is ever
+made and the checkpoints already written stay the last good ones (with
+``optimizer.in_backward`` the parameters step during the backward pass, so the check comes after
+that step: resume from the last checkpoint).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lmhub.data.tokenizers import Tokenizer
+from lmhub.errors import NonFiniteLossError
+from lmhub.lm.metrics import MeanLoss, Seq2SeqExactMatch, Seq2SeqTokenAccuracy
+from lmhub.models.family import ModelFamily
+from lmhub.train.cards import write_run_cards
+from lmhub.train.components import LmComponents
+from lmhub.train.config import TrainConfig
+from lmhub.train.data import NamedLoader, TrainBatches
+from lmhub.train.progress import TrainProgress
+from lmhub.train.resume import (
+    TrainState,
+    list_checkpoints,
+    load_train_checkpoint,
+    rng_state,
+    save_train_checkpoint,
+    set_rng_state,
+)
+from lmhub.train.schedules import LrSchedule
+from lmhub.train.sinks import MetricSink
+
+__all__ = ["StepCallback", "Trainer", "build_optimizer", "move_batch"]
+
+StepCallback = Callable[["Trainer", dict[str, Any]], None]
+"""Called after every optimiser step with the trainer and the step's metrics row."""
+
+
+def build_optimizer(
+    params: list[nn.Parameter], *, lr: float, weight_decay: float, betas: Any, eps: float
+) -> torch.optim.Optimizer:
+    """AdamW over ``params``: matrices decay, vectors (norms, biases) do not; fused where the
+    device supports it, else foreach."""
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    groups = [g for g in groups if g["params"]]
+    try:
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=True)
+    except (RuntimeError, TypeError):  # no fused kernel for this device or dtype
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, foreach=True)
+
+
+def move_batch(batch: Any, device: torch.device) -> Any:
+    """``batch`` with every tensor on ``device``."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+class Trainer:
+    """Runs the loop of a :class:`~lmhub.train.config.TrainConfig` on a built model and data.
+
+    :func:`lmhub.train.run.build_trainer` builds one from a config; :meth:`fit` trains.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: TrainConfig,
+        model: nn.Module,
+        family: ModelFamily[Any, Any],
+        tokenizer: Tokenizer,
+        components: LmComponents,
+        train_batches: TrainBatches,
+        eval_loaders: list[NamedLoader],
+        optimizer: Any,
+        sinks: list[MetricSink],
+        progress: TrainProgress,
+        device: torch.device,
+        callbacks: list[StepCallback] | None = None,
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.family = family
+        self.tokenizer = tokenizer
+        self.components = components
+        self.train_batches = train_batches
+        self.eval_loaders = eval_loaders
+        self.optimizer = optimizer
+        self.sinks = sinks
+        self.progress = progress
+        self.device = device
+        self.callbacks = list(callbacks or [])
+        self.output_dir = Path(config.output_dir)
+        self.run_name = config.run_name or self.output_dir.resolve().name
+        self.schedule = LrSchedule(
+            kind=config.lr_schedule.kind,
+            peak_lr=config.optimizer.lr,
+            warmup_steps=config.lr_schedule.warmup_steps,
+            total_steps=config.max_steps,
+            min_lr_ratio=config.lr_schedule.min_lr_ratio,
+        )
+        self.step = 0
+        self.tokens_seen = 0
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        components.loss.configure(self)
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def restore(self, checkpoint: Path) -> None:
+        """Continue from ``checkpoint``: model, optimizer, data position, RNG, counters."""
+        state = load_train_checkpoint(
+            checkpoint, model=self.model, optimizer=self.optimizer, device=self.device
+        )
+        self.step, self.tokens_seen = state.step, state.tokens_seen
+        self.train_batches.load_state_dict(state.data_position)
+        set_rng_state(state.rng)
+
+    def save(self) -> Path:
+        """Write the checkpoint of the current step; register the run's cards."""
+        path = save_train_checkpoint(
+            self.output_dir,
+            model=self.model,
+            family_name=self.family.name,
+            tokenizer=self.tokenizer,
+            optimizer=self.optimizer,
+            state=TrainState(
+                step=self.step,
+                tokens_seen=self.tokens_seen,
+                data_position=self.train_batches.state_dict(),
+                rng=rng_state(),
+            ),
+            keep_last=self.config.checkpoint.keep_last,
+        )
+        self.write_cards(final=None)
+        return path
+
+    def write_cards(self, *, final: Path | None) -> None:
+        """(Re)write the cards of the run's checkpoints (and of ``final``)."""
+        write_run_cards(
+            self.output_dir,
+            run=self.run_name,
+            family=self.family,
+            config=self.model.config,
+            checkpoints=list_checkpoints(self.output_dir),
+            final=final,
+            register=self.config.checkpoint.register_cards,
+        )
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16 autocast under ``bf16-mixed``, else nothing."""
+        if self.config.precision == "bf16-mixed":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _micro_batches(self) -> Iterator[Any]:
+        for _ in range(self.config.grad_accum_steps):
+            yield move_batch(self.train_batches.next_batch(), self.device)
+
+    def train_step(self) -> dict[str, Any]:
+        """Run one optimiser step; return its metrics row."""
+        self.model.train()
+        step = self.step + 1
+        lr = self.schedule(step)
+        self._set_lr(lr)
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float32)
+        num_tokens = 0
+        for batch in self._micro_batches():
+            with self.autocast():
+                out = self.components.loss.loss_fn(batch, dataloader_name="lm")
+            count = int(out["num_tokens"]) if "num_tokens" in out else 1
+            micro_sum = out["loss_sum"] if "loss_sum" in out else out["loss"] * count
+            if self.config.optimizer.in_backward:  # steps inside backward: give it the mean
+                (micro_sum.float() / max(count, 1)).backward()
+            else:  # divided by all micro-batches' tokens in _finish_gradients
+                micro_sum.float().backward()
+            loss_sum += micro_sum.detach().float()
+            num_tokens += count
+        loss = float(loss_sum) / max(num_tokens, 1)
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(step, loss)
+        grad_norm = self._finish_gradients(num_tokens)
+        if grad_norm is not None and not math.isfinite(grad_norm):
+            raise NonFiniteLossError(step, grad_norm, quantity="gradient norm")
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step = step
+        self.tokens_seen += num_tokens
+        return {"step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": num_tokens}
+
+    def _set_lr(self, lr: float) -> None:
+        if hasattr(self.optimizer, "set_lr"):  # optimizer-in-backward
+            self.optimizer.set_lr(lr)
+            return
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def _finish_gradients(self, num_tokens: int) -> float | None:
+        """Divide the summed gradients by the target tokens, clip; return the global norm."""
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if not grads:  # optimizer-in-backward already stepped and freed them
+            return None
+        torch._foreach_div_(grads, float(max(num_tokens, 1)))
+        clip = self.config.optimizer.grad_clip
+        norm = torch.nn.utils.clip_grad_norm_(
+            self.params, clip if clip is not None else math.inf, error_if_nonfinite=False
+        )
+        return float(norm)
+
+    @torch.no_grad()
+    def evaluate(self) -> list[dict[str, Any]]:
+        """Run every validation loader; write and return the rows (``"split": "valid"``)."""
+        rows = []
+        self.model.eval()
+        try:
+            for loader in self.eval_loaders:
+                if loader.name == "lm":
+                    rows.append(self._eval_lm(loader))
+                elif loader.name == "prediction":
+                    rows.append(self._eval_prediction(loader))
+        finally:
+            self.model.train()
+        for row in rows:
+            self._emit(row)
+        return rows
+
+    def _eval_lm(self, loader: NamedLoader) -> dict[str, Any]:
+        mean = MeanLoss()
+        for batch in loader:
+            with self.autocast():
+                out = self.components.loss.loss_fn(
+                    move_batch(batch, self.device), dataloader_name=loader.name
+                )
+            count = int(out["num_tokens"]) if "num_tokens" in out else 1
+            total = out["loss_sum"] if "loss_sum" in out else out["loss"] * count
+            mean.update(float(total), count)
+        loss = mean.compute()
+        perplexity = math.exp(loss) if loss < 700 else math.inf
+        return {
+            "step": self.step,
+            "split": "valid",
+            "loader": loader.name,
+            "loss": loss,
+            "perplexity": perplexity,
+        }
+
+    def _eval_prediction(self, loader: NamedLoader) -> dict[str, Any]:
+        predictor = self.components.predictor
+        assert predictor is not None
+        exact, accuracy = Seq2SeqExactMatch(), Seq2SeqTokenAccuracy()
+        path = self.output_dir / "predictions" / f"step_{self.step}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as out:
+            for batch in loader:
+                batch = move_batch(batch, self.device)
+                with self.autocast():
+                    preds = predictor.predict(batch)
+                exact.update(preds["ids"], batch["target_ids"])
+                accuracy.update(preds["ids"], batch["target_ids"])
+                for record in predictor.to_dict(batch, preds):
+                    out.write(json.dumps(record) + "\n")
+        return {
+            "step": self.step,
+            "split": "valid",
+            "loader": loader.name,
+            "exact_match": exact.compute(),
+            "token_accuracy": accuracy.compute(),
+            "predictions": str(path.relative_to(self.output_dir)),
+        }
+
+    def _emit(self, row: dict[str, Any]) -> None:
+        for sink in self.sinks:
+            sink.write(row)
+        self.progress.update(self.step, row)
+
+    def fit(self) -> None:
+        """Train from the current step to ``max_steps``, logging, validating and saving."""
+        cfg = self.config
+        self.progress.start(self.step)
+        window_tokens, window_start = 0, time.perf_counter()
+        try:
+            while self.step < cfg.max_steps:
+                result = self.train_step()
+                window_tokens += result.pop("tokens")
+                last = self.step == cfg.max_steps
+                row = {**result, "tokens_seen": self.tokens_seen}
+                if self.step % cfg.log.every_steps == 0 or last:
+                    elapsed = time.perf_counter() - window_start
+                    row["tokens_per_s"] = window_tokens / elapsed if elapsed > 0 else 0.0
+                    self._emit(row)
+                    window_tokens, window_start = 0, time.perf_counter()
+                else:
+                    self.progress.update(self.step)
+                for callback in self.callbacks:
+                    callback(self, row)
+                every_eval = cfg.eval.every_steps
+                if self.eval_loaders and (last or (every_eval and self.step % every_eval == 0)):
+                    self.evaluate()
+                every_save = cfg.checkpoint.every_steps
+                if last or (every_save and self.step % every_save == 0):
+                    self.save()
+        finally:
+            self.progress.stop()
