@@ -27,7 +27,7 @@ from lmhub.generation.sampling import (
     seen_tokens,
 )
 from lmhub.generation.stopping import StopArg, StopCriteria, eos_ids
-from lmhub.nn.decode_weights import decode_weights
+from lmhub.nn.decode_weights import decode_model
 from lmhub.nn.kv_cache import DynamicKVCache, KVCache, StaticKVCache
 from lmhub.nn.masks import positions_from_padding
 
@@ -73,10 +73,10 @@ def generate(
         pad_token_id: fills rows after they stop; defaults to the model config's
             ``pad_token_id``, else the (first) EOS id, else 0.
         tokenizer: decodes new tokens to match ``stop`` strings.
-        fused_weights: run on fused decode-time weight copies (~2x faster on CPU, at the cost
-            of one extra copy of the weights in memory, kept for the next call until the model
-            is freed or ``lmhub.nn.decode_weights.clear_decode_weights(model)``); ``None``
-            turns them on for models on the CPU when the copy fits in half the free memory.
+        fused_weights: run the model's decode-time copy (fused projections, measured kernels;
+            it costs up to one extra copy of the weights, kept for the next call until the model
+            is freed or ``lmhub.nn.decode_weights.clear_decode_model(model)``); ``None``
+            turns it on for models on the CPU when a copy fits in half the free memory.
 
     Stopped rows keep their EOS (or stop) tokens and are padded; the loop ends when every row
     has stopped.
@@ -109,7 +109,7 @@ def generate(
     )
     out[:, :prompt_len] = session.input_ids
     steps = 0
-    with torch.inference_mode(), session.weights:
+    with torch.inference_mode():
         while (tokens := session.step()) is not None:
             out[:, prompt_len + steps] = tokens
             steps += 1
@@ -162,9 +162,9 @@ def generate_stream(
         fused_weights=fused_weights,
     )
     while True:
-        # Inference mode and the fused weights are switched on per step only, so the caller's
-        # code between two tokens runs with its own settings.
-        with torch.inference_mode(), session.weights:
+        # Inference mode is switched on per step only, so the caller's code between two tokens
+        # runs with its own settings.
+        with torch.inference_mode():
             tokens = session.step()
         if tokens is None:
             return
@@ -211,7 +211,6 @@ class _Session:
                 field="cache",
                 value=cache,
             )
-        self.model = model
         self.device = _model_device(model)
         self.input_ids = _check_ids(input_ids).to(self.device)
         self.batch, self.prompt_len = self.input_ids.shape
@@ -260,11 +259,11 @@ class _Session:
             self.cache = DynamicKVCache()
         if fused_weights is None:
             fused_weights = _fused_by_default(model, self.device)
-        with torch.inference_mode():
-            self.weights = decode_weights(model, enabled=fused_weights)
+        # The decode-time copy shares the weights; its layers run fused, measured kernels.
+        self.model = decode_model(model) if fused_weights else model
         self.seen: torch.Tensor | None = None
         # A model's optional `logits(hidden)` lets the prefill project the last position only.
-        logits_fn = getattr(model, "logits", None)
+        logits_fn = getattr(self.model, "logits", None)
         self._logits_fn = logits_fn if callable(logits_fn) else None
         self._done_steps = 0
         self._next_input: torch.Tensor | None = None
