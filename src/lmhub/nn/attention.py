@@ -138,9 +138,7 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         """Attend over ``x`` (and what ``cache`` holds); ``bias`` is added to the scores (ALiBi)."""
         b, s, _ = x.shape
-        q, k, v = self.project_qkv(x)
-        if rope is not None:
-            q, k = apply_rotary(q, k, *rope)
+        q, k, v = self.project_qkv(x, rope)
         if cache is not None:
             k, v = cache.update(self.layer_idx, k, v)
         n_rep = self.num_heads // self.num_kv_heads
@@ -157,8 +155,10 @@ class Attention(nn.Module):
         out = out.transpose(1, 2).reshape(b, s, -1)
         return self.o_proj(out)
 
-    def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return q ``[b, heads, s, d]`` and k, v ``[b, kv_heads, s, d]``.
+    def project_qkv(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return q ``[b, heads, s, d]`` and k, v ``[b, kv_heads, s, d]``, rotated by ``rope``.
 
         (:class:`lmhub.nn.decode_weights.FusedQKVAttention` does it in one product.)
         """
@@ -167,4 +167,6 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(b, s, h, d).transpose(1, 2)
         k = self.k_proj(x).view(b, s, kv, d).transpose(1, 2)
         v = self.v_proj(x).view(b, s, kv, d).transpose(1, 2)
+        if rope is not None:
+            q, k = apply_rotary(q, k, *rope)
         return q, k, v
