@@ -14,25 +14,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
 from lmhub.errors import GenerationError
-from lmhub.generation.sampling import (
-    apply_repetition_penalty,
-    check_sampling_args,
-    next_token,
-    seen_tokens,
-)
+from lmhub.generation.options import CacheKind, GenerationOptions
+from lmhub.generation.sampling import apply_repetition_penalty, next_token, seen_tokens
 from lmhub.generation.stopping import StopArg, StopCriteria, eos_ids
 from lmhub.nn.decode_weights import decode_model
 from lmhub.nn.kv_cache import DynamicKVCache, KVCache, StaticKVCache
 from lmhub.nn.masks import positions_from_padding
-
-CacheKind = Literal["static", "dynamic"] | None
-CACHE_KINDS: tuple[str | None, ...] = ("static", "dynamic", None)
 
 
 def generate(
@@ -54,6 +47,12 @@ def generate(
     fused_weights: bool | None = None,
 ) -> torch.Tensor:
     """Continue each prompt in ``input_ids`` ``[batch, prompt]``; return ``[batch, prompt + new]``.
+
+    The settings (``max_new_tokens`` to ``fused_weights``) are those of
+    :class:`~lmhub.generation.options.GenerationOptions`, which checks them; invalid ones raise
+    :class:`~lmhub.errors.GenerationError`, as do token ids outside the model's vocabulary, an
+    empty batch, a model on the meta device, or a length whose output and cache cannot fit in
+    memory.
 
     Args:
         max_new_tokens: the most tokens to add; fewer when every row stops early.
@@ -86,22 +85,25 @@ def generate(
         >>> out = lmhub.generate(model, ids, max_new_tokens=20, eos_token_id=tokenizer.eos_token_id)
         >>> tokenizer.decode(out[0, ids.shape[1]:])
     """
-    session = _Session(
-        model,
-        input_ids,
+    options = GenerationOptions(
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         top_k=top_k,
         top_p=top_p,
         repetition_penalty=repetition_penalty,
-        eos_token_id=eos_token_id,
+        eos_token_id=eos_token_id,  # type: ignore[arg-type]  # normalised to a tuple
         stop=stop,
-        attention_mask=attention_mask,
-        generator=generator,
         cache=cache,
         pad_token_id=pad_token_id,
-        tokenizer=tokenizer,
         fused_weights=fused_weights,
+    )
+    session = _Session(
+        model,
+        input_ids,
+        options,
+        attention_mask=attention_mask,
+        generator=generator,
+        tokenizer=tokenizer,
     )
     prompt_len = session.prompt_len
     out = torch.empty(
@@ -144,22 +146,37 @@ def generate_stream(
         >>> for tokens in lmhub.generate_stream(model, ids, max_new_tokens=50):
         ...     print(decoder.push(int(tokens[0])), end="", flush=True)
     """
-    session = _Session(
-        model,
-        input_ids,
+    options = GenerationOptions(
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         top_k=top_k,
         top_p=top_p,
         repetition_penalty=repetition_penalty,
-        eos_token_id=eos_token_id,
+        eos_token_id=eos_token_id,  # type: ignore[arg-type]  # normalised to a tuple
         stop=stop,
-        attention_mask=attention_mask,
-        generator=generator,
         cache=cache,
         pad_token_id=pad_token_id,
-        tokenizer=tokenizer,
         fused_weights=fused_weights,
+    )
+    options = GenerationOptions(
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        eos_token_id=eos_token_id,  # type: ignore[arg-type]  # normalised to a tuple
+        stop=stop,
+        cache=cache,
+        pad_token_id=pad_token_id,
+        fused_weights=fused_weights,
+    )
+    session = _Session(
+        model,
+        input_ids,
+        options,
+        attention_mask=attention_mask,
+        generator=generator,
+        tokenizer=tokenizer,
     )
     while True:
         # Inference mode is switched on per step only, so the caller's code between two tokens
@@ -178,47 +195,21 @@ class _Session:
         self,
         model: nn.Module,
         input_ids: torch.Tensor,
+        options: GenerationOptions,
         *,
-        max_new_tokens: int,
-        temperature: float,
-        top_k: int | None,
-        top_p: float | None,
-        repetition_penalty: float | None,
-        eos_token_id: int | Sequence[int] | None,
-        stop: StopArg,
         attention_mask: torch.Tensor | None,
         generator: torch.Generator | None,
-        cache: CacheKind,
-        pad_token_id: int | None,
         tokenizer: Any,
-        fused_weights: bool | None,
     ) -> None:
-        check_sampling_args(
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            repetition_penalty=repetition_penalty,
-        )
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise GenerationError(
-                f"max_new_tokens is {max_new_tokens!r}, but it must be an int >= 0.",
-                field="max_new_tokens",
-                value=max_new_tokens,
-            )
-        if cache not in CACHE_KINDS:
-            raise GenerationError(
-                f"cache is {cache!r}, which is not one of 'static', 'dynamic' or None.",
-                field="cache",
-                value=cache,
-            )
         self.device = _model_device(model)
-        self.input_ids = _check_ids(input_ids).to(self.device)
+        self.input_ids = _check_ids(input_ids, _vocab_size(model)).to(self.device)
         self.batch, self.prompt_len = self.input_ids.shape
-        self.max_new_tokens = max_new_tokens
-        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
-        self.repetition_penalty = repetition_penalty
+        self.max_new_tokens = max_new_tokens = options.max_new_tokens
+        self.temperature, self.top_k, self.top_p = options.temperature, options.top_k, options.top_p
+        self.repetition_penalty = options.repetition_penalty
         self.generator = generator
         total = self.prompt_len + max_new_tokens
+        _check_fits(model, self.batch, total, options.cache, self.device)
 
         # Padding: one mask and one table of positions for the whole run, sliced per step.
         self.mask: torch.Tensor | None = None
@@ -238,15 +229,17 @@ class _Session:
         else:
             self.positions = torch.arange(total, device=self.device).expand(self.batch, total)
 
+        eos_token_id = options.eos_token_id
         self.stopper = StopCriteria(
             eos_token_id=eos_token_id,
-            stop=stop,
+            stop=options.stop,
             tokenizer=tokenizer,
             batch_size=self.batch,
             device=self.device,
         )
-        self.pad_token_id = _pad_id(model, pad_token_id, eos_token_id)
+        self.pad_token_id = _pad_id(model, options.pad_token_id, eos_token_id)
         self.tokens = self.input_ids  # all tokens so far, kept only when recomputing
+        cache = options.cache
         if not getattr(type(model), "supports_kv_cache", False):
             cache = None
         self.cache: KVCache | None = None
@@ -257,6 +250,7 @@ class _Session:
             self.cache = StaticKVCache(max(total - 1, 1), sliding_windows=windows)
         elif cache == "dynamic":
             self.cache = DynamicKVCache()
+        fused_weights = options.fused_weights
         if fused_weights is None:
             fused_weights = _fused_by_default(model, self.device)
         # The decode-time copy shares the weights; its layers run fused, measured kernels.
@@ -324,44 +318,102 @@ class _Session:
         return tokens
 
 
-def _check_ids(input_ids: torch.Tensor) -> torch.Tensor:
+def _check_ids(input_ids: torch.Tensor, vocab_size: int | None) -> torch.Tensor:
     if not isinstance(input_ids, torch.Tensor):
         raise GenerationError(
             f"input_ids is a {type(input_ids).__name__}; pass a LongTensor [batch, prompt], e.g. "
             "torch.tensor([tokenizer.encode(text)]).",
             field="input_ids",
         )
-    if input_ids.ndim != 2 or input_ids.shape[1] == 0:
+    if input_ids.ndim != 2 or input_ids.shape[1] == 0 or input_ids.shape[0] == 0:
         raise GenerationError(
             f"input_ids has shape {tuple(input_ids.shape)}, but it must be [batch, prompt] with "
-            "at least one prompt token. Add a batch dimension with input_ids[None].",
+            "at least one row and one prompt token. Add a batch dimension with input_ids[None].",
             field="input_ids",
         )
-    if input_ids.dtype not in (torch.long, torch.int32, torch.int64):
+    if input_ids.dtype not in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8):
         raise GenerationError(
             f"input_ids has dtype {input_ids.dtype}; token ids must be integers (torch.long).",
             field="input_ids",
         )
+    if input_ids.is_meta:
+        raise GenerationError(
+            "input_ids is on the meta device and holds no values; pass real token ids.",
+            field="input_ids",
+        )
+    low, high = int(input_ids.min()), int(input_ids.max())
+    if low < 0 or (vocab_size is not None and high >= vocab_size):
+        bad = low if low < 0 else high
+        raise GenerationError(
+            f"input_ids holds the token id {bad}, outside the model's vocabulary of "
+            f"{vocab_size} (ids 0 to {vocab_size - 1 if vocab_size else '?'}). Encode the prompt "
+            "with the model's own tokenizer.",
+            field="input_ids",
+            value=bad,
+        )
     return input_ids.long()
+
+
+def _vocab_size(model: nn.Module) -> int | None:
+    size = getattr(getattr(model, "config", None), "vocab_size", None)
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size
+    embed = getattr(model, "embed", None)
+    return embed.num_embeddings if isinstance(embed, nn.Embedding) else None
 
 
 def _model_device(model: nn.Module) -> torch.device:
     for tensor in model.parameters():
+        if tensor.is_meta:
+            raise GenerationError(
+                f"The model's weights are on the meta device (e.g. {type(model).__name__} was "
+                "built without weights), so it cannot generate. Load a checkpoint into it or "
+                "build it on 'cpu' / 'cuda'.",
+                field="model",
+            )
         return tensor.device
     return torch.device("cpu")
 
 
+def _free_memory(device: torch.device) -> int | None:
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.mem_get_info(device)[0])
+        if device.type == "cpu":
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError, RuntimeError):
+        pass
+    return None
+
+
+def _check_fits(
+    model: nn.Module, batch: int, total: int, cache: str | None, device: torch.device
+) -> None:
+    """Refuse a length whose output ids and KV cache cannot fit, before allocating them."""
+    config = getattr(model, "config", None)
+    layers, width = getattr(config, "num_layers", 0), getattr(config, "model_dim", 0)
+    element = next((p.element_size() for p in model.parameters()), 4)
+    per_token = 8 + (2 * layers * width * element if cache is not None else 0)
+    need = batch * total * (per_token if isinstance(per_token, int) else 8)
+    free = _free_memory(device)
+    if free is not None and need > free:
+        raise GenerationError(
+            f"Generating {total} positions for {batch} row(s) needs about {need / 2**30:.3g} GiB "
+            f"for the output and KV cache, but {free / 2**30:.3g} GiB is free on {device}. "
+            "Lower max_new_tokens (or the batch size).",
+            field="max_new_tokens",
+            value=total,
+        )
+
+
 def _fused_by_default(model: nn.Module, device: torch.device) -> bool:
-    # On CPU the fused copies make decoding ~2x faster, but they double the weights' memory:
-    # skip them when that would not fit comfortably in what is free now.
+    # On CPU the decode-time copy is faster, but its fused weights cost memory: skip it when a
+    # full copy would not fit comfortably in what is free now.
     if device.type != "cpu":
         return False
     size = sum(p.numel() * p.element_size() for p in model.parameters())
-    try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return True
-    return size < free // 2
+    free = _free_memory(device)
+    return free is None or size < free // 2
 
 
 def _pad_id(model: nn.Module, pad_token_id: int | None, eos_token_id: Any) -> int:
