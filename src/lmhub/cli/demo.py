@@ -15,6 +15,8 @@ from typing import Annotated
 import torch
 import typer
 
+from lmhub.errors import TokenizerError
+
 
 def demo(
     prompt: Annotated[str, typer.Option(help="Text whose UTF-8 bytes are the input ids.")] = (
@@ -30,9 +32,15 @@ def demo(
     from lmhub.generation import generate
     from lmhub.hf.export import export
     from lmhub.models.hub import get_model_hub, load_model
+    from lmhub.utils import check_seed
 
+    if not prompt:
+        raise TokenizerError(
+            "The demo prompt is empty, so there is nothing to run the model on. Pass a non-empty "
+            "--prompt, or leave it out to use the default."
+        )
     out = console()
-    torch.manual_seed(seed)
+    torch.manual_seed(check_seed(seed))
     hub = get_model_hub("llama")
     start = time.perf_counter()
     model = hub.create_new_model(hub.get_arch_config("llama_tiny")).eval()
