@@ -33,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import functools
 import platform
 import time
 import weakref
@@ -59,6 +60,7 @@ _MEASURE_BYTES = 64 * 2**20
 _choices: dict[tuple[Any, ...], str] = {}
 
 
+@functools.cache
 def cpu_model() -> str:
     """The CPU's model name (from ``/proc/cpuinfo`` on Linux), to key and report choices by."""
     try:
