@@ -2,9 +2,10 @@
 
 The loop is built to do little per step besides the model call: the KV cache is preallocated
 (:class:`~lmhub.nn.kv_cache.StaticKVCache`), the attention mask of a padded batch and every
-position id are built once up front and sliced per step, and on CPU the model runs on fused,
-reordered copies of its weights (:mod:`lmhub.nn.decode_weights`), because matrix-vector products
-over those weights are most of a decode step.
+position id are built once up front and sliced per step, and on CPU the model runs as its
+decode-time copy (:mod:`lmhub.nn.decode_weights`: q/k/v and gate/up fused, each product on the
+kernel measured fastest on this CPU), because matrix products over the weights are most of a
+decode step.
 
 Left-padded batches (``attention_mask`` with zeros on the left) give each row the same tokens
 as that prompt alone: padding is masked out and positions count real tokens only.
