@@ -10,6 +10,7 @@ from lmhub.nn import decode_weights as dw
 from lmhub.nn.attention import Attention
 from lmhub.nn.decode_weights import (
     DecodeLinear,
+    FastRMSNorm,
     FusedGLUFeedForward,
     FusedQKVAttention,
     clear_decode_model,
@@ -17,6 +18,8 @@ from lmhub.nn.decode_weights import (
     kernel_choices,
 )
 from lmhub.nn.ffn import GLUFeedForward, MLPFeedForward
+from lmhub.nn.norm import RMSNorm
+from lmhub.nn.rope import RotaryEmbedding
 
 ATOL = 1e-5
 
@@ -106,3 +109,37 @@ def test_plain_mlps_get_decode_linears() -> None:
     with torch.inference_mode():
         assert (fast(x) - mlp(x)).abs().max().item() <= ATOL
     assert set(mlp.state_dict()) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
+
+
+def test_the_one_kernel_rms_norm_gives_the_same_bits_in_float32() -> None:
+    torch.manual_seed(0)
+    norm = RMSNorm(48, eps=1e-5)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+    fast = decode_model(nn.Sequential(norm, nn.Linear(48, 4)))[0]
+    assert type(fast) is FastRMSNorm
+    x = torch.randn(64, 7, 48) * 30
+    with torch.inference_mode():
+        assert torch.equal(fast(x), norm(x))
+    # bfloat16 keeps RMSNorm: the one kernel rounds differently there.
+    half = nn.Sequential(RMSNorm(48), nn.Linear(48, 4)).to(torch.bfloat16)
+    assert type(decode_model(half)[0]) is RMSNorm
+
+
+def test_joint_rope_gives_the_same_bits_as_apply_rotary() -> None:
+    torch.manual_seed(0)
+    attn = Attention(32, num_heads=4, num_kv_heads=2, head_dim=8).eval()
+    fast = decode_model(attn)
+    rope = RotaryEmbedding(8, theta=10_000.0, max_seq_len=64)
+    x = torch.randn(2, 5, 32)
+    cos_sin = rope(torch.arange(3, 8).expand(2, 5), torch.float32)
+    with torch.inference_mode():
+        want = attn.project_qkv(x, cos_sin)
+        # Compare the rotation alone: give the fused layer the plain layers' exact outputs.
+        fast.qkv._runs = {
+            key: (lambda inp: torch.cat([attn.q_proj(inp), attn.k_proj(inp), attn.v_proj(inp)], -1))
+            for key in [(10, torch.get_num_threads())]
+        }
+        got = fast.project_qkv(x, cos_sin)
+    for g, w in zip(got, want, strict=True):
+        assert torch.equal(g, w)

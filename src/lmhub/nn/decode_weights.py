@@ -264,9 +264,9 @@ class FusedQKVAttention(Attention):
 
 
 class FastRMSNorm(RMSNorm):
-    """:class:`~lmhub.nn.norm.RMSNorm` as PyTorch's one-kernel ``F.rms_norm`` (the same bits,
-    checked by the oracle tests; one op instead of eight). Made by :func:`decode_model` for norms
-    whose weight has the dtype of the model's linear layers (``RMSNorm`` promotes otherwise)."""
+    """:class:`~lmhub.nn.norm.RMSNorm` as PyTorch's one-kernel ``F.rms_norm`` (the same bits;
+    one op instead of eight). Made by :func:`decode_model` for float32 models only: in bfloat16
+    the kernel rounds once where ``RMSNorm`` rounds twice."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
@@ -300,8 +300,12 @@ def _swap(module: nn.Module, linears: list[DecodeLinear], dtype: torch.dtype) ->
 
     if type(module) is nn.Linear:
         return fused(module)
-    if type(module) is RMSNorm and (module.weight is None or module.weight.dtype == dtype):
-        return _clone_as(module, FastRMSNorm, {})
+    if type(module) is RMSNorm:
+        # Float32 only: in bfloat16 the one kernel rounds once where RMSNorm rounds twice.
+        weight = module.weight
+        if dtype == torch.float32 and (weight is None or weight.dtype == dtype):
+            return _clone_as(module, FastRMSNorm, {})
+        return module
     # Fused projections replace their source layers, which stay (unused) as the parameters' home.
     kept: tuple[str, ...] = ()
     cls: type[nn.Module] = type(module)
