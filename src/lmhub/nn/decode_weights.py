@@ -15,8 +15,9 @@ Which kernel runs a :class:`DecodeLinear` depends on the CPU, the weight's shape
 of rows, so it is measured, not assumed: at a layer's first call with a given row count, the
 candidates (``F.linear`` over the ``[out, in]`` weight, a matmul over an ``[in, out]`` copy,
 oneDNN's prepacked linear) are timed on the model's weights of that shape, and the fastest is kept
-for the process (:func:`kernel_choices`). Only the layouts some row count chose are kept, so a
-model whose plain ``F.linear`` wins costs no extra memory beyond the fused q/k/v and gate/up.
+for the process (:func:`kernel_choices`); off the CPU, ``F.linear`` (the vendor GEMM) is used.
+Only the layouts some row count chose are kept, so a model whose plain ``F.linear`` wins costs no
+extra memory beyond the fused q/k/v and gate/up.
 
 The copy is cached per model (weakly) and rebuilt when a parameter changed (new storage, dtype,
 device, or an in-place write that bumped its version counter, as optimizer steps and
@@ -207,6 +208,8 @@ class DecodeLinear(nn.Module):
 def _measure(group: Sequence[DecodeLinear], rows: int) -> str:
     """Time each candidate over the group's weights (interleaved, best of 5); return the winner."""
     weight = group[0]._weight()
+    if weight.device.type != "cpu":
+        return "linear"  # the vendor GEMM; timing an asynchronous device needs more care
     per_layer = weight.numel() * weight.element_size()
     members = list(group[: max(1, _MEASURE_BYTES // max(per_layer, 1))])
     gen = torch.Generator(device="cpu").manual_seed(0)
