@@ -84,7 +84,7 @@ def runners(
 
     out: dict[str, Callable[..., torch.Tensor]] = {"transformers": run_hf, "lmhub": run_lmhub}
     if fused:
-        out["lmhub (no fused weights)"] = lambda ids: run_lmhub(ids, fused_weights=False)
+        out["lmhub (no decode-time model)"] = lambda ids: run_lmhub(ids, fused_weights=False)
     return out
 
 
@@ -112,7 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--bf16", action="store_true", help="also measure in bfloat16")
-    parser.add_argument("--no-fused", action="store_true", help="also run lmhub unfused")
+    parser.add_argument("--no-fused", action="store_true", help="also run lmhub plain")
     parser.add_argument("--dir", type=Path, default=None, help="where to save the checkpoint")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (both sides)")
     args = parser.parse_args()
