@@ -134,3 +134,17 @@ def test_fuzzed_keywords_raise_only_lmhub_errors(
     except LmhubError:
         return
     assert out.shape[0] == 1 and 3 <= out.shape[1] <= 3 + max_new_tokens
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"attention_mask": [[1, 1]]}, "attention_mask"),
+        ({"attention_mask": torch.ones(1, 3)}, "attention_mask"),
+        ({"generator": 7}, "generator"),
+    ],
+)
+def test_wrong_mask_and_generator(model: LlamaModel, kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(GenerationError) as info:
+        lmhub.generate(model, torch.tensor([[1, 2]]), max_new_tokens=2, **kwargs)
+    assert info.value.field == field

@@ -159,18 +159,6 @@ def generate_stream(
         pad_token_id=pad_token_id,
         fused_weights=fused_weights,
     )
-    options = GenerationOptions(
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        repetition_penalty=repetition_penalty,
-        eos_token_id=eos_token_id,  # type: ignore[arg-type]  # normalised to a tuple
-        stop=stop,
-        cache=cache,
-        pad_token_id=pad_token_id,
-        fused_weights=fused_weights,
-    )
     session = _Session(
         model,
         input_ids,
@@ -205,20 +193,30 @@ class _Session:
         self.device = _model_device(model)
         self.input_ids = _check_ids(input_ids, _vocab_size(model)).to(self.device)
         self.batch, self.prompt_len = self.input_ids.shape
-        self.max_new_tokens = max_new_tokens = options.max_new_tokens
-        self.temperature, self.top_k, self.top_p = options.temperature, options.top_k, options.top_p
-        self.repetition_penalty = options.repetition_penalty
+        self.options = options
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise GenerationError(
+                f"generator is a {type(generator).__name__}; pass a torch.Generator or None.",
+                field="generator",
+            )
         self.generator = generator
-        total = self.prompt_len + max_new_tokens
+        total = self.prompt_len + options.max_new_tokens
         _check_fits(model, self.batch, total, options.cache, self.device)
 
         # Padding: one mask and one table of positions for the whole run, sliced per step.
         self.mask: torch.Tensor | None = None
         if attention_mask is not None:
-            if attention_mask.shape != self.input_ids.shape:
+            if not isinstance(attention_mask, torch.Tensor) or (
+                attention_mask.shape != self.input_ids.shape
+            ):
+                got = (
+                    f"has shape {tuple(attention_mask.shape)}"
+                    if isinstance(attention_mask, torch.Tensor)
+                    else f"a {type(attention_mask).__name__}"
+                )
                 raise GenerationError(
-                    f"attention_mask has shape {tuple(attention_mask.shape)}, but input_ids has "
-                    f"{tuple(self.input_ids.shape)}. Pass one mask entry per prompt token.",
+                    f"attention_mask {got}, but input_ids has shape "
+                    f"{tuple(self.input_ids.shape)}. Pass a tensor, one entry per prompt token.",
                     field="attention_mask",
                 )
             prompt_mask = attention_mask.to(self.device, torch.bool)
@@ -292,21 +290,22 @@ class _Session:
 
     def step(self) -> torch.Tensor | None:
         """Return the next token of every row (pad for stopped rows), or ``None`` at the end."""
-        if self._done_steps >= self.max_new_tokens or (
+        options = self.options
+        if self._done_steps >= options.max_new_tokens or (
             self._done_steps > 0 and self.stopper.active and bool(self.stopper.done.all())
         ):
             return None
         logits = self._logits().float()
-        if self.repetition_penalty is not None:
+        if options.repetition_penalty is not None:
             if self.seen is None:
                 mask = None if self.mask is None else self.mask[:, : self.prompt_len]
                 self.seen = seen_tokens(self.input_ids, logits.shape[-1], mask)
-            logits = apply_repetition_penalty(logits, self.seen, self.repetition_penalty)
+            logits = apply_repetition_penalty(logits, self.seen, options.repetition_penalty)
         tokens = next_token(
             logits,
-            temperature=self.temperature,
-            top_k=self.top_k,
-            top_p=self.top_p,
+            temperature=options.temperature,
+            top_k=options.top_k,
+            top_p=options.top_p,
             generator=self.generator,
         )
         if self.stopper.active:
