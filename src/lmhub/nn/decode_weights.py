@@ -206,7 +206,8 @@ class DecodeLinear(nn.Module):
 
 
 def _measure(group: Sequence[DecodeLinear], rows: int) -> str:
-    """Time each candidate over the group's weights (interleaved, best of 5); return the winner."""
+    """Time each candidate over the group's weights (best of 8 interleaved rounds, so a noisy
+    neighbour slows every candidate alike); return the fastest."""
     weight = group[0]._weight()
     if weight.device.type != "cpu":
         return "linear"  # the vendor GEMM; timing an asynchronous device needs more care
@@ -224,7 +225,7 @@ def _measure(group: Sequence[DecodeLinear], rows: int) -> str:
         return next(iter(runs))
     best = {kernel: float("inf") for kernel in runs}
     with torch.inference_mode():
-        for _ in range(6):
+        for _ in range(8):
             for kernel, fns in runs.items():
                 start = time.perf_counter()
                 for fn in fns:
