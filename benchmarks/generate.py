@@ -4,15 +4,18 @@ A ~58M-parameter Llama (model_dim 512, 8 layers, 8 heads, ffn 1376, vocab 32000)
 random weights by transformers, saved, and loaded by lmhub, so both run the same weights. Each
 generates 128 greedy tokens after a 32-token prompt, forced to the end (no EOS on either side;
 transformers also gets min_new_tokens), in fp32 with 2 threads, at batch 1 and batch 8. The
-runs alternate between the libraries; after a warm-up we report median tokens/s (new tokens of
-the whole batch per second of the generate call, prefill included) and lmhub's ratio.
+runs alternate between the libraries; after a warm-up (where lmhub measures its kernels) we
+report median tokens/s (new tokens of the whole batch per second of the generate call, prefill
+included) and lmhub's ratio. The CPU model, the thread count and the kernel lmhub chose for each
+weight shape and row count are printed beside the table, and every runner's tokens are checked
+against transformers'.
 
-    python benchmarks/generate.py [--repeats 5] [--bf16] [--no-fused] [--dir bench-out/gen]
+    python benchmarks/generate.py [--repeats 5] [--threads 2] [--bf16] [--no-fused] [--dir DIR]
 
 ``--bf16`` adds rows with both models in bfloat16; ``--no-fused`` adds lmhub rows without its
-decode-time fused weights (``lmhub.nn.decode_weights``), to show what they bring. ``--dir``
-keeps the checkpoint there for the next run (default: a temporary directory). A line is printed
-if a runner's tokens differ from transformers'.
+decode-time model (``lmhub.nn.decode_weights``), to show what it brings. ``--dir`` keeps the
+checkpoint there for the next run (default: a temporary directory). On a shared machine, pin the
+run (``taskset -c 0,1``) and compare ratios, which both sides' noise affects alike.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import median, print_table
+from lmhub.nn.decode_weights import cpu_model, kernel_choices
 
 PROMPT, NEW = 32, 128
 VOCAB = 32000
@@ -80,7 +84,7 @@ def runners(
 
     out: dict[str, Callable[..., torch.Tensor]] = {"transformers": run_hf, "lmhub": run_lmhub}
     if fused:
-        out["lmhub (no fused weights)"] = lambda ids: run_lmhub(ids, fused_weights=False)
+        out["lmhub (no decode-time model)"] = lambda ids: run_lmhub(ids, fused_weights=False)
     return out
 
 
@@ -93,9 +97,8 @@ def measure(
     reference = outputs["transformers"]
     for name, out in outputs.items():
         assert out.shape == (batch, PROMPT + NEW), (name, out.shape)
-        same = torch.equal(out, reference)
-        if not same:
-            print(f"note: {name} differs from transformers in {(out != reference).sum()} tokens")
+        if not torch.equal(out, reference):
+            sys.exit(f"{name} differs from transformers in {(out != reference).sum()} tokens")
     times: dict[str, list[float]] = {name: [] for name in run}
     for _ in range(repeats):
         for name, fn in run.items():
@@ -109,21 +112,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--bf16", action="store_true", help="also measure in bfloat16")
-    parser.add_argument("--no-fused", action="store_true", help="also run lmhub unfused")
+    parser.add_argument("--no-fused", action="store_true", help="also run lmhub plain")
     parser.add_argument("--dir", type=Path, default=None, help="where to save the checkpoint")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (both sides)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory(prefix="lmhub-gen-bench-") as scratch:
         directory = args.dir or Path(scratch)
         if not (directory / "config.json").is_file():
             build_checkpoint(directory)
         rows = table_rows(directory, args)
+    print(f"CPU: {cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(
-        f"Llama 58M, prompt {PROMPT}, {NEW} new greedy tokens, {torch.get_num_threads()} threads, "
-        f"median of {args.repeats}"
+        f"Llama 58M, prompt {PROMPT}, {NEW} new greedy tokens, median of {args.repeats}; "
+        "tokens identical to transformers'"
     )
     print_table(["implementation", "dtype", "batch", "tokens/s", "vs transformers"], rows)
+    print("\nlmhub's kernels (measured at first use): [out, in] weight, dtype, rows -> kernel")
+    for (_, out_f, in_f, dtype, _, rows, _), kernel in sorted(
+        kernel_choices().items(), key=lambda kv: (str(kv[0][3]), kv[0][5], kv[0][1], kv[0][2])
+    ):
+        print(f"  [{out_f}, {in_f}] {str(dtype).removeprefix('torch.')} rows {rows}: {kernel}")
 
 
 def table_rows(directory: Path, args: argparse.Namespace) -> list[list[object]]:

@@ -45,7 +45,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> object:
     # Generation pulls in the nn blocks: import it on first use, to keep `import lmhub` fast.
-    if name in ("generate", "generate_stream"):
+    if name in ("GenerationOptions", "generate", "generate_stream"):
         from lmhub import generation
 
         return getattr(generation, name)
@@ -64,6 +64,7 @@ __all__ = [
     "ExportError",
     "Gang",
     "Gangs",
+    "GenerationOptions",
     "HfInterop",
     "LmhubError",
     "LoraConfig",

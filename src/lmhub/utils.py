@@ -44,17 +44,54 @@ def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
 
 
 def as_device(device: torch.device | str | int | None) -> torch.device:
-    """Return a ``torch.device`` (``None`` means CPU)."""
+    """Return a ``torch.device`` (``None`` means CPU), checking that this machine has it.
+
+    Raises :class:`~lmhub.errors.ConfigError` for a malformed name (``"cdua"``) and for a device
+    this PyTorch build or machine lacks (``"cuda"`` on a CPU-only install, ``"cuda:7"`` with
+    one GPU), instead of the assertion PyTorch raises on first use.
+
+    Example:
+        >>> as_device("cpu")
+        device(type='cpu')
+    """
     if device is None:
         return torch.device("cpu")
     try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
         raise ConfigError(
             f"'{device}' is not a valid device. Use e.g. 'cpu', 'cuda' or 'cuda:1'.",
             field="device",
             value=device,
         ) from None
+    if parsed.type not in ("cpu", "meta"):
+        try:
+            torch.empty(0, device=parsed)
+        except (RuntimeError, AssertionError, ValueError, TypeError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+            raise ConfigError(
+                f"The device '{parsed}' is not available on this machine ({reason}). Use 'cpu', "
+                "or a device this PyTorch build and machine have.",
+                field="device",
+                value=str(device),
+            ) from None
+    return parsed
+
+
+SEED_RANGE = (0, 2**64 - 1)
+"""The seeds ``torch.manual_seed`` accepts without overflowing (inclusive)."""
+
+
+def check_seed(seed: int) -> int:
+    """Return ``seed`` if ``torch.manual_seed`` takes it, else raise :class:`ConfigError`."""
+    low, high = SEED_RANGE
+    if isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed <= high:
+        raise ConfigError(
+            f"The seed {seed!r} is out of range; pass an integer from {low} to {high} (2**64 - 1).",
+            field="seed",
+            value=seed,
+        )
+    return seed
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import lmhub
-from lmhub.nn.decode_weights import decode_weights
+from lmhub.nn.decode_weights import decode_model
 from lmhub.nn.kv_cache import DynamicKVCache, KVCache, StaticKVCache
 from lmhub.nn.masks import positions_from_padding
 
@@ -63,8 +63,8 @@ def test_incremental_logits_match_full_forward(family: str, cache_kind: str, fus
     chunks = [5, 3, 1, 1, 1, 1]
     with torch.inference_mode():
         full = model(ids)
-        with decode_weights(model, enabled=fused):
-            got = run_in_chunks(model, ids, chunks, make_cache(cache_kind, 12))
+        run = decode_model(model) if fused else model
+        got = run_in_chunks(run, ids, chunks, make_cache(cache_kind, 12))
     assert got.shape == full.shape
     assert (got - full).abs().max().item() <= ATOL
 
@@ -78,21 +78,19 @@ def test_incremental_left_padded_batch(family: str) -> None:
     mask[2, :6] = False
     with torch.inference_mode():
         full = model(ids, attention_mask=mask, position_ids=positions_from_padding(mask))
-        with decode_weights(model):
-            got = run_in_chunks(model, ids, [7, 1, 1, 1], StaticKVCache(10), mask)
+        got = run_in_chunks(decode_model(model), ids, [7, 1, 1, 1], StaticKVCache(10), mask)
     assert (got - full)[mask].abs().max().item() <= ATOL
 
 
-def test_decode_weights_leave_the_model_unchanged_outside_the_block() -> None:
+def test_the_decode_model_leaves_the_model_unchanged() -> None:
     model = tiny_model("llama")
     ids = torch.randint(0, 259, (1, 6))
+    types = [type(m) for m in model.modules()]
     with torch.inference_mode():
         before = model(ids)
-        with decode_weights(model):
-            fused = model(ids)
-            assert model.layers[0].attn._decode_weights is not None
-        assert model.layers[0].attn._decode_weights is None
+        fused = decode_model(model)(ids)
         after = model(ids)
+    assert [type(m) for m in model.modules()] == types
     assert torch.equal(before, after)
     assert (fused - before).abs().max().item() <= ATOL
     assert set(model.state_dict()) == set(tiny_model("llama").state_dict())

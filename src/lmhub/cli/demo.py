@@ -20,6 +20,9 @@ from typing import Annotated, Any
 import torch
 import typer
 
+from lmhub.errors import TokenizerError
+from lmhub.utils import check_seed
+
 CORPUS = "tinyshakespeare.txt.gz"
 
 
@@ -51,6 +54,12 @@ def demo(
     from lmhub.train.config_files import load_train_config
     from lmhub.train.run import build_trainer, fit_and_export
 
+    if not prompt:
+        raise TokenizerError(
+            "The demo prompt is empty, so there is nothing to run the model on. Pass a non-empty "
+            "--prompt, or leave it out to use the default."
+        )
+    check_seed(seed)
     out = console()
     run = output_dir or Path(tempfile.mkdtemp(prefix="lmhub-demo-"))
     run.mkdir(parents=True, exist_ok=True)

@@ -89,11 +89,21 @@ def generate(
 ) -> None:
     """Continue PROMPT with MODEL, streaming the new text to stdout."""
     from lmhub.data.tokenizers import IncrementalDecoder
-    from lmhub.generation import generate_stream
-    from lmhub.utils import as_device, as_dtype
+    from lmhub.generation import GenerationOptions, generate_stream
+    from lmhub.utils import as_device, as_dtype, check_seed
 
-    torch.manual_seed(seed)  # random weights of an arch are reproducible too
-    lm, source = _load(model, as_device(device), as_dtype(dtype))
+    # Check the settings before loading anything, so a typo fails at once.
+    settings = GenerationOptions(
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        stop=stop or None,
+    )
+    target = as_device(device)
+    torch.manual_seed(check_seed(seed))  # random weights of an arch are reproducible too
+    lm, source = _load(model, target, as_dtype(dtype))
     lm.eval()
     tok = _tokenizer(lm, tokenizer, source)
     if chat:
@@ -104,19 +114,19 @@ def generate(
     if not ids:
         raise TokenizerError("The prompt encodes to no tokens. Pass a non-empty --prompt.")
     eos = _eos(tok, lm)
-    generator = torch.Generator(device=as_device(device)).manual_seed(seed)
+    generator = torch.Generator(device=target).manual_seed(seed)
     decoder = IncrementalDecoder(tok)
     start, count = time.perf_counter(), 0
     stream = generate_stream(
         lm,
-        torch.tensor([ids], device=as_device(device)),
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        repetition_penalty=repetition_penalty,
+        torch.tensor([ids], device=target),
+        max_new_tokens=settings.max_new_tokens,
+        temperature=settings.temperature,
+        top_k=settings.top_k,
+        top_p=settings.top_p,
+        repetition_penalty=settings.repetition_penalty,
         eos_token_id=eos,
-        stop=stop or None,
+        stop=settings.stop,
         generator=generator,
         tokenizer=tok,
     )

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,14 +296,21 @@ def construct(
 ) -> None:
     """Write MODEL as a directory transformers loads: native where transformers has the family,
     else self-contained remote code."""
+    from lmhub.checkpoint.writers import parse_size
     from lmhub.data.tokenizers import load_tokenizer
     from lmhub.hf.export import export
-    from lmhub.utils import as_device, as_dtype
+    from lmhub.utils import as_device, as_dtype, check_seed
 
+    target = as_device(device)
+    check_seed(seed)
+    try:
+        parse_size(max_shard_size)
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="max_shard_size", value=max_shard_size) from None
+    _check_writable(output_dir)
     source = resolve_model_source(model)
     flags = {flag.name: config_flags.get(flag.param) for flag in CONFIG_FLAGS}
     config = apply_cli_overrides(source.family, source.config, flags, set_)
-    target = as_device(device)
     if target.type == "meta" and (save_checkpoint or load_from_checkpoint is not None):
         flag = "--save-checkpoint" if save_checkpoint else "--load-from-checkpoint"
         raise ConfigError(
@@ -346,6 +355,29 @@ def construct(
         f"Wrote a {kind} directory for '{source.family.name}' ({params / 1e6:.1f}M parameters, "
         f"{weights}) to {result.path}: {len(result.files)} files."
     )
+
+
+def _check_writable(output_dir: Path) -> None:
+    """Refuse an output directory that cannot be created or written, before any work."""
+    from lmhub.errors import ExportError
+
+    existing = output_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise ExportError(
+            f"Cannot write to {output_dir}: {existing} is a file, not a directory. Pass another "
+            "--output-dir.",
+            path=output_dir,
+        )
+    try:  # a real probe: permission bits say nothing for root or on read-only mounts
+        os.rmdir(tempfile.mkdtemp(prefix=".lmhub-probe-", dir=existing))
+    except OSError as exc:
+        raise ExportError(
+            f"Cannot write to {output_dir}: {existing} is not writable ({exc.strerror}). Pass a "
+            "directory you may write to with --output-dir.",
+            path=output_dir,
+        ) from None
 
 
 model_app.command()(_with_config_flags(construct))

@@ -6,6 +6,7 @@ Example:
 """
 
 from lmhub.generation.generate import generate, generate_stream
+from lmhub.generation.options import GenerationOptions
 from lmhub.generation.sampling import (
     apply_repetition_penalty,
     next_token,
@@ -16,6 +17,7 @@ from lmhub.generation.sampling import (
 from lmhub.generation.stopping import StopCriteria
 
 __all__ = [
+    "GenerationOptions",
     "StopCriteria",
     "apply_repetition_penalty",
     "generate",

@@ -2,9 +2,10 @@
 
 The loop is built to do little per step besides the model call: the KV cache is preallocated
 (:class:`~lmhub.nn.kv_cache.StaticKVCache`), the attention mask of a padded batch and every
-position id are built once up front and sliced per step, and on CPU the model runs on fused,
-reordered copies of its weights (:mod:`lmhub.nn.decode_weights`), because matrix-vector products
-over those weights are most of a decode step.
+position id are built once up front and sliced per step, and on CPU the model runs as its
+decode-time copy (:mod:`lmhub.nn.decode_weights`: q/k/v and gate/up fused, each product on the
+kernel measured fastest on this CPU), because matrix products over the weights are most of a
+decode step.
 
 Left-padded batches (``attention_mask`` with zeros on the left) give each row the same tokens
 as that prompt alone: padding is masked out and positions count real tokens only.
@@ -14,25 +15,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
 from lmhub.errors import GenerationError
-from lmhub.generation.sampling import (
-    apply_repetition_penalty,
-    check_sampling_args,
-    next_token,
-    seen_tokens,
-)
+from lmhub.generation.options import CacheKind, GenerationOptions
+from lmhub.generation.sampling import apply_repetition_penalty, next_token, seen_tokens
 from lmhub.generation.stopping import StopArg, StopCriteria, eos_ids
-from lmhub.nn.decode_weights import decode_weights
+from lmhub.nn.decode_weights import decode_model
 from lmhub.nn.kv_cache import DynamicKVCache, KVCache, StaticKVCache
 from lmhub.nn.masks import positions_from_padding
-
-CacheKind = Literal["static", "dynamic"] | None
-CACHE_KINDS: tuple[str | None, ...] = ("static", "dynamic", None)
 
 
 def generate(
@@ -55,6 +49,12 @@ def generate(
 ) -> torch.Tensor:
     """Continue each prompt in ``input_ids`` ``[batch, prompt]``; return ``[batch, prompt + new]``.
 
+    The settings (``max_new_tokens`` to ``fused_weights``) are those of
+    :class:`~lmhub.generation.options.GenerationOptions`, which checks them; invalid ones raise
+    :class:`~lmhub.errors.GenerationError`, as do token ids outside the model's vocabulary, an
+    empty batch, a model on the meta device, or a length whose output and cache cannot fit in
+    memory.
+
     Args:
         max_new_tokens: the most tokens to add; fewer when every row stops early.
         temperature: 0 is greedy (the arg-max); above 0 samples from ``softmax(logits / T)``.
@@ -73,10 +73,10 @@ def generate(
         pad_token_id: fills rows after they stop; defaults to the model config's
             ``pad_token_id``, else the (first) EOS id, else 0.
         tokenizer: decodes new tokens to match ``stop`` strings.
-        fused_weights: run on fused decode-time weight copies (~2x faster on CPU, at the cost
-            of one extra copy of the weights in memory, kept for the next call until the model
-            is freed or ``lmhub.nn.decode_weights.clear_decode_weights(model)``); ``None``
-            turns them on for models on the CPU when the copy fits in half the free memory.
+        fused_weights: run the model's decode-time copy (fused projections, measured kernels;
+            it costs up to one extra copy of the weights, kept for the next call until the model
+            is freed or ``lmhub.nn.decode_weights.clear_decode_model(model)``); ``None``
+            turns it on for models on the CPU when a copy fits in half the free memory.
 
     Stopped rows keep their EOS (or stop) tokens and are padded; the loop ends when every row
     has stopped.
@@ -86,22 +86,25 @@ def generate(
         >>> out = lmhub.generate(model, ids, max_new_tokens=20, eos_token_id=tokenizer.eos_token_id)
         >>> tokenizer.decode(out[0, ids.shape[1]:])
     """
-    session = _Session(
-        model,
-        input_ids,
+    options = GenerationOptions(
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         top_k=top_k,
         top_p=top_p,
         repetition_penalty=repetition_penalty,
-        eos_token_id=eos_token_id,
+        eos_token_id=eos_token_id,  # type: ignore[arg-type]  # normalised to a tuple
         stop=stop,
-        attention_mask=attention_mask,
-        generator=generator,
         cache=cache,
         pad_token_id=pad_token_id,
-        tokenizer=tokenizer,
         fused_weights=fused_weights,
+    )
+    session = _Session(
+        model,
+        input_ids,
+        options,
+        attention_mask=attention_mask,
+        generator=generator,
+        tokenizer=tokenizer,
     )
     prompt_len = session.prompt_len
     out = torch.empty(
@@ -109,7 +112,7 @@ def generate(
     )
     out[:, :prompt_len] = session.input_ids
     steps = 0
-    with torch.inference_mode(), session.weights:
+    with torch.inference_mode():
         while (tokens := session.step()) is not None:
             out[:, prompt_len + steps] = tokens
             steps += 1
@@ -144,27 +147,30 @@ def generate_stream(
         >>> for tokens in lmhub.generate_stream(model, ids, max_new_tokens=50):
         ...     print(decoder.push(int(tokens[0])), end="", flush=True)
     """
-    session = _Session(
-        model,
-        input_ids,
+    options = GenerationOptions(
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         top_k=top_k,
         top_p=top_p,
         repetition_penalty=repetition_penalty,
-        eos_token_id=eos_token_id,
+        eos_token_id=eos_token_id,  # type: ignore[arg-type]  # normalised to a tuple
         stop=stop,
-        attention_mask=attention_mask,
-        generator=generator,
         cache=cache,
         pad_token_id=pad_token_id,
-        tokenizer=tokenizer,
         fused_weights=fused_weights,
     )
+    session = _Session(
+        model,
+        input_ids,
+        options,
+        attention_mask=attention_mask,
+        generator=generator,
+        tokenizer=tokenizer,
+    )
     while True:
-        # Inference mode and the fused weights are switched on per step only, so the caller's
-        # code between two tokens runs with its own settings.
-        with torch.inference_mode(), session.weights:
+        # Inference mode is switched on per step only, so the caller's code between two tokens
+        # runs with its own settings.
+        with torch.inference_mode():
             tokens = session.step()
         if tokens is None:
             return
@@ -178,56 +184,39 @@ class _Session:
         self,
         model: nn.Module,
         input_ids: torch.Tensor,
+        options: GenerationOptions,
         *,
-        max_new_tokens: int,
-        temperature: float,
-        top_k: int | None,
-        top_p: float | None,
-        repetition_penalty: float | None,
-        eos_token_id: int | Sequence[int] | None,
-        stop: StopArg,
         attention_mask: torch.Tensor | None,
         generator: torch.Generator | None,
-        cache: CacheKind,
-        pad_token_id: int | None,
         tokenizer: Any,
-        fused_weights: bool | None,
     ) -> None:
-        check_sampling_args(
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            repetition_penalty=repetition_penalty,
-        )
-        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise GenerationError(
-                f"max_new_tokens is {max_new_tokens!r}, but it must be an int >= 0.",
-                field="max_new_tokens",
-                value=max_new_tokens,
-            )
-        if cache not in CACHE_KINDS:
-            raise GenerationError(
-                f"cache is {cache!r}, which is not one of 'static', 'dynamic' or None.",
-                field="cache",
-                value=cache,
-            )
-        self.model = model
         self.device = _model_device(model)
-        self.input_ids = _check_ids(input_ids).to(self.device)
+        self.input_ids = _check_ids(input_ids, _vocab_size(model)).to(self.device)
         self.batch, self.prompt_len = self.input_ids.shape
-        self.max_new_tokens = max_new_tokens
-        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
-        self.repetition_penalty = repetition_penalty
+        self.options = options
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise GenerationError(
+                f"generator is a {type(generator).__name__}; pass a torch.Generator or None.",
+                field="generator",
+            )
         self.generator = generator
-        total = self.prompt_len + max_new_tokens
+        total = self.prompt_len + options.max_new_tokens
+        _check_fits(model, self.batch, total, options.cache, self.device)
 
         # Padding: one mask and one table of positions for the whole run, sliced per step.
         self.mask: torch.Tensor | None = None
         if attention_mask is not None:
-            if attention_mask.shape != self.input_ids.shape:
+            if not isinstance(attention_mask, torch.Tensor) or (
+                attention_mask.shape != self.input_ids.shape
+            ):
+                got = (
+                    f"has shape {tuple(attention_mask.shape)}"
+                    if isinstance(attention_mask, torch.Tensor)
+                    else f"a {type(attention_mask).__name__}"
+                )
                 raise GenerationError(
-                    f"attention_mask has shape {tuple(attention_mask.shape)}, but input_ids has "
-                    f"{tuple(self.input_ids.shape)}. Pass one mask entry per prompt token.",
+                    f"attention_mask {got}, but input_ids has shape "
+                    f"{tuple(self.input_ids.shape)}. Pass a tensor, one entry per prompt token.",
                     field="attention_mask",
                 )
             prompt_mask = attention_mask.to(self.device, torch.bool)
@@ -239,15 +228,17 @@ class _Session:
         else:
             self.positions = torch.arange(total, device=self.device).expand(self.batch, total)
 
+        eos_token_id = options.eos_token_id
         self.stopper = StopCriteria(
             eos_token_id=eos_token_id,
-            stop=stop,
+            stop=options.stop,
             tokenizer=tokenizer,
             batch_size=self.batch,
             device=self.device,
         )
-        self.pad_token_id = _pad_id(model, pad_token_id, eos_token_id)
+        self.pad_token_id = _pad_id(model, options.pad_token_id, eos_token_id)
         self.tokens = self.input_ids  # all tokens so far, kept only when recomputing
+        cache = options.cache
         if not getattr(type(model), "supports_kv_cache", False):
             cache = None
         self.cache: KVCache | None = None
@@ -258,13 +249,14 @@ class _Session:
             self.cache = StaticKVCache(max(total - 1, 1), sliding_windows=windows)
         elif cache == "dynamic":
             self.cache = DynamicKVCache()
+        fused_weights = options.fused_weights
         if fused_weights is None:
             fused_weights = _fused_by_default(model, self.device)
-        with torch.inference_mode():
-            self.weights = decode_weights(model, enabled=fused_weights)
+        # The decode-time copy shares the weights; its layers run fused, measured kernels.
+        self.model = decode_model(model) if fused_weights else model
         self.seen: torch.Tensor | None = None
         # A model's optional `logits(hidden)` lets the prefill project the last position only.
-        logits_fn = getattr(model, "logits", None)
+        logits_fn = getattr(self.model, "logits", None)
         self._logits_fn = logits_fn if callable(logits_fn) else None
         self._done_steps = 0
         self._next_input: torch.Tensor | None = None
@@ -298,21 +290,22 @@ class _Session:
 
     def step(self) -> torch.Tensor | None:
         """Return the next token of every row (pad for stopped rows), or ``None`` at the end."""
-        if self._done_steps >= self.max_new_tokens or (
+        options = self.options
+        if self._done_steps >= options.max_new_tokens or (
             self._done_steps > 0 and self.stopper.active and bool(self.stopper.done.all())
         ):
             return None
         logits = self._logits().float()
-        if self.repetition_penalty is not None:
+        if options.repetition_penalty is not None:
             if self.seen is None:
                 mask = None if self.mask is None else self.mask[:, : self.prompt_len]
                 self.seen = seen_tokens(self.input_ids, logits.shape[-1], mask)
-            logits = apply_repetition_penalty(logits, self.seen, self.repetition_penalty)
+            logits = apply_repetition_penalty(logits, self.seen, options.repetition_penalty)
         tokens = next_token(
             logits,
-            temperature=self.temperature,
-            top_k=self.top_k,
-            top_p=self.top_p,
+            temperature=options.temperature,
+            top_k=options.top_k,
+            top_p=options.top_p,
             generator=self.generator,
         )
         if self.stopper.active:
@@ -325,44 +318,102 @@ class _Session:
         return tokens
 
 
-def _check_ids(input_ids: torch.Tensor) -> torch.Tensor:
+def _check_ids(input_ids: torch.Tensor, vocab_size: int | None) -> torch.Tensor:
     if not isinstance(input_ids, torch.Tensor):
         raise GenerationError(
             f"input_ids is a {type(input_ids).__name__}; pass a LongTensor [batch, prompt], e.g. "
             "torch.tensor([tokenizer.encode(text)]).",
             field="input_ids",
         )
-    if input_ids.ndim != 2 or input_ids.shape[1] == 0:
+    if input_ids.ndim != 2 or input_ids.shape[1] == 0 or input_ids.shape[0] == 0:
         raise GenerationError(
             f"input_ids has shape {tuple(input_ids.shape)}, but it must be [batch, prompt] with "
-            "at least one prompt token. Add a batch dimension with input_ids[None].",
+            "at least one row and one prompt token. Add a batch dimension with input_ids[None].",
             field="input_ids",
         )
-    if input_ids.dtype not in (torch.long, torch.int32, torch.int64):
+    if input_ids.dtype not in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8):
         raise GenerationError(
             f"input_ids has dtype {input_ids.dtype}; token ids must be integers (torch.long).",
             field="input_ids",
         )
+    if input_ids.is_meta:
+        raise GenerationError(
+            "input_ids is on the meta device and holds no values; pass real token ids.",
+            field="input_ids",
+        )
+    low, high = int(input_ids.min()), int(input_ids.max())
+    if low < 0 or (vocab_size is not None and high >= vocab_size):
+        bad = low if low < 0 else high
+        raise GenerationError(
+            f"input_ids holds the token id {bad}, outside the model's vocabulary of "
+            f"{vocab_size} (ids 0 to {vocab_size - 1 if vocab_size else '?'}). Encode the prompt "
+            "with the model's own tokenizer.",
+            field="input_ids",
+            value=bad,
+        )
     return input_ids.long()
+
+
+def _vocab_size(model: nn.Module) -> int | None:
+    size = getattr(getattr(model, "config", None), "vocab_size", None)
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size
+    embed = getattr(model, "embed", None)
+    return embed.num_embeddings if isinstance(embed, nn.Embedding) else None
 
 
 def _model_device(model: nn.Module) -> torch.device:
     for tensor in model.parameters():
+        if tensor.is_meta:
+            raise GenerationError(
+                f"The model's weights are on the meta device (e.g. {type(model).__name__} was "
+                "built without weights), so it cannot generate. Load a checkpoint into it or "
+                "build it on 'cpu' / 'cuda'.",
+                field="model",
+            )
         return tensor.device
     return torch.device("cpu")
 
 
+def _free_memory(device: torch.device) -> int | None:
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.mem_get_info(device)[0])
+        if device.type == "cpu":
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError, RuntimeError):
+        pass
+    return None
+
+
+def _check_fits(
+    model: nn.Module, batch: int, total: int, cache: str | None, device: torch.device
+) -> None:
+    """Refuse a length whose output ids and KV cache cannot fit, before allocating them."""
+    config = getattr(model, "config", None)
+    layers, width = getattr(config, "num_layers", 0), getattr(config, "model_dim", 0)
+    element = next((p.element_size() for p in model.parameters()), 4)
+    per_token = 8 + (2 * layers * width * element if cache is not None else 0)
+    need = batch * total * (per_token if isinstance(per_token, int) else 8)
+    free = _free_memory(device)
+    if free is not None and need > free:
+        raise GenerationError(
+            f"Generating {total} positions for {batch} row(s) needs about {need / 2**30:.3g} GiB "
+            f"for the output and KV cache, but {free / 2**30:.3g} GiB is free on {device}. "
+            "Lower max_new_tokens (or the batch size).",
+            field="max_new_tokens",
+            value=total,
+        )
+
+
 def _fused_by_default(model: nn.Module, device: torch.device) -> bool:
-    # On CPU the fused copies make decoding ~2x faster, but they double the weights' memory:
-    # skip them when that would not fit comfortably in what is free now.
+    # On CPU the decode-time copy is faster, but its fused weights cost memory: skip it when a
+    # full copy would not fit comfortably in what is free now.
     if device.type != "cpu":
         return False
     size = sum(p.numel() * p.element_size() for p in model.parameters())
-    try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return True
-    return size < free // 2
+    free = _free_memory(device)
+    return free is None or size < free // 2
 
 
 def _pad_id(model: nn.Module, pad_token_id: int | None, eos_token_id: Any) -> int:

@@ -16,43 +16,6 @@ from __future__ import annotations
 
 import torch
 
-from lmhub.errors import GenerationError
-
-
-def check_sampling_args(
-    *,
-    temperature: float,
-    top_k: int | None,
-    top_p: float | None,
-    repetition_penalty: float | None,
-) -> None:
-    """Raise :class:`GenerationError` for settings outside their ranges."""
-    if not temperature >= 0.0:
-        raise GenerationError(
-            f"temperature is {temperature}, but it must be >= 0. Use 0 for greedy decoding.",
-            field="temperature",
-            value=temperature,
-        )
-    if top_k is not None and top_k < 1:
-        raise GenerationError(
-            f"top_k is {top_k}, but it must be at least 1. Leave it unset to keep every token.",
-            field="top_k",
-            value=top_k,
-        )
-    if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise GenerationError(
-            f"top_p is {top_p}, but it must be in (0, 1]. Leave it unset to keep every token.",
-            field="top_p",
-            value=top_p,
-        )
-    if repetition_penalty is not None and not repetition_penalty > 0.0:
-        raise GenerationError(
-            f"repetition_penalty is {repetition_penalty}, but it must be > 0 (1 changes "
-            "nothing; above 1 discourages repeats).",
-            field="repetition_penalty",
-            value=repetition_penalty,
-        )
-
 
 def is_greedy(temperature: float, top_k: int | None) -> bool:
     """Whether these settings always pick the most likely token."""

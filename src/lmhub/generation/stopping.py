@@ -31,6 +31,13 @@ def normalize_stop(stop: StopArg) -> tuple[list[str], list[list[int]]]:
     """
     if stop is None:
         return [], []
+    if not isinstance(stop, str | Sequence | torch.Tensor):
+        raise GenerationError(
+            f"stop is {stop!r}, which is neither a string nor a list of strings or token ids. "
+            "Pass a string, a list of ids, or a list of those.",
+            field="stop",
+            value=stop,
+        )
     if isinstance(stop, str):
         stop = [stop]
     elif stop and all(_is_int(t) for t in stop):

@@ -8,8 +8,6 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from lmhub.nn.decode_weights import FusedLinear
-
 
 class DecoderLM(nn.Module):
     """Base class of decoder-only language models.
@@ -25,8 +23,6 @@ class DecoderLM(nn.Module):
     config: Any
     embed: nn.Embedding
     lm_head: nn.Linear
-    _decode_weights: FusedLinear | None = None
-    """A decode-time copy of ``lm_head`` inside ``lmhub.nn.decode_weights.decode_weights``."""
 
     def finish_init(self) -> None:
         """Tie weights, and initialise them unless the model is being built on the meta device."""
@@ -48,10 +44,4 @@ class DecoderLM(nn.Module):
 
         Generation calls it on the last position only, to skip projecting the whole prompt.
         """
-        if self._decode_weights is not None:
-            return self._decode_weights(hidden)
         return self.lm_head(hidden)
-
-    def build_decode_weights(self) -> FusedLinear:
-        """Return a decode-time copy of the output projection, in the faster kernel's layout."""
-        return FusedLinear(self.lm_head)

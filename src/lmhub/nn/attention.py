@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmhub.nn.decode_weights import FusedLinear
 from lmhub.nn.kv_cache import KVCache
 from lmhub.nn.masks import causal_mask
 from lmhub.nn.rope import apply_rotary
@@ -137,13 +136,6 @@ class Attention(nn.Module):
         self.q_norm = q_norm
         self.k_norm = k_norm
 
-    _decode_weights: tuple[FusedLinear, FusedLinear] | None = None
-    """Fused q/k/v and output copies while inside ``decode_weights(model)``; else ``None``."""
-
-    def build_decode_weights(self) -> tuple[FusedLinear, FusedLinear]:
-        """Return decode-time copies: q/k/v fused into one product, and the output projection."""
-        return FusedLinear(self.q_proj, self.k_proj, self.v_proj), FusedLinear(self.o_proj)
-
     def forward(
         self,
         x: torch.Tensor,
@@ -156,13 +148,7 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         """Attend over ``x`` (and what ``cache`` holds); ``bias`` is added to the scores (ALiBi)."""
         b, s, _ = x.shape
-        q, k, v = self._project_qkv(x)
-        if self.q_norm is not None:
-            q = self.q_norm(q)
-        if self.k_norm is not None:
-            k = self.k_norm(k)
-        if rope is not None:
-            q, k = apply_rotary(q, k, *rope)
+        q, k, v = self.project_qkv(x, rope)
         if cache is not None:
             k, v = cache.update(self.layer_idx, k, v)
         n_rep = self.num_heads // self.num_kv_heads
@@ -177,23 +163,32 @@ class Attention(nn.Module):
             impl=self.attn_impl,
         )
         out = out.transpose(1, 2).reshape(b, s, -1)
-        if self._decode_weights is not None:
-            return self._decode_weights[1](out)
         return self.o_proj(out)
 
-    def _project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return q ``[b, heads, s, d]`` and k, v ``[b, kv_heads, s, d]``."""
+    def project_qkv(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return q ``[b, heads, s, d]`` and k, v ``[b, kv_heads, s, d]``, normed and rotated.
+
+        (:class:`lmhub.nn.decode_weights.FusedQKVAttention` does it in one product.)
+        """
         b, s, _ = x.shape
         h, kv, d = self.num_heads, self.num_kv_heads, self.head_dim
-        if self._decode_weights is not None:
-            # Decoding: one product over the fused q/k/v copy instead of three.
-            qkv = self._decode_weights[0](x).view(b, s, h + 2 * kv, d).transpose(1, 2)
-            q, k, v = qkv.split([h, kv, kv], dim=1)
-            return q, k, v
         q = self.q_proj(x).view(b, s, h, d).transpose(1, 2)
         k = self.k_proj(x).view(b, s, kv, d).transpose(1, 2)
         v = self.v_proj(x).view(b, s, kv, d).transpose(1, 2)
+        q, k = self.norm_qk(q, k)
+        if rope is not None:
+            q, k = apply_rotary(q, k, *rope)
         return q, k, v
+
+    def norm_qk(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Apply the per-head q/k norms (Qwen3, Gemma 3) where the layer has them, before RoPE."""
+        if self.q_norm is not None:
+            q = self.q_norm(q)
+        if self.k_norm is not None:
+            k = self.k_norm(k)
+        return q, k
 
     def extra_repr(self) -> str:
         window = f", sliding_window={self.sliding_window}" if self.sliding_window else ""

@@ -1,49 +1,86 @@
-"""Decode-time weight layouts: fused copies of linear weights, laid out for the fastest kernel.
+"""Decode-time weights, applied as a module swap from outside the blocks.
 
-Generating a token is a chain of matrix-vector products, bound by how fast the weights stream
-from memory. On the 2-core benchmark machine (``benchmarks/generate.py``), fp32 ``F.linear``
-over Hugging Face ``[out, in]`` weights reads them at ~16 GB/s for one row (~10 ms for the
-58M-parameter model's products), while oneDNN over weights reordered once into its blocked
-layout reads at ~35 GB/s (~4.8 ms), at 1 and at 8 rows alike. So inside
-``with decode_weights(model):`` the modules that support it (:class:`~lmhub.nn.attention.Attention`,
-:class:`~lmhub.nn.ffn.GLUFeedForward`, a model's output projection) run on such copies, with
-q/k/v and gate/up fused into one product each. Off the CPU the copies keep the ``[out, in]``
-layout and run with ``F.linear`` (the fusion still saves kernel launches).
+Generating a token is a chain of matrix products over a few rows, bound by how fast the weights
+stream from memory, plus the fixed cost of every op. :func:`decode_model` returns a copy of a
+model's module tree that shares its parameters, in which
 
-The copies are built when a :class:`decode_weights` is made, cached per module (weakly, so they
-go with the model), rebuilt when a source weight changed (new storage, dtype, device, or an
-in-place write that bumped its version counter, as optimizer steps and ``load_state_dict`` do;
-writes through ``param.data`` do not, so call :func:`clear_decode_weights` after those), and
-never enter the state dict or autograd. They cost one extra copy of the weights they cover.
+* an :class:`~lmhub.nn.attention.Attention` becomes a :class:`FusedQKVAttention` (q/k/v in one
+  product), a :class:`~lmhub.nn.ffn.GLUFeedForward` a :class:`FusedGLUFeedForward` (gate/up in
+  one product), an :class:`~lmhub.nn.norm.RMSNorm` a :class:`FastRMSNorm` (one kernel), and
+* every other ``nn.Linear`` a :class:`DecodeLinear`,
 
-A module opts in with a ``build_decode_weights()`` method returning its copies; inside the
-block its ``_decode_weights`` attribute holds them (``None`` outside), and its forward uses them.
+so each block class keeps one forward and the model's own modules are never touched.
+
+Which kernel runs a :class:`DecodeLinear` depends on the CPU, the weight's shape and the number
+of rows, so it is measured, not assumed: at a layer's first call with a given row count, the
+candidates (``F.linear`` over the ``[out, in]`` weight, a matmul over an ``[in, out]`` copy,
+oneDNN's prepacked linear) are timed on the model's weights of that shape, and the fastest is kept
+for the process (:func:`kernel_choices`); off the CPU, ``F.linear`` (the vendor GEMM) is used.
+Only the layouts some row count chose are kept, so a model whose plain ``F.linear`` wins costs no
+extra memory beyond the fused q/k/v and gate/up.
+
+The copy is cached per model (weakly) and rebuilt when a parameter changed (new storage, dtype,
+device, or an in-place write that bumped its version counter, as optimizer steps and
+``load_state_dict`` do; writes through ``param.data`` do not, so call
+:func:`clear_decode_model` after those). Its extra tensors are plain attributes: they never enter
+a state dict or autograd.
+
+Example:
+    >>> fast = decode_model(model)
+    >>> with torch.inference_mode():
+    ...     logits = fast(ids, cache=cache)
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+import platform
+import time
 import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-_cache: weakref.WeakKeyDictionary[nn.Module, Any] = weakref.WeakKeyDictionary()
+from lmhub.nn.attention import Attention
+from lmhub.nn.ffn import GLUFeedForward
+from lmhub.nn.norm import RMSNorm
+from lmhub.nn.rope import apply_rotary, rotate_half
+
+Kernel = Callable[[torch.Tensor], torch.Tensor]
+
+KERNELS: tuple[str, ...] = ("linear", "linear_t", "onednn")
+"""The candidates: ``F.linear`` on ``[out, in]``, matmul on an ``[in, out]`` copy, oneDNN."""
+
+_MEASURE_BYTES = 64 * 2**20
+"""Weights measured together per candidate: more than a core's cache, so they stream as in use."""
+
+_choices: dict[tuple[Any, ...], str] = {}
 
 
-def _stamp(linear: nn.Linear) -> tuple[Any, ...]:
-    parts: list[Any] = []
-    for t in (linear.weight, linear.bias):
-        if t is None:
-            parts.append(None)
-        else:
-            parts += [t.data_ptr(), t._version, t.dtype, t.device, tuple(t.shape)]
-    return tuple(parts)
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model name (from ``/proc/cpuinfo`` on Linux), to key and report choices by."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
-def onednn_usable(weight: torch.Tensor) -> bool:
-    """Whether oneDNN's prepacked linear kernel can serve ``weight`` (CPU, fp32/bf16)."""
+def kernel_choices() -> dict[tuple[Any, ...], str]:
+    """The kernels chosen so far in this process, keyed by
+    ``(cpu, out_features, in_features, dtype, device, rows, threads)``."""
+    return dict(_choices)
+
+
+def _onednn_usable(weight: torch.Tensor) -> bool:
     return (
         weight.device.type == "cpu"
         and weight.dtype in (torch.float32, torch.bfloat16)
@@ -52,123 +89,300 @@ def onednn_usable(weight: torch.Tensor) -> bool:
     )
 
 
-def _pack_for_onednn(weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor | None:
-    """Reorder ``weight`` into oneDNN's blocked layout, or return ``None`` if that fails."""
-    # These are the private ops Inductor's CPU weight prepacking uses; check them on one row,
-    # so that a PyTorch build where they differ falls back to F.linear instead of failing.
-    try:
-        # No batch-size hint: measured, the default layout is as fast as any hint for 1, 8 and
-        # 256 rows (and a hint of 1 is ~30% slower at 8 rows).
-        packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous())
-        probe = torch.linspace(-1, 1, weight.shape[1], dtype=weight.dtype)[None]
-        got = torch.ops.mkldnn._linear_pointwise(probe, packed, bias, "none", [], "")
-    except (RuntimeError, TypeError, AttributeError):
-        return None
-    if got.shape != (1, weight.shape[0]):
-        return None
-    # Check values, not just the shape: a layout mix-up would otherwise pass silently.
-    want = F.linear(probe, weight, bias)
-    tol = 1e-4 if weight.dtype == torch.float32 else 2e-2
-    return packed if torch.allclose(got, want, rtol=tol, atol=tol * want.abs().max()) else None
+def _rows_bucket(rows: int) -> int:
+    # Decoding uses the batch size as is; prefill lengths share power-of-two buckets.
+    return rows if rows <= 8 else min(1 << (rows - 1).bit_length(), 1024)
 
 
-class FusedLinear:
-    """One or more ``nn.Linear`` layers with the same input, fused along the output dimension.
+class DecodeLinear(nn.Module):
+    """One or more ``nn.Linear`` with the same input as one product, by the fastest kernel.
 
-    On CPU (fp32/bf16) the fused weight is reordered once for oneDNN's kernel; elsewhere it is
-    kept in the ``[out, in]`` layout and run with ``F.linear``.
+    The output is the layers' outputs side by side (split it with :attr:`out_features`). The
+    source layers are held as plain attributes, so this module has no parameters of its own.
 
     Example:
-        >>> qkv = FusedLinear(attn.q_proj, attn.k_proj, attn.v_proj)
+        >>> qkv = DecodeLinear([attn.q_proj, attn.k_proj, attn.v_proj])
         >>> q, k, v = qkv(x).split(qkv.out_features, dim=-1)
     """
 
-    def __init__(self, *linears: nn.Linear) -> None:
+    def __init__(self, linears: Sequence[nn.Linear]) -> None:
+        super().__init__()
         if not linears:
-            raise ValueError("FusedLinear needs at least one linear layer.")
+            raise ValueError("DecodeLinear needs at least one linear layer.")
+        self.sources = tuple(linears)
         self.out_features = [lin.out_features for lin in linears]
-        """The output width of each fused layer, in order (split the output with it)."""
-        self._sources = [weakref.ref(lin) for lin in linears]
-        self._stamps = [_stamp(lin) for lin in linears]
-        with torch.no_grad():
-            weights = [lin.weight.detach() for lin in linears]
-            weight = weights[0] if len(weights) == 1 else torch.cat(weights)
-            biases = [lin.bias for lin in linears]
-            self.bias: torch.Tensor | None = None
-            if any(b is not None for b in biases):
-                self.bias = torch.cat(
-                    [
-                        b.detach() if b is not None else weight.new_zeros(n)
-                        for b, n in zip(biases, self.out_features, strict=True)
-                    ]
-                )
-            packed = _pack_for_onednn(weight, self.bias) if onednn_usable(weight) else None
-            self.onednn = packed is not None
-            """Whether the weight is packed for oneDNN (else it is run with ``F.linear``)."""
-            self.weight = packed if packed is not None else weight.contiguous()
+        """The output width of each source layer, in order."""
+        self.in_features = linears[0].in_features
+        self.group: list[DecodeLinear] = [self]
+        """The layers of this shape in the model, measured together (set by the swap)."""
+        self._layouts: dict[str, torch.Tensor] = {}
+        self._bias: torch.Tensor | None = None
+        self._runs: dict[tuple[int, int], Kernel] = {}
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.onednn:
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
-        return F.linear(x, self.weight, self.bias)
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
 
-    def is_fresh(self) -> bool:
-        """Whether every source layer still holds the weights this copy was made from."""
-        for ref, stamp in zip(self._sources, self._stamps, strict=True):
-            lin = ref()
-            if lin is None or _stamp(lin) != stamp:
-                return False
-        return True
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        key = (x.numel() // self.in_features, torch.get_num_threads())
+        run = self._runs.get(key)
+        if run is None:
+            run = self._runs[key] = self._kernel(self._choose(key[0]))
+        return run(x)
+
+    # Layouts and kernels.
+
+    def _weight(self) -> torch.Tensor:
+        """The ``[out, in]`` weight: the source's own when there is one source."""
+        if len(self.sources) == 1:
+            return self.sources[0].weight.detach()
+        if "fused" not in self._layouts:
+            self._layouts["fused"] = torch.cat([lin.weight.detach() for lin in self.sources])
+        return self._layouts["fused"]
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The ``[out, in]`` (fused) weight, as ``nn.Linear`` names it, for modules that wrap one."""
+        return self._weight()
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        """The (fused) bias, or ``None``, as ``nn.Linear`` names it."""
+        biases = [lin.bias for lin in self.sources]
+        if all(b is None for b in biases):
+            return None
+        if self._bias is None:
+            w = self.sources[0].weight
+            self._bias = torch.cat(
+                [
+                    b.detach() if b is not None else w.new_zeros(n)
+                    for b, n in zip(biases, self.out_features, strict=True)
+                ]
+            )
+        return self._bias
+
+    def _layout(self, kernel: str) -> torch.Tensor | None:
+        if kernel == "linear":
+            return self._weight()
+        if kernel not in self._layouts:
+            weight = self._weight()
+            if kernel == "linear_t":
+                self._layouts[kernel] = weight.t().contiguous()
+            elif kernel == "onednn" and _onednn_usable(weight):
+                try:
+                    self._layouts[kernel] = torch.ops.mkldnn._reorder_linear_weight(
+                        weight.contiguous()
+                    )
+                except (RuntimeError, TypeError, AttributeError):
+                    return None
+            else:
+                return None
+        return self._layouts[kernel]
+
+    def _kernel(self, kernel: str) -> Kernel:
+        w, b = self._layout(kernel), self.bias
+        assert w is not None
+        if kernel == "linear":
+            return lambda x: F.linear(x, w, b)
+        if kernel == "linear_t":
+            if b is None:
+                return lambda x: torch.matmul(x, w)
+            return lambda x: torch.matmul(x, w).add_(b)
+        return lambda x: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+
+    def _choose(self, rows: int) -> str:
+        w = self._weight()
+        rows = _rows_bucket(rows)
+        key = (cpu_model(), w.shape[0], w.shape[1], w.dtype, w.device.type, rows)
+        key += (torch.get_num_threads(),)
+        if key not in _choices:
+            _choices[key] = _measure(self.group, rows)
+        self._drop_unused()
+        return _choices[key]
+
+    def _drop_unused(self) -> None:
+        """Free layouts no row count chose (measuring built them for every candidate)."""
+        w = self._weight()
+        shape = (w.shape[0], w.shape[1], w.dtype, w.device.type)
+        chosen = {k for key, k in _choices.items() if key[1:5] == shape}
+        if "linear" in chosen:
+            chosen.add("fused")  # the fused copy is the linear kernel's layout
+        for member in self.group:
+            for layout in [k for k in member._layouts if k not in chosen]:
+                del member._layouts[layout]
 
 
-def _fresh(weights: Any) -> bool:
-    if isinstance(weights, FusedLinear):
-        return weights.is_fresh()
-    if isinstance(weights, tuple | list):
-        return all(_fresh(w) for w in weights)
-    return True
+def _measure(group: Sequence[DecodeLinear], rows: int) -> str:
+    """Time each candidate over the group's weights (best of 8 interleaved rounds, so a noisy
+    neighbour slows every candidate alike); return the fastest."""
+    weight = group[0]._weight()
+    if weight.device.type != "cpu":
+        return "linear"  # the vendor GEMM; timing an asynchronous device needs more care
+    per_layer = weight.numel() * weight.element_size()
+    members = list(group[: max(1, _MEASURE_BYTES // max(per_layer, 1))])
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    x = torch.randn(rows, weight.shape[1], generator=gen).to(weight.device, weight.dtype)
+    runs: dict[str, list[Kernel]] = {}
+    for kernel in KERNELS:
+        if all(m._layout(kernel) is not None for m in members):
+            fns = [m._kernel(kernel) for m in members]
+            if _agrees(fns[0](x), members[0]._kernel("linear")(x)):
+                runs[kernel] = fns
+    if len(runs) == 1:
+        return next(iter(runs))
+    best = {kernel: float("inf") for kernel in runs}
+    with torch.inference_mode():
+        for _ in range(8):
+            for kernel, fns in runs.items():
+                start = time.perf_counter()
+                for fn in fns:
+                    fn(x)
+                best[kernel] = min(best[kernel], time.perf_counter() - start)
+    return min(best, key=best.__getitem__)
 
 
-def _weights_for(module: nn.Module) -> Any:
-    weights = _cache.get(module)
-    if weights is None or not _fresh(weights):
-        weights = module.build_decode_weights()  # type: ignore[operator]
-        _cache[module] = weights
-    return weights
+def _agrees(got: torch.Tensor, want: torch.Tensor) -> bool:
+    # A layout mix-up in a private kernel must not pass silently: check values, not shapes.
+    tol = 1e-4 if want.dtype in (torch.float32, torch.float64) else 2e-2
+    return got.shape == want.shape and torch.allclose(
+        got.float(), want.float(), rtol=tol, atol=tol * float(want.abs().max())
+    )
 
 
-class decode_weights:  # lower case: used like a function, `with decode_weights(model):`
-    """Within the block, modules of ``model`` that support it run on fused decode-time weights.
+class FusedQKVAttention(Attention):
+    """:class:`~lmhub.nn.attention.Attention` with q/k/v projected by one :class:`DecodeLinear`.
 
-    The copies are built (or refreshed) when this object is made; entering and leaving only
-    switches the modules over, so one object can be entered once per decode step cheaply. With
-    ``enabled=False`` it does nothing. Gradients do not flow through the copies: use it under
-    ``torch.no_grad()`` or ``torch.inference_mode()``.
-
-    Example:
-        >>> with torch.inference_mode(), decode_weights(model):
-        ...     logits = model(next_ids, cache=cache)
+    Made by :func:`decode_model` from an ``Attention``, sharing its parameters.
     """
 
-    def __init__(self, model: nn.Module, *, enabled: bool = True) -> None:
-        self.modules: list[tuple[nn.Module, Any]] = []
-        """The modules switched over, each with its copies."""
-        if enabled:
-            for module in model.modules():
-                if callable(getattr(module, "build_decode_weights", None)):
-                    self.modules.append((module, _weights_for(module)))
+    qkv: DecodeLinear
 
-    def __enter__(self) -> decode_weights:
-        for module, weights in self.modules:
-            module._decode_weights = weights
-        return self
+    def project_qkv(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b, s, _ = x.shape
+        h, kv, d = self.num_heads, self.num_kv_heads, self.head_dim
+        qkv = self.qkv(x).view(b, s, h + 2 * kv, d).transpose(1, 2)
+        if rope is None or self.q_norm is not None or self.k_norm is not None:
+            q, k, v = qkv.split([h, kv, kv], dim=1)
+            q, k = self.norm_qk(q, k)
+            if rope is not None:
+                q, k = apply_rotary(q, k, *rope)
+            return q, k, v
+        # Queries and keys sit side by side: rotate them in one go (the same arithmetic per
+        # element as apply_rotary, so the same bits, in half the ops).
+        cos, sin = rope[0].unsqueeze(1), rope[1].unsqueeze(1)
+        qk = qkv[:, : h + kv]
+        q, k = (qk * cos + rotate_half(qk) * sin).split([h, kv], dim=1)
+        return q, k, qkv[:, h + kv :]
 
-    def __exit__(self, *exc: object) -> None:
-        for module, _ in self.modules:
-            module._decode_weights = None
+
+class FastRMSNorm(RMSNorm):
+    """:class:`~lmhub.nn.norm.RMSNorm` as PyTorch's one-kernel ``F.rms_norm`` (the same bits;
+    one op instead of eight). Made by :func:`decode_model` for float32 models only: in bfloat16
+    the kernel rounds once where ``RMSNorm`` rounds twice."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
-def clear_decode_weights(model: nn.Module) -> None:
-    """Drop the cached decode-time copies of ``model``'s weights (frees their memory)."""
+class FusedGLUFeedForward(GLUFeedForward):
+    """:class:`~lmhub.nn.ffn.GLUFeedForward` with gate and up as one :class:`DecodeLinear`.
+
+    Made by :func:`decode_model` from a ``GLUFeedForward``, sharing its parameters.
+    """
+
+    gate_up: DecodeLinear
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down_proj(self._act(gate) * up)
+
+
+def _clone_as(module: nn.Module, cls: type[nn.Module], children: dict[str, nn.Module]) -> Any:
+    """A shallow copy of ``module`` of class ``cls`` whose children are replaced or added."""
+    clone = copy.copy(module)
+    clone.__class__ = cls
+    clone._modules = {**module._modules, **children}
+    return clone
+
+
+def _swap(module: nn.Module, linears: list[DecodeLinear], dtype: torch.dtype) -> nn.Module:
+    def fused(*layers: nn.Linear) -> DecodeLinear:
+        linears.append(DecodeLinear(layers))
+        return linears[-1]
+
+    if type(module) is nn.Linear:
+        return fused(module)
+    if type(module) is RMSNorm:
+        # Float32 only: in bfloat16 the one kernel rounds once where RMSNorm rounds twice.
+        weight = module.weight
+        if dtype == torch.float32 and (weight is None or weight.dtype == dtype):
+            return _clone_as(module, FastRMSNorm, {})
+        return module
+    # Fused projections replace their source layers, which stay (unused) as the parameters' home.
+    kept: tuple[str, ...] = ()
+    cls: type[nn.Module] = type(module)
+    new: dict[str, nn.Module] = {}
+    if type(module) is Attention:
+        kept, cls = ("q_proj", "k_proj", "v_proj"), FusedQKVAttention
+        new["qkv"] = fused(*(getattr(module, name) for name in kept))
+    elif type(module) is GLUFeedForward:
+        kept, cls = ("gate_proj", "up_proj"), FusedGLUFeedForward
+        new["gate_up"] = fused(*(getattr(module, name) for name in kept))
+    for name, child in module._modules.items():
+        if child is not None and name not in kept:
+            swapped = _swap(child, linears, dtype)
+            if swapped is not child:
+                new[name] = swapped
+    return _clone_as(module, cls, new) if new else module
+
+
+def build_decode_model(model: nn.Module) -> nn.Module:
+    """Return a decode-time copy of ``model`` (uncached; see :func:`decode_model`)."""
+    linears: list[DecodeLinear] = []
+    dtypes = [m.weight.dtype for m in model.modules() if type(m) is nn.Linear]
+    fast = _swap(model, linears, dtypes[0] if dtypes else torch.get_default_dtype())
+    groups: dict[tuple[Any, ...], list[DecodeLinear]] = {}
+    for lin in linears:
+        w = lin.sources[0].weight
+        key = (sum(lin.out_features), lin.in_features, w.dtype, w.device, len(lin.sources))
+        groups.setdefault(key, []).append(lin)
+    for group in groups.values():
+        for lin in group:
+            lin.group = group
+    return fast
+
+
+def _stamp(model: nn.Module) -> tuple[Any, ...]:
+    parts: list[Any] = []
     for module in model.modules():
-        _cache.pop(module, None)
+        parts += [id(module), module.training]
+        for p in module._parameters.values():
+            if p is not None:
+                parts += [p.data_ptr(), p._version, p.dtype, p.device, p.shape]
+    return tuple(parts)
+
+
+_cache: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], nn.Module]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def decode_model(model: nn.Module) -> nn.Module:
+    """Return ``model``'s decode-time copy, reusing the last one while its weights are unchanged.
+
+    Gradients do not flow through the fused copies: run it under ``torch.inference_mode()``.
+    """
+    stamp = _stamp(model)
+    cached = _cache.get(model)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    with torch.no_grad():
+        fast = build_decode_model(model)
+    _cache[model] = (stamp, fast)
+    return fast
+
+
+def clear_decode_model(model: nn.Module) -> None:
+    """Drop the cached decode-time copy of ``model`` (frees its fused weights)."""
+    _cache.pop(model, None)

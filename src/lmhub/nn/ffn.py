@@ -8,8 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmhub.nn.decode_weights import FusedLinear
-
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "silu": F.silu,
     "gelu": F.gelu,
@@ -49,18 +47,7 @@ class GLUFeedForward(nn.Module):
         self.activation = activation
         self._act = get_activation(activation)
 
-    _decode_weights: tuple[FusedLinear, FusedLinear] | None = None
-    """Fused gate/up and down copies inside ``lmhub.nn.decode_weights.decode_weights``."""
-
-    def build_decode_weights(self) -> tuple[FusedLinear, FusedLinear]:
-        """Return decode-time copies: gate and up fused into one product, and down."""
-        return FusedLinear(self.gate_proj, self.up_proj), FusedLinear(self.down_proj)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._decode_weights is not None:
-            gate_up, down = self._decode_weights
-            gate, up = gate_up(x).chunk(2, dim=-1)
-            return down(self._act(gate) * up)
         return self.down_proj(self._act(self.gate_proj(x)) * self.up_proj(x))
 
 
@@ -76,15 +63,5 @@ class MLPFeedForward(nn.Module):
         self.activation = activation
         self._act = get_activation(activation)
 
-    _decode_weights: tuple[FusedLinear, FusedLinear] | None = None
-    """Decode-time copies of fc1 and fc2 inside ``lmhub.nn.decode_weights.decode_weights``."""
-
-    def build_decode_weights(self) -> tuple[FusedLinear, FusedLinear]:
-        """Return decode-time copies of fc1 and fc2 (in the faster kernel's layout)."""
-        return FusedLinear(self.fc1), FusedLinear(self.fc2)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._decode_weights is not None:
-            fc1, fc2 = self._decode_weights
-            return fc2(self._act(fc1(x)))
         return self.fc2(self._act(self.fc1(x)))
