@@ -1,11 +1,13 @@
-"""lmhub's Mistral, Qwen2 and Qwen3 against transformers on the same random weights (the oracle).
+"""lmhub's Mistral, Qwen2, Qwen3 and Gemma 1/2/3 against transformers on the same random
+weights (the oracle).
 
 Each case builds a tiny random transformers model that exercises one of the family's features
 (a sliding window shorter than the input, per-layer sliding/full attention, projection biases,
-per-head q/k norms, tied and untied embeddings), saves it, and checks lmhub's load of it:
-logits under every attention kernel, greedy generation with each KV cache (ring buffers for
-sliding layers) for one prompt and a left-padded batch, export back to a directory transformers
-loads natively, and an exact HF -> lmhub -> HF state-dict round trip.
+per-head q/k norms, tied and untied embeddings, Gemma's (1 + w) norms, GeGLU and scaled
+embeddings, sandwich norms, softcaps, query_pre_attn_scalar, local/global RoPE bases), saves it,
+and checks lmhub's load of it: logits under every attention kernel, greedy generation with each
+KV cache (ring buffers for sliding layers) for one prompt and a left-padded batch, export back to
+a directory transformers loads natively, and an exact HF -> lmhub -> HF state-dict round trip.
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ CASES: dict[str, tuple[str, str, dict[str, Any], list[int | None]]] = {
         },
         [None, WINDOW - 1, WINDOW - 1],
     ),
+    # Untied, multi-query attention.
+    "gemma-mqa": ("gemma", "gemma", {"head_dim": 16, "num_key_value_heads": 1}, [None, None]),
+    # Tied (Gemma's default), heads wider than hidden_size / heads.
+    "gemma-tied": ("gemma", "gemma", {"head_dim": 32, "tie_word_embeddings": True}, [None, None]),
 }
 
 
