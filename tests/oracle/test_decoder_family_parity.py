@@ -74,6 +74,37 @@ CASES: dict[str, tuple[str, str, dict[str, Any], list[int | None]]] = {
     "gemma-mqa": ("gemma", "gemma", {"head_dim": 16, "num_key_value_heads": 1}, [None, None]),
     # Tied (Gemma's default), heads wider than hidden_size / heads.
     "gemma-tied": ("gemma", "gemma", {"head_dim": 32, "tie_word_embeddings": True}, [None, None]),
+    # Alternating sliding/full layers, both softcaps, query_pre_attn_scalar != head_dim. (Tied,
+    # the random sqrt(d)-scaled embeddings outweigh the sandwich-normed sublayers and greedy
+    # decoding repeats the last token; Gemma 1's cases cover tying.)
+    "gemma2-window-softcap": (
+        "gemma2",
+        "gemma2",
+        {
+            "num_hidden_layers": 3,
+            "head_dim": 16,
+            "query_pre_attn_scalar": 24,
+            "sliding_window": WINDOW,
+            "attn_logit_softcapping": 5.0,
+            "final_logit_softcapping": 4.0,
+        },
+        [WINDOW, None, WINDOW],
+    ),
+    # No softcaps, explicit layer types (full first), untied, GQA with wide heads.
+    "gemma2-nocap-untied": (
+        "gemma2",
+        "gemma2",
+        {
+            "num_hidden_layers": 3,
+            "head_dim": 32,
+            "query_pre_attn_scalar": 32,
+            "sliding_window": WINDOW - 1,
+            "layer_types": ["full_attention", "sliding_attention", "sliding_attention"],
+            "attn_logit_softcapping": None,
+            "final_logit_softcapping": None,
+        },
+        [None, WINDOW - 1, WINDOW - 1],
+    ),
 }
 
 

@@ -22,6 +22,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "lmhub.models.qwen2",
     "lmhub.models.qwen3",
     "lmhub.models.gemma",
+    "lmhub.models.gemma2",
     "lmhub.models.causal_lm",
     "lmhub.models.single_head",
     "lmhub.models.deepone",

@@ -17,6 +17,7 @@ from lmhub.nn.decode_weights import FusedLinear
 from lmhub.nn.kv_cache import KVCache
 from lmhub.nn.masks import causal_mask
 from lmhub.nn.rope import apply_rotary
+from lmhub.nn.softcap import softcap as softcap_
 
 AttnImpl = Literal["eager", "sdpa"]
 ATTN_IMPLS: tuple[str, ...] = ("eager", "sdpa")
@@ -77,7 +78,7 @@ def scaled_dot_product_attention(
     scale = scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])
     scores = torch.matmul(q, k.transpose(-1, -2)) * scale
     if softcap is not None:
-        scores = torch.tanh(scores / softcap) * softcap
+        scores = softcap_(scores, softcap)
     if bias is not None:
         scores = scores + bias
     if mask is None and is_causal:
