@@ -105,6 +105,36 @@ CASES: dict[str, tuple[str, str, dict[str, Any], list[int | None]]] = {
         },
         [None, WINDOW - 1, WINDOW - 1],
     ),
+    # Five sliding layers to a global one, local/global RoPE bases (linear scaling on the global
+    # one), per-head q/k norms, query_pre_attn_scalar != head_dim, untied.
+    "gemma3-pattern-rope": (
+        "gemma3_text",
+        "gemma3",
+        {
+            "num_hidden_layers": 7,
+            "head_dim": 16,
+            "query_pre_attn_scalar": 20,
+            "sliding_window": WINDOW,
+            "rope_parameters": {
+                "full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 5e4},
+                "sliding_attention": {"rope_type": "default", "rope_theta": 100.0},
+            },
+        },
+        [WINDOW] * 5 + [None, WINDOW],
+    ),
+    # Gemma 2's final-logit softcap on Gemma 3, alternating layers, wide heads. (Not the
+    # attention softcap: transformers' Gemma 3 drops it under SDPA, its default kernel.)
+    "gemma3-softcap": (
+        "gemma3_text",
+        "gemma3",
+        {
+            "head_dim": 32,
+            "sliding_window": WINDOW - 1,
+            "layer_types": ["sliding_attention", "full_attention"],
+            "final_logit_softcapping": 4.0,
+        },
+        [WINDOW - 1, None],
+    ),
 }
 
 

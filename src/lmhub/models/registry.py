@@ -23,6 +23,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "lmhub.models.qwen3",
     "lmhub.models.gemma",
     "lmhub.models.gemma2",
+    "lmhub.models.gemma3",
     "lmhub.models.causal_lm",
     "lmhub.models.single_head",
     "lmhub.models.deepone",

@@ -3,7 +3,7 @@ config.json mapping. Gemma 3 shares both, with its own defaults."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Final, TypeVar
 
 from lmhub.checkpoint.weight_map import KeyRule, WeightMap
@@ -149,9 +149,14 @@ def gemma2_like_from_hf(
 
 
 def gemma2_like_to_hf(
-    config: Gemma2Config, *, fixed: Mapping[str, Any], model_type: str
+    config: Gemma2Config,
+    *,
+    fixed: Mapping[str, Any],
+    model_type: str,
+    own: Collection[str] = GEMMA2_OWN_KNOBS,
 ) -> dict[str, Any]:
-    """Build a Gemma 2 or 3 ``config.json`` dict (without model_type/architectures).
+    """Build a Gemma 2 or 3 ``config.json`` dict (without model_type/architectures); ``own``
+    names the shared knobs the caller writes keys for (see ``decoder_config_to_hf``).
 
     Raises:
         ConfigError: if the config uses a knob the HF class of ``model_type`` lacks.
@@ -164,7 +169,7 @@ def gemma2_like_to_hf(
             "Set it (to head_dim for the usual scale).",
             field="query_pre_attn_scalar",
         )
-    hf = decoder_config_to_hf(config, fixed=fixed, model_type=model_type, own=GEMMA2_OWN_KNOBS)
+    hf = decoder_config_to_hf(config, fixed=fixed, model_type=model_type, own=own)
     del hf["hidden_act"]  # Gemma 2/3 read `hidden_activation`
     return {
         **hf,
