@@ -12,8 +12,14 @@ HF_CLASSES: dict[str, tuple[str, str]] = {
     "mistral": ("MistralConfig", "MistralForCausalLM"),
     "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"),
     "qwen3": ("Qwen3Config", "Qwen3ForCausalLM"),
+    "gemma": ("GemmaConfig", "GemmaForCausalLM"),
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM"),
+    "gemma3_text": ("Gemma3TextConfig", "Gemma3ForCausalLM"),
 }
 """HF model_type -> (config class, causal-LM class) in transformers."""
+
+UNIT_OFFSET_NORMS: frozenset[str] = frozenset({"gemma", "gemma2", "gemma3_text"})
+"""The model types whose RMSNorms scale by ``1 + weight`` (the weight is an offset from one)."""
 
 TINY_FIELDS: dict[str, Any] = dict(
     vocab_size=160,
@@ -49,11 +55,13 @@ def save_tiny_hf(
     fields = {**TINY_FIELDS, **overrides}
     torch.manual_seed(seed)
     model = model_cls(config_cls(**fields)).to(dtype).eval()
-    # Random norms and biases too, so that a mixed-up key cannot pass unnoticed.
+    # Random norms and biases too, so that a mixed-up key cannot pass unnoticed. Norm scales
+    # lie in [0.5, 1.5] in every family, whether stored as such or as an offset from one.
+    offset = 1.0 if model_type in UNIT_OFFSET_NORMS else 0.0
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "norm" in name:
-                p.uniform_(0.5, 1.5)
+                p.uniform_(0.5 - offset, 1.5 - offset)
             elif name.endswith(".bias"):
                 p.uniform_(-0.5, 0.5)
     kwargs: dict[str, Any] = {}

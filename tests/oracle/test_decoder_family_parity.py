@@ -1,11 +1,13 @@
-"""lmhub's Mistral, Qwen2 and Qwen3 against transformers on the same random weights (the oracle).
+"""lmhub's Mistral, Qwen2, Qwen3 and Gemma 1/2/3 against transformers on the same random
+weights (the oracle).
 
 Each case builds a tiny random transformers model that exercises one of the family's features
 (a sliding window shorter than the input, per-layer sliding/full attention, projection biases,
-per-head q/k norms, tied and untied embeddings), saves it, and checks lmhub's load of it:
-logits under every attention kernel, greedy generation with each KV cache (ring buffers for
-sliding layers) for one prompt and a left-padded batch, export back to a directory transformers
-loads natively, and an exact HF -> lmhub -> HF state-dict round trip.
+per-head q/k norms, tied and untied embeddings, Gemma's (1 + w) norms, GeGLU and scaled
+embeddings, sandwich norms, softcaps, query_pre_attn_scalar, local/global RoPE bases), saves it,
+and checks lmhub's load of it: logits under every attention kernel, greedy generation with each
+KV cache (ring buffers for sliding layers) for one prompt and a left-padded batch, export back to
+a directory transformers loads natively, and an exact HF -> lmhub -> HF state-dict round trip.
 """
 
 from __future__ import annotations
@@ -67,6 +69,71 @@ CASES: dict[str, tuple[str, str, dict[str, Any], list[int | None]]] = {
             "max_window_layers": 1,
         },
         [None, WINDOW - 1, WINDOW - 1],
+    ),
+    # Untied, multi-query attention.
+    "gemma-mqa": ("gemma", "gemma", {"head_dim": 16, "num_key_value_heads": 1}, [None, None]),
+    # Tied (Gemma's default), heads wider than hidden_size / heads.
+    "gemma-tied": ("gemma", "gemma", {"head_dim": 32, "tie_word_embeddings": True}, [None, None]),
+    # Alternating sliding/full layers, both softcaps, query_pre_attn_scalar != head_dim. (Tied,
+    # the random sqrt(d)-scaled embeddings outweigh the sandwich-normed sublayers and greedy
+    # decoding repeats the last token; Gemma 1's cases cover tying.)
+    "gemma2-window-softcap": (
+        "gemma2",
+        "gemma2",
+        {
+            "num_hidden_layers": 3,
+            "head_dim": 16,
+            "query_pre_attn_scalar": 24,
+            "sliding_window": WINDOW,
+            "attn_logit_softcapping": 5.0,
+            "final_logit_softcapping": 4.0,
+        },
+        [WINDOW, None, WINDOW],
+    ),
+    # No softcaps, explicit layer types (full first), untied, GQA with wide heads.
+    "gemma2-nocap-untied": (
+        "gemma2",
+        "gemma2",
+        {
+            "num_hidden_layers": 3,
+            "head_dim": 32,
+            "query_pre_attn_scalar": 32,
+            "sliding_window": WINDOW - 1,
+            "layer_types": ["full_attention", "sliding_attention", "sliding_attention"],
+            "attn_logit_softcapping": None,
+            "final_logit_softcapping": None,
+        },
+        [None, WINDOW - 1, WINDOW - 1],
+    ),
+    # Five sliding layers to a global one, local/global RoPE bases (linear scaling on the global
+    # one), per-head q/k norms, query_pre_attn_scalar != head_dim, untied.
+    "gemma3-pattern-rope": (
+        "gemma3_text",
+        "gemma3",
+        {
+            "num_hidden_layers": 7,
+            "head_dim": 16,
+            "query_pre_attn_scalar": 20,
+            "sliding_window": WINDOW,
+            "rope_parameters": {
+                "full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 5e4},
+                "sliding_attention": {"rope_type": "default", "rope_theta": 100.0},
+            },
+        },
+        [WINDOW] * 5 + [None, WINDOW],
+    ),
+    # Gemma 2's final-logit softcap on Gemma 3, alternating layers, wide heads. (Not the
+    # attention softcap: transformers' Gemma 3 drops it under SDPA, its default kernel.)
+    "gemma3-softcap": (
+        "gemma3_text",
+        "gemma3",
+        {
+            "head_dim": 32,
+            "sliding_window": WINDOW - 1,
+            "layer_types": ["sliding_attention", "full_attention"],
+            "final_logit_softcapping": 4.0,
+        },
+        [WINDOW - 1, None],
     ),
 }
 

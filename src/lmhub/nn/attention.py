@@ -16,6 +16,7 @@ from torch import nn
 from lmhub.nn.kv_cache import KVCache
 from lmhub.nn.masks import causal_mask
 from lmhub.nn.rope import apply_rotary
+from lmhub.nn.softcap import softcap as softcap_
 
 AttnImpl = Literal["eager", "sdpa"]
 ATTN_IMPLS: tuple[str, ...] = ("eager", "sdpa")
@@ -38,6 +39,7 @@ def scaled_dot_product_attention(
     bias: torch.Tensor | None = None,
     is_causal: bool = False,
     scale: float | None = None,
+    softcap: float | None = None,
     dropout_p: float = 0.0,
     impl: str = "sdpa",
 ) -> torch.Tensor:
@@ -45,7 +47,10 @@ def scaled_dot_product_attention(
 
     ``mask`` is boolean (True = may attend), ``bias`` is added to the scores (ALiBi);
     ``is_causal`` applies a causal mask when ``mask`` is None. ``impl`` is ``"sdpa"`` (PyTorch's
-    fused kernel) or ``"eager"`` (explicit softmax in float32; the reference).
+    fused kernel) or ``"eager"`` (explicit softmax in float32; the reference). ``softcap``
+    squashes the scaled scores into ``(-softcap, softcap)`` with ``softcap * tanh(s / softcap)``
+    (Gemma 2); PyTorch's SDPA kernels cannot do that, so a softcapped call always runs the eager
+    path, whatever ``impl`` says.
     """
     if is_causal and mask is None and q.shape[-2] != k.shape[-2]:
         # The queries are the last q_len positions (a cache holds the rest): a single query sees
@@ -54,7 +59,7 @@ def scaled_dot_product_attention(
         is_causal = False
         if q_len > 1:
             mask = causal_mask(q_len, kv_len, device=q.device)
-    if impl == "sdpa":
+    if impl == "sdpa" and softcap is None:
         attn_mask: torch.Tensor | None = mask
         if bias is not None:
             attn_mask = bias.to(q.dtype)
@@ -67,10 +72,12 @@ def scaled_dot_product_attention(
         return F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale
         )
-    if impl != "eager":
+    if impl not in ATTN_IMPLS:
         raise ValueError(f"Unknown attention implementation '{impl}'; use one of {ATTN_IMPLS}.")
     scale = scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])
     scores = torch.matmul(q, k.transpose(-1, -2)) * scale
+    if softcap is not None:
+        scores = softcap_(scores, softcap)
     if bias is not None:
         scores = scores + bias
     if mask is None and is_causal:
@@ -88,7 +95,10 @@ class Attention(nn.Module):
 
     ``bias`` gives the q/k/v projections biases and ``output_bias`` the output one (``None``:
     as ``bias``); Qwen2 has the first without the second. ``q_norm``/``k_norm`` normalise each
-    query/key head over its width before RoPE (Qwen3). ``sliding_window`` is informational: the
+    query/key head over its width before RoPE (Qwen3). ``scale`` replaces the usual
+    ``head_dim ** -0.5`` score scale (Gemma 2's ``query_pre_attn_scalar ** -0.5``), and
+    ``softcap`` caps the scores with a tanh (see :func:`scaled_dot_product_attention`).
+    ``sliding_window`` is informational: the
     layer's window (``None`` for full attention), which the model reads to give the layer its
     mask and the KV cache its ring size; the mask itself comes in through ``forward``.
 
@@ -113,6 +123,8 @@ class Attention(nn.Module):
         q_norm: nn.Module | None = None,
         k_norm: nn.Module | None = None,
         sliding_window: int | None = None,
+        scale: float | None = None,
+        softcap: float | None = None,
     ) -> None:
         super().__init__()
         if num_heads % num_kv_heads != 0:
@@ -126,6 +138,8 @@ class Attention(nn.Module):
         self.attn_impl = attn_impl
         self.layer_idx = layer_idx
         self.sliding_window = sliding_window
+        self.scale = scale
+        self.softcap = softcap
         self.q_proj = nn.Linear(model_dim, num_heads * head_dim, bias=bias)
         self.k_proj = nn.Linear(model_dim, num_kv_heads * head_dim, bias=bias)
         self.v_proj = nn.Linear(model_dim, num_kv_heads * head_dim, bias=bias)
@@ -159,6 +173,8 @@ class Attention(nn.Module):
             mask=mask,
             bias=bias,
             is_causal=is_causal and mask is None,
+            scale=self.scale,
+            softcap=self.softcap,
             dropout_p=self.dropout_p if self.training else 0.0,
             impl=self.attn_impl,
         )
@@ -192,4 +208,5 @@ class Attention(nn.Module):
 
     def extra_repr(self) -> str:
         window = f", sliding_window={self.sliding_window}" if self.sliding_window else ""
-        return f"layer_idx={self.layer_idx}{window}"
+        softcap = f", softcap={self.softcap}" if self.softcap is not None else ""
+        return f"layer_idx={self.layer_idx}{window}{softcap}"

@@ -11,16 +11,30 @@ from lmhub.nn.kv_cache import KVCache
 
 
 class PreNormDecoderLayer(nn.Module):
-    """``x + attn(norm(x))`` then ``h + ffn(norm(h))``: the Llama/Mistral/Qwen layer."""
+    """``x + attn(norm(x))`` then ``h + ffn(norm(h))``: the Llama/Mistral/Qwen layer.
+
+    With ``attn_post_norm`` / ``ffn_post_norm`` each sublayer output is normalised again before
+    it joins the residual (the "sandwich" norms of Gemma 2 and 3).
+    """
 
     def __init__(
-        self, *, attn_norm: nn.Module, attn: Attention, ffn_norm: nn.Module, ffn: nn.Module
+        self,
+        *,
+        attn_norm: nn.Module,
+        attn: Attention,
+        ffn_norm: nn.Module,
+        ffn: nn.Module,
+        attn_post_norm: nn.Module | None = None,
+        ffn_post_norm: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.attn_norm = attn_norm
         self.attn = attn
         self.ffn_norm = ffn_norm
         self.ffn = ffn
+        # None is a plain attribute, so layers without them keep their state-dict keys.
+        self.attn_post_norm = attn_post_norm
+        self.ffn_post_norm = ffn_post_norm
 
     def forward(
         self,
@@ -31,8 +45,14 @@ class PreNormDecoderLayer(nn.Module):
         is_causal: bool = False,
         cache: KVCache | None = None,
     ) -> torch.Tensor:
-        h = x + self.attn(self.attn_norm(x), rope=rope, mask=mask, is_causal=is_causal, cache=cache)
-        return h + self.ffn(self.ffn_norm(h))
+        a = self.attn(self.attn_norm(x), rope=rope, mask=mask, is_causal=is_causal, cache=cache)
+        if self.attn_post_norm is not None:
+            a = self.attn_post_norm(a)
+        h = x + a
+        f = self.ffn(self.ffn_norm(h))
+        if self.ffn_post_norm is not None:
+            f = self.ffn_post_norm(f)
+        return h + f
 
 
 class PostNormDecoderLayer(nn.Module):

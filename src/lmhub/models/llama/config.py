@@ -5,6 +5,7 @@ from typing import Final, Literal
 
 from lmhub.models.archs import ArchRegistry
 from lmhub.models.validation import check_common, check_positive
+from lmhub.nn.ffn import ACTIVATIONS
 from lmhub.nn.rope import RopeScaling
 
 LLAMA_FAMILY: Final = "llama"
@@ -18,8 +19,9 @@ class LlamaConfig:
     """Holds the shape and options of a Llama decoder (Touvron et al., 2023; Llama 3, 2024).
 
     It is also the shared config of the pre-norm RoPE decoders built like Llama (Mistral, Qwen2,
-    Qwen3): their configs subclass it, and the knobs Llama does not use (``attn_output_bias``,
-    ``qk_norm``, ``sliding_window``, ``layer_types``) default to Llama's behaviour.
+    Qwen3, Gemma 1/2/3): their configs subclass it, and the knobs Llama does not use
+    (``attn_output_bias``, ``qk_norm``, ``sliding_window``, ``layer_types`` and Gemma's
+    ``norm_unit_offset`` ... ``rope_local_theta``) default to Llama's behaviour.
     """
 
     model_dim: int = 4096
@@ -86,6 +88,34 @@ class LlamaConfig:
     ffn_bias: bool = False
     """Whether the feed-forward projections have biases."""
 
+    ffn_activation: str = "silu"
+    """The activation of the gated feed-forward: ``silu`` (SwiGLU) or ``gelu_tanh`` (Gemma's
+    GeGLU); see :data:`lmhub.nn.ffn.ACTIVATIONS`."""
+
+    norm_unit_offset: bool = False
+    """Whether every RMSNorm scales by ``1 + weight`` (Gemma), its weight an offset from one."""
+
+    scale_embeddings: bool = False
+    """Whether token embeddings are multiplied by ``sqrt(model_dim)`` (Gemma; the factor is
+    rounded to the hidden dtype first, as in transformers)."""
+
+    sandwich_norms: bool = False
+    """Whether each attention and feed-forward output is RMS-normed again before the residual
+    add (Gemma 2/3's post-attention and post-feed-forward norms)."""
+
+    query_pre_attn_scalar: float | None = None
+    """The attention scores are scaled by ``query_pre_attn_scalar ** -0.5`` (Gemma 2/3);
+    ``None`` means ``head_dim ** -0.5``."""
+
+    attn_logit_softcap: float | None = None
+    """Cap the attention scores at ``c * tanh(s / c)`` (Gemma 2); ``None`` for no cap.
+    PyTorch's SDPA cannot cap, so a capped model runs its attention eagerly whatever
+    ``attn_impl`` says."""
+
+    rope_local_theta: float | None = None
+    """The RoPE base of the sliding-window layers, without scaling (Gemma 3's
+    ``rope_local_base_freq``); ``None`` means every layer uses ``rope_theta``/``rope_scaling``."""
+
     init_std: float = 0.02
     """The standard deviation of the normal init of linear and embedding weights."""
 
@@ -119,6 +149,21 @@ class LlamaConfig:
 
         check_common(self)
         check_positive(self, ["sliding_window"])
+        for name in ("query_pre_attn_scalar", "attn_logit_softcap", "rope_local_theta"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(
+                    f"'{name}' must be a positive number or null, not {value!r}.",
+                    field=name,
+                    value=value,
+                )
+        if self.ffn_activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"'ffn_activation' is '{self.ffn_activation}', which lmhub does not know. Use "
+                f"one of: {', '.join(ACTIVATIONS)}.",
+                field="ffn_activation",
+                value=self.ffn_activation,
+            )
         if self.layer_types is not None:
             if len(self.layer_types) != self.num_layers:
                 raise ConfigError(

@@ -6,7 +6,7 @@ Hugging Face RoPE family shares; later families import it from here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Final, TypeVar
 
 from lmhub.checkpoint.weight_map import KeyRule, WeightMap
@@ -52,6 +52,19 @@ LLAMA_HF_FIXED: Final[Mapping[str, Any]] = {
     "layer_types": None,
 }
 """The shared-config knobs transformers' Llama hard-codes (no ``config.json`` key of its own)."""
+
+
+DECODER_KNOB_DEFAULTS: Final[Mapping[str, Any]] = {
+    "ffn_activation": "silu",
+    "norm_unit_offset": False,
+    "scale_embeddings": False,
+    "sandwich_norms": False,
+    "query_pre_attn_scalar": None,
+    "attn_logit_softcap": None,
+    "rope_local_theta": None,
+}
+"""The shared-config knobs only some HF families have a key for, at the values every other HF
+family hard-codes; export refuses a config that changes one its family cannot express."""
 
 
 def llama_config_from_hf(hf: Mapping[str, Any]) -> LlamaConfig:
@@ -113,16 +126,24 @@ def decoder_config_from_hf(
 
 
 def decoder_config_to_hf(
-    config: LlamaConfig, *, fixed: Mapping[str, Any], model_type: str
+    config: LlamaConfig,
+    *,
+    fixed: Mapping[str, Any],
+    model_type: str,
+    own: Collection[str] = (),
 ) -> dict[str, Any]:
     """Build the shared part of a ``config.json`` dict for a Llama-like config.
 
     The keys of ``fixed`` fields are left out, since the HF class of ``model_type`` has none.
+    ``own`` names the :data:`DECODER_KNOB_DEFAULTS` knobs the family writes keys for itself;
+    the others must keep their defaults.
 
     Raises:
-        ConfigError: if a ``fixed`` field differs from the value the HF class hard-codes.
+        ConfigError: if a ``fixed`` field or a knob not in ``own`` differs from the value the
+            HF class hard-codes.
     """
-    for name, value in fixed.items():
+    knobs = {k: v for k, v in DECODER_KNOB_DEFAULTS.items() if k not in own}
+    for name, value in {**knobs, **fixed}.items():
         if getattr(config, name) != value:
             raise ConfigError(
                 f"The config sets '{name}' to {getattr(config, name)!r}, but transformers' "

@@ -1,7 +1,8 @@
 """The Llama decoder, top to bottom: embed -> N x (attention, SwiGLU) -> RMSNorm -> logits.
 
-Mistral, Qwen2 and Qwen3 are this model with other config knobs (sliding windows per layer,
-projection biases, per-head q/k norms); their model classes subclass it to carry their name.
+Mistral, Qwen2, Qwen3 and Gemma 1/2/3 are this model with other config knobs (sliding windows per
+layer, projection biases, per-head q/k norms, Gemma's (1 + w) norms, scaled embeddings, sandwich
+norms, softcaps, local RoPE bases); their model classes subclass it to carry their name.
 """
 
 from __future__ import annotations
@@ -44,9 +45,20 @@ class LlamaModel(DecoderLM):
             max_seq_len=config.max_seq_len,
             scaling=config.rope_scaling,
         )
+        self.local_rope: RotaryEmbedding | None = None
+        """The RoPE of the sliding layers when they have a base of their own (Gemma 3)."""
+        if config.rope_local_theta is not None:
+            self.local_rope = RotaryEmbedding(
+                head_dim, theta=config.rope_local_theta, max_seq_len=config.max_seq_len
+            )
+
+        def norm(dim: int) -> RMSNorm:
+            return RMSNorm(dim, eps=config.norm_eps, unit_offset=config.norm_unit_offset)
+
+        scalar = config.query_pre_attn_scalar
         self.layers = nn.ModuleList(
             PreNormDecoderLayer(
-                attn_norm=RMSNorm(config.model_dim, eps=config.norm_eps),
+                attn_norm=norm(config.model_dim),
                 attn=Attention(
                     config.model_dim,
                     num_heads=config.num_heads,
@@ -57,18 +69,25 @@ class LlamaModel(DecoderLM):
                     dropout_p=config.dropout_p,
                     attn_impl=config.attn_impl,
                     layer_idx=i,
-                    q_norm=RMSNorm(head_dim, eps=config.norm_eps) if config.qk_norm else None,
-                    k_norm=RMSNorm(head_dim, eps=config.norm_eps) if config.qk_norm else None,
+                    q_norm=norm(head_dim) if config.qk_norm else None,
+                    k_norm=norm(head_dim) if config.qk_norm else None,
                     sliding_window=windows[i],
+                    scale=None if scalar is None else scalar**-0.5,
+                    softcap=config.attn_logit_softcap,
                 ),
-                ffn_norm=RMSNorm(config.model_dim, eps=config.norm_eps),
+                ffn_norm=norm(config.model_dim),
                 ffn=GLUFeedForward(
-                    config.model_dim, config.ffn_inner_dim, activation="silu", bias=config.ffn_bias
+                    config.model_dim,
+                    config.ffn_inner_dim,
+                    activation=config.ffn_activation,
+                    bias=config.ffn_bias,
                 ),
+                attn_post_norm=norm(config.model_dim) if config.sandwich_norms else None,
+                ffn_post_norm=norm(config.model_dim) if config.sandwich_norms else None,
             )
             for i in range(config.num_layers)
         )
-        self.final_norm = RMSNorm(config.model_dim, eps=config.norm_eps)
+        self.final_norm = norm(config.model_dim)
         self.lm_head = nn.Linear(config.model_dim, config.vocab_size, bias=False)
         self.finish_init()
 
@@ -113,14 +132,19 @@ class LlamaModel(DecoderLM):
         if position_ids is None:
             position_ids = torch.arange(past, past + s, device=input_ids.device).expand(b, s)
         x = self.embed(input_ids)
+        if self.config.scale_embeddings:
+            # transformers rounds the factor to the hidden dtype before multiplying.
+            x = x * torch.tensor(self.config.model_dim**0.5, dtype=x.dtype)
         rope = self.rope(position_ids, x.dtype)
+        local_rope = rope if self.local_rope is None else self.local_rope(position_ids, x.dtype)
         # Layers of the same window share one mask (a cache keeps same-window layers alike).
         masks: dict[int | None, torch.Tensor | None] = {}
         for i, (layer, window) in enumerate(zip(self.layers, self.layer_windows, strict=True)):
             if window not in masks:
                 masks[window] = self._mask(i, window, s, past, attention_mask, cache)
             mask = masks[window]
-            x = layer(x, rope=rope, mask=mask, is_causal=mask is None, cache=cache)
+            layer_rope = rope if window is None else local_rope
+            x = layer(x, rope=layer_rope, mask=mask, is_causal=mask is None, cache=cache)
         if cache is not None:
             cache.advance(s)
         x = self.final_norm(x)
