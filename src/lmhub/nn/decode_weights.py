@@ -141,7 +141,7 @@ class DecodeLinear(nn.Module):
 
     @property
     def weight(self) -> torch.Tensor:
-        """The ``[out, in]`` (fused) weight, as ``nn.Linear`` names it, for modules that wrap one."""
+        """The ``[out, in]`` (fused) weight, named as ``nn.Linear`` names it."""
         return self._weight()
 
     @property
@@ -315,8 +315,10 @@ def _swap(module: nn.Module, linears: list[DecodeLinear], dtype: torch.dtype) ->
         return fused(module)
     if type(module) is RMSNorm:
         # Float32 only: in bfloat16 the one kernel rounds once where RMSNorm rounds twice.
+        # Gemma's (1 + w) scale is not F.rms_norm's: such norms keep their own forward.
         weight = module.weight
-        if dtype == torch.float32 and (weight is None or weight.dtype == dtype):
+        plain = not module.unit_offset and (weight is None or weight.dtype == dtype)
+        if dtype == torch.float32 and plain:
             return _clone_as(module, FastRMSNorm, {})
         return module
     # Fused projections replace their source layers, which stay (unused) as the parameters' home.
