@@ -269,3 +269,11 @@ class DataError(LmhubError, ValueError):
         super().__init__(message)
         self.path = Path(path) if path is not None else None
         self.line = line
+
+
+class WeightMapError(ModelCheckpointError):
+    """A weight-map operation cannot turn the tensors of one key group into the other layout."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
