@@ -169,3 +169,13 @@ def test_round_trips_are_exact(
     back = dict(wm.convert_to_external(native.items()))
     assert back.keys() == external.keys()
     assert all(torch.equal(back[k], external[k]) for k in external)
+
+
+def test_ignored_keys_are_dropped_on_import_only() -> None:
+    wm = WeightMap([KeyRule("h.{i}.w", "l.{i}.w")], ignored=["h.{i}.attn.bias"])
+    items = [("h.0.attn.bias", torch.ones(1)), ("h.0.w", torch.zeros(1)), ("h.0.x", torch.ones(1))]
+    assert [(k, o) for k, _, o in wm.convert_to_native(items)] == [
+        ("l.0.w", "h.0.w"),
+        (None, "h.0.x"),
+    ]
+    assert wm.bind(object()).ignored == ("h.{i}.attn.bias",)

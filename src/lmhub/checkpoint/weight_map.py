@@ -308,9 +308,14 @@ class WeightMap:
         rules: Sequence[KeyRule],
         *,
         tied: Mapping[str, str] | None = None,
+        ignored: Sequence[str] = (),
         config: Any = None,
     ) -> None:
         self.rules = list(rules)
+        self.ignored = tuple(ignored)
+        """External key patterns skipped on import: buffers some checkpoints carry that the
+        model recomputes (causal-mask tables, RoPE frequencies)."""
+        self._ignored = [_compile(p, frozenset())[0] for p in self.ignored]
         self.tied: dict[str, str] = dict(tied or {})
         """Native keys that alias another native key when weights are tied (alias -> source)."""
         self.config = config
@@ -323,7 +328,7 @@ class WeightMap:
         Example:
             >>> family.weight_map.bind(config).convert_to_native(reader.iter_tensors())
         """
-        return WeightMap(self.rules, tied=self.tied, config=config)
+        return WeightMap(self.rules, tied=self.tied, ignored=self.ignored, config=config)
 
     def _resolve(self, size: Size) -> int:
         if isinstance(size, int):
@@ -379,6 +384,8 @@ class WeightMap:
             if key in passthrough:
                 yield key, tensor, key
                 continue
+            if to_native and any(p.match(key) for p in self._ignored):
+                continue
             found = self._find(key, to_native=to_native)
             if found is None:
                 yield None, tensor, key
@@ -410,7 +417,8 @@ class WeightMap:
     ) -> Iterator[tuple[str | None, torch.Tensor, str]]:
         """Yield ``(native_key or None, tensor, original_key)`` one at a time.
 
-        Keys already in ``native_keys`` (an lmhub checkpoint) pass through unchanged. Tensors
+        Keys already in ``native_keys`` (an lmhub checkpoint) pass through unchanged; keys
+        matching an ``ignored`` pattern are dropped. Tensors
         joined into one native tensor are yielded once all have been read (under the original
         keys joined by `` + ``); the members of a group that never completes are yielded last,
         with ``None``.

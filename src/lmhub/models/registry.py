@@ -21,6 +21,8 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "lmhub.models.mistral",
     "lmhub.models.qwen2",
     "lmhub.models.qwen3",
+    "lmhub.models.gpt2",
+    "lmhub.models.gpt_neox",
     "lmhub.models.causal_lm",
     "lmhub.models.single_head",
     "lmhub.models.deepone",
