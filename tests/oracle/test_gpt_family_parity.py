@@ -172,3 +172,21 @@ def test_the_round_trip_converts_each_fused_tensor_through_the_split(tmp_path: P
     hf2, gpt2 = load_case(tmp_path / "gpt2", "gpt2-tied")
     c_attn = hf2.transformer.h[0].attn.c_attn.weight  # Conv1D: [in, 3 * out]
     assert torch.equal(gpt2.layers[0].attn.k_proj.weight, c_attn[:, 64:128].t())
+
+
+def test_a_gpt2_model_checkpoint_with_bare_names_and_mask_buffers_loads(tmp_path: Path) -> None:
+    """openai-community/gpt2's files come from GPT2Model: no ``transformer.`` prefix, and the
+    causal-mask buffers older transformers saved."""
+    from safetensors.torch import save_file
+
+    hf, _ = load_case(tmp_path, "gpt2-tied")
+    state = load_file(tmp_path / "model.safetensors")
+    bare = {k.removeprefix("transformer."): v for k, v in state.items()}
+    for i in range(hf.config.n_layer):
+        bare[f"h.{i}.attn.bias"] = torch.tril(torch.ones(1, 1, 64, 64))
+        bare[f"h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
+    save_file(bare, tmp_path / "model.safetensors")
+    model = lmhub.load_model(tmp_path).eval()
+    ids = torch.randint(0, VOCAB, (2, 12))
+    with torch.no_grad():
+        assert max_diff(model(ids), hf(ids).logits) <= ATOL
