@@ -290,3 +290,11 @@ class AdapterError(ModelCheckpointError):
         super().__init__(message, path=path)
         self.key = key
         self.value = value
+
+
+class WeightMapError(ModelCheckpointError):
+    """A weight-map operation cannot turn the tensors of one key group into the other layout."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key

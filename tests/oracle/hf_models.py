@@ -15,6 +15,8 @@ HF_CLASSES: dict[str, tuple[str, str]] = {
     "gemma": ("GemmaConfig", "GemmaForCausalLM"),
     "gemma2": ("Gemma2Config", "Gemma2ForCausalLM"),
     "gemma3_text": ("Gemma3TextConfig", "Gemma3ForCausalLM"),
+    "gpt2": ("GPT2Config", "GPT2LMHeadModel"),
+    "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM"),
 }
 """HF model_type -> (config class, causal-LM class) in transformers."""
 
@@ -34,6 +36,21 @@ TINY_FIELDS: dict[str, Any] = dict(
 )
 """The shape of every tiny random HF model (overridable per test)."""
 
+TINY_FIELDS_BY_TYPE: dict[str, dict[str, Any]] = {
+    # GPT-2 spells the shape its own way and has no GQA or RMSNorm.
+    "gpt2": dict(vocab_size=160, n_embd=64, n_inner=96, n_layer=2, n_head=4, n_positions=64),
+    "gpt_neox": dict(
+        vocab_size=160,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=64,
+        tie_word_embeddings=False,
+    ),
+}
+"""The tiny shape of model types whose config does not take :data:`TINY_FIELDS`."""
+
 
 def save_tiny_hf(
     directory: Path,
@@ -43,16 +60,17 @@ def save_tiny_hf(
     safe: bool = True,
     max_shard_size: str | None = None,
     dtype: torch.dtype = torch.float32,
+    bias_scale: float = 0.5,
     **overrides: Any,
 ) -> Any:
     """Create a tiny random HF causal LM of ``model_type``, save it to ``directory`` and return
-    it (eval)."""
+    it (eval). Biases are drawn from uniform(-bias_scale, bias_scale)."""
     import transformers
 
     config_name, model_name = HF_CLASSES[model_type]
     config_cls = getattr(transformers, config_name)
     model_cls = getattr(transformers, model_name)
-    fields = {**TINY_FIELDS, **overrides}
+    fields = {**TINY_FIELDS_BY_TYPE.get(model_type, TINY_FIELDS), **overrides}
     torch.manual_seed(seed)
     model = model_cls(config_cls(**fields)).to(dtype).eval()
     # Random norms and biases too, so that a mixed-up key cannot pass unnoticed. Norm scales
@@ -60,10 +78,10 @@ def save_tiny_hf(
     offset = 1.0 if model_type in UNIT_OFFSET_NORMS else 0.0
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if "norm" in name:
+            if "norm" in name or ".ln_" in name:  # GPT-2 names its LayerNorms ln_1, ln_2, ln_f
                 p.uniform_(0.5 - offset, 1.5 - offset)
             elif name.endswith(".bias"):
-                p.uniform_(-0.5, 0.5)
+                p.uniform_(-bias_scale, bias_scale)
     kwargs: dict[str, Any] = {}
     if max_shard_size:
         kwargs["max_shard_size"] = max_shard_size

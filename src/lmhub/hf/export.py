@@ -229,7 +229,7 @@ def _write_native(
     if weights:
         native, _ = model_tensors(model)
         try:
-            external = dict(family.weight_map.convert_to_external(native.items()))
+            external = dict(family.weight_map.bind(config).convert_to_external(native.items()))
         except KeyError as exc:
             raise ExportError(
                 f"The '{family.name}' family's weight map cannot name every tensor in Hugging "

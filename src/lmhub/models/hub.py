@@ -188,7 +188,9 @@ class ModelHub(Generic[ModelT, ConfigT]):
         names = _state_names(build_on_meta(self.family.builder, config, torch.float32))
         reader = open_checkpoint(path, mmap=mmap, restrict=restrict)
         try:
-            for native, tensor, key in native_items(reader, names, self.family.weight_map):
+            for native, tensor, key in native_items(
+                reader, names, self.family.weight_map.bind(config)
+            ):
                 yield (native if native is not None else key), tensor
         finally:
             reader.close()
@@ -223,7 +225,9 @@ class ModelHub(Generic[ModelT, ConfigT]):
             model = build_on_meta(self.family.builder, config, meta_dtype)
             assign_tensors(
                 model,
-                native_items(reader, _state_names(model), self.family.weight_map, path=path),
+                native_items(
+                    reader, _state_names(model), self.family.weight_map.bind(config), path=path
+                ),
                 device=target,
                 dtype=resolved_dtype,
                 path=path,

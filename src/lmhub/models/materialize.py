@@ -66,7 +66,9 @@ def load_checkpoint(
     return save_load.load_checkpoint(
         directory,
         model,
-        weight_map=family.weight_map if family is not None else None,
+        weight_map=(
+            family.weight_map.bind(getattr(model, "config", None)) if family is not None else None
+        ),
         device=device,
         mmap=mmap,
     )

@@ -24,6 +24,8 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "lmhub.models.gemma",
     "lmhub.models.gemma2",
     "lmhub.models.gemma3",
+    "lmhub.models.gpt2",
+    "lmhub.models.gpt_neox",
     "lmhub.models.causal_lm",
     "lmhub.models.single_head",
     "lmhub.models.deepone",

@@ -262,7 +262,8 @@ class FusedQKVAttention(Attention):
         b, s, _ = x.shape
         h, kv, d = self.num_heads, self.num_kv_heads, self.head_dim
         qkv = self.qkv(x).view(b, s, h + 2 * kv, d).transpose(1, 2)
-        if rope is None or self.q_norm is not None or self.k_norm is not None:
+        partial = rope is not None and rope[0].shape[-1] != d  # RoPE on part of each head
+        if rope is None or partial or self.q_norm is not None or self.k_norm is not None:
             q, k, v = qkv.split([h, kv, kv], dim=1)
             q, k = self.norm_qk(q, k)
             if rope is not None:

@@ -318,10 +318,30 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x2, x1), dim=-1)
 
 
+def rotary_dims(head_dim: int, fraction: float) -> int:
+    """Return how many leading dimensions of each head partial RoPE rotates (as transformers:
+    ``int(head_dim * fraction)``; GPT-NeoX's ``rotary_pct``, Phi's ``partial_rotary_factor``).
+
+    >>> rotary_dims(64, 0.25)
+    16
+    """
+    return int(head_dim * fraction)
+
+
 def apply_rotary(
     q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotate queries ``[batch, heads, seq, head_dim]`` and keys ``[batch, kv_heads, seq,
-    head_dim]`` by the angles in ``cos``/``sin`` ``[batch, seq, head_dim]``."""
+    head_dim]`` by the angles in ``cos``/``sin`` ``[batch, seq, rotary_dim]``.
+
+    A ``rotary_dim`` below ``head_dim`` is partial RoPE (GPT-NeoX, Phi): only the first
+    ``rotary_dim`` dimensions of each head turn, the rest pass through unchanged.
+    """
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # broadcast over heads
+    rot = cos.shape[-1]
+    if rot < q.shape[-1]:
+        q_rot, q_pass = q[..., :rot], q[..., rot:]
+        k_rot, k_pass = k[..., :rot], k[..., rot:]
+        q = torch.cat((q_rot * cos + rotate_half(q_rot) * sin, q_pass), dim=-1)
+        return q, torch.cat((k_rot * cos + rotate_half(k_rot) * sin, k_pass), dim=-1)
     return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin

@@ -97,3 +97,31 @@ class PostNormDecoderLayer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"residual_scale={self.residual_scale:.4g}, dropout_p={self.dropout_p}"
+
+
+class ParallelDecoderLayer(nn.Module):
+    """``x + attn(attn_norm(x)) + ffn(ffn_norm(x))``: both sublayers read the same input
+    (GPT-J, GPT-NeoX's ``use_parallel_residual``). Submodule names match
+    :class:`PreNormDecoderLayer`, so one weight map serves both layer kinds."""
+
+    def __init__(
+        self, *, attn_norm: nn.Module, attn: Attention, ffn_norm: nn.Module, ffn: nn.Module
+    ) -> None:
+        super().__init__()
+        self.attn_norm = attn_norm
+        self.attn = attn
+        self.ffn_norm = ffn_norm
+        self.ffn = ffn
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        a = self.attn(self.attn_norm(x), rope=rope, mask=mask, is_causal=is_causal, cache=cache)
+        # Summed in transformers' order (mlp + attn + x), so float rounding matches it.
+        return self.ffn(self.ffn_norm(x)) + a + x

@@ -23,6 +23,8 @@ DEFAULT_TARGETS: Final[Mapping[str, tuple[str, ...]]] = {
     "gemma3": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
     "deepone": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
     "causal_lm": ATTENTION_PROJECTIONS + MLP_PROJECTIONS,
+    "gpt2": ATTENTION_PROJECTIONS + MLP_PROJECTIONS,
+    "gpt_neox": ATTENTION_PROJECTIONS + MLP_PROJECTIONS,
     "single_head": ("qk_proj", "v_proj", *MLP_PROJECTIONS),
 }
 """Per family: the attention and MLP projections LoRA adapts when ``targets`` is left empty."""

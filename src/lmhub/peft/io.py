@@ -76,6 +76,8 @@ class _Naming:
     def external(self, native: str) -> str | None:
         if self.weight_map is None:
             return REMOTE_WEIGHT_PREFIX + native
+        if self.weight_map.reshapes(native + ".weight"):
+            return None  # fused or transposed on the HF side: not one PEFT layer of its own
         key = self.weight_map.to_external(native + ".weight")
         return key.removesuffix(".weight") if key and key.endswith(".weight") else None
 
@@ -162,8 +164,10 @@ def save_adapter(
             external[name] = ext
         elif name in layers:
             raise AdapterError(
-                f"The model family's weight map has no Hugging Face name for the adapted layer "
-                f"'{name}', so PEFT could not find it. Leave it out of the LoRA targets.",
+                f"The adapted layer '{name}' has no Hugging Face layer of its own (the family's "
+                "weight map has no name for it, or fuses or transposes it, as GPT-2's c_attn), "
+                "so PEFT could not find it. Leave it out of the LoRA targets, or fold the "
+                "adapter in with merge_lora and export the merged model.",
                 path=directory,
                 key=name,
             )
