@@ -26,6 +26,8 @@ bf16-mixed >= 2x transformers-fp32 tokens/s.
 from __future__ import annotations
 
 import argparse
+import gzip
+import importlib.resources
 import json
 import os
 import subprocess
@@ -168,9 +170,6 @@ def main() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
-    import gzip
-    import importlib.resources
-
     modes = args.modes.split(",")
     with tempfile.TemporaryDirectory(prefix="lmhub-bench-train-") as tmp:
         work = Path(tmp)
@@ -180,9 +179,7 @@ def main() -> None:
         results: dict[tuple[str, str], list[dict[str, float]]] = {}
         for round_ in range(args.rounds):
             for mode in modes:
-                ours = run_child(
-                    _config_block(args, work, mode) + textwrap.dedent(_LMHUB)
-                )
+                ours = run_child(_config_block(args, work, mode) + textwrap.dedent(_LMHUB))
                 theirs = run_child(
                     textwrap.dedent(_TRANSFORMERS).format(
                         threads=args.threads, work=str(work), mode=mode, warmup=args.warmup,
