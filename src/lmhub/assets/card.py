@@ -8,6 +8,7 @@ Example card::
     model_config: {max_seq_len: 4096}
     checkpoint: ./weights           # relative to this file; or file:///abs/path, or hf://org/name
     checksum: {model.safetensors: 3a7bd3e2...}
+    adapter: ./lora                 # a PEFT LoRA adapter directory applied after loading
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ CARD_FIELDS: dict[str, tuple[type, ...]] = {
     "checkpoint": (str,),
     "tokenizer": (str,),
     "checksum": (str, dict),
+    "adapter": (str,),
 }
 
 # Fields whose values are locations, resolved against the directory of the file that sets them.
-LOCATION_FIELDS = ("checkpoint", "tokenizer")
+LOCATION_FIELDS = ("checkpoint", "tokenizer", "adapter")
 
 
 def resolve_location(value: str, base_dir: Path | None) -> str:

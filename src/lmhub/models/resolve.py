@@ -38,6 +38,7 @@ from lmhub.models.hf_dir import read_hf_dir
 from lmhub.models.hub import ConfigArg, card_checkpoint, get_model_hub
 from lmhub.models.registry import all_arch_names, find_arch, get_family
 from lmhub.parallel.gangs import Gangs
+from lmhub.peft.io import load_adapter
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
 
@@ -70,6 +71,9 @@ class ModelSource:
 
     card: AssetCard | None = None
     """The card, when the name was one."""
+
+    adapter: Path | None = None
+    """A PEFT LoRA adapter directory (a card's ``adapter``) applied once the model is built."""
 
     @property
     def label(self) -> str:
@@ -146,6 +150,7 @@ def _card_source(
     return ModelSource(
         name=name, kind="card", family=family, config=config, checkpoint=checkpoint,
         tokenizer=card.tokenizer, card=card,
+        adapter=local_path(card.get("adapter")) if card.get("adapter") else None,
     )  # fmt: skip
 
 
@@ -160,7 +165,8 @@ def instantiate(
     restrict: bool | None = None,
     progress: bool = False,
 ) -> nn.Module:
-    """Load the source's weights, or build it randomly when it has none.
+    """Load the source's weights, or build it randomly when it has none; then apply the
+    source's LoRA adapter, if any (unmerged, so it can keep training or be merged).
 
     ``config`` replaces the source's config, or overrides it (a mapping or ``"field=value"``
     strings). ``dtype=None``: see the module docstring. A card's checksum is verified first.
@@ -168,6 +174,30 @@ def instantiate(
     Example:
         >>> model = instantiate(resolve_model_source("llama_tiny"), device="cpu")
     """
+    model = _instantiate_base(
+        source,
+        config=config,
+        device=device,
+        dtype=dtype,
+        gangs=gangs,
+        mmap=mmap,
+        restrict=restrict,
+        progress=progress,
+    )
+    return load_adapter(model, source.adapter) if source.adapter is not None else model
+
+
+def _instantiate_base(
+    source: ModelSource,
+    *,
+    config: ConfigArg,
+    device: torch.device | str | None,
+    dtype: torch.dtype | str | None,
+    gangs: Gangs | None,
+    mmap: bool,
+    restrict: bool | None,
+    progress: bool,
+) -> nn.Module:
     hub = get_model_hub(source.family)
     resolved = hub.resolve_config(config, source.config) if config is not None else source.config
     if source.checkpoint is None:

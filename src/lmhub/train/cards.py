@@ -10,12 +10,16 @@ After each checkpoint (and at the end) the trainer writes the run's cards:
   with absolute locations (the user card folder is ``$LMHUB_CARDS_DIR``, else
   ``~/.config/lmhub/cards``), which every lmhub command searches.
 
+A LoRA run's cards name the base model as ``checkpoint`` and the checkpoint's PEFT adapter
+directory as ``adapter``, which the resolver applies after loading the base.
+
 A card needs an architecture preset to start from: it names the family's first preset and sets
 every config field in ``model_config``, so the card describes the trained model exactly.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ from lmhub.assets.store import default_asset_store, user_cards_dirs
 from lmhub.checkpoint.writers import atomic_write_text
 from lmhub.config import to_dict
 from lmhub.models.family import ModelFamily
+from lmhub.train.resume import ADAPTER_DIR
 
 __all__ = ["RUN_CARDS_FILE", "card_name", "write_run_cards"]
 
@@ -36,23 +41,42 @@ def card_name(run: str, tag: str) -> str:
     return f"{run}@{tag}"
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Entry:
+    """Where one card's files are."""
+
+    checkpoint: Path
+    tokenizer: Path
+    adapter: Path | None = None
+
+
+def _location(path: Path, base: Path | None) -> str:
+    if base is not None and path.is_relative_to(base):
+        return str(path.relative_to(base))
+    return str(path)
+
+
 def _cards(
-    run: str, family: ModelFamily[Any, Any], config: Any, dirs: dict[str, Path], base: Path | None
+    run: str,
+    family: ModelFamily[Any, Any],
+    config: Any,
+    entries: dict[str, _Entry],
+    base: Path | None,
 ) -> str:
     arch = next(iter(family.archs.names()))
     docs = []
-    for tag, directory in dirs.items():
-        location = str(directory.relative_to(base)) if base is not None else str(directory)
-        docs.append(
-            {
-                "name": card_name(run, tag),
-                "model_family": family.name,
-                "model_arch": arch,
-                "model_config": to_dict(config),
-                "checkpoint": location,
-                "tokenizer": location,
-            }
-        )
+    for tag, entry in entries.items():
+        card: dict[str, Any] = {
+            "name": card_name(run, tag),
+            "model_family": family.name,
+            "model_arch": arch,
+            "model_config": to_dict(config),
+            "checkpoint": _location(entry.checkpoint, base),
+            "tokenizer": _location(entry.tokenizer, base),
+        }
+        if entry.adapter is not None:
+            card["adapter"] = _location(entry.adapter, base)
+        docs.append(card)
     header = f"# Cards of the lmhub training run '{run}', rewritten by the trainer.\n"
     return header + yaml.safe_dump_all(docs, sort_keys=False)
 
@@ -66,19 +90,34 @@ def write_run_cards(
     checkpoints: list[Path],
     final: Path | None,
     register: bool,
+    lora_base: Path | None = None,
+    final_merged: bool = False,
 ) -> None:
-    """(Re)write the run's cards for ``checkpoints`` (oldest first) and ``final``."""
-    dirs = {path.name: path.resolve() for path in checkpoints}
-    newest = final if final is not None else (checkpoints[-1] if checkpoints else None)
-    if newest is None:
-        return
+    """(Re)write the run's cards for ``checkpoints`` (oldest first) and ``final``.
+
+    ``lora_base`` (the base model's checkpoint directory) marks a LoRA run: each card loads
+    that base and applies the checkpoint's ``adapter/``, except a ``final`` that
+    ``final_merged`` says holds the merged model.
+    """
+
+    def entry(path: Path, merged: bool = False) -> _Entry:
+        path = path.resolve()
+        if lora_base is None or merged:
+            return _Entry(checkpoint=path, tokenizer=path)
+        return _Entry(checkpoint=lora_base.resolve(), tokenizer=path, adapter=path / ADAPTER_DIR)
+
+    entries = {path.name: entry(path) for path in checkpoints}
     if final is not None:
-        dirs["final"] = final.resolve()
-    dirs["last"] = newest.resolve()
+        entries["final"] = entry(final, merged=final_merged)
+        entries["last"] = entries["final"]
+    elif checkpoints:
+        entries["last"] = entries[checkpoints[-1].name]
+    else:
+        return
     out = output_dir.resolve()
-    atomic_write_text(output_dir / RUN_CARDS_FILE, _cards(run, family, config, dirs, base=out))
+    atomic_write_text(output_dir / RUN_CARDS_FILE, _cards(run, family, config, entries, base=out))
     if register:
         folder = user_cards_dirs()[0] / "runs"
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / f"{run}.yaml", _cards(run, family, config, dirs, base=None))
+        atomic_write_text(folder / f"{run}.yaml", _cards(run, family, config, entries, base=None))
         default_asset_store().refresh()  # this process sees the new cards too

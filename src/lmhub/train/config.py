@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lmhub.errors import ConfigError
+from lmhub.peft.config import LoraConfig
 
 __all__ = [
     "CheckpointConfig",
     "DataConfig",
     "EvalConfig",
     "LogConfig",
+    "LoraTrainConfig",
     "LrScheduleConfig",
     "OptimizerConfig",
     "TrainConfig",
@@ -128,6 +130,18 @@ class LogConfig:
 
 
 @dataclass(kw_only=True)
+class LoraTrainConfig(LoraConfig):
+    """LoRA fine-tuning: :class:`~lmhub.peft.LoraConfig`'s fields (``rank``, ``alpha``,
+    ``dropout``, ``targets``, ``use_rslora``, ``use_dora``), applied to the model once it is
+    loaded and before the optimizer is built, so only the adapters train."""
+
+    merge_on_export: bool = False
+    """Also fold the adapters into the base weights at the end and export the merged model as
+    ``OUTPUT_DIR/final/`` (an ordinary HF directory, as a full run writes) beside
+    ``final/adapter/``; ``RUN@last`` then names the merged model."""
+
+
+@dataclass(kw_only=True)
 class TrainConfig:
     """Everything ``lmhub train`` needs: the model, the data, the loop and the outputs."""
 
@@ -158,6 +172,10 @@ class TrainConfig:
     """The learning-rate schedule."""
     precision: Precision = "fp32"
     """``fp32``; ``bf16-mixed`` (fp32 weights, bf16 autocast); or ``bf16`` (bf16 weights)."""
+    lora: LoraTrainConfig | None = None
+    """Fine-tune LoRA adapters instead of every weight (``None``: full fine-tuning). Checkpoints
+    then hold only the adapters and their optimizer state; ``OUTPUT_DIR/final/adapter/`` is a
+    PEFT adapter directory."""
     gradient_checkpointing: bool = False
     """Recompute each layer's activations in the backward pass (less memory, more compute)."""
     device: str = "cpu"
@@ -228,6 +246,15 @@ def check_train_config(config: TrainConfig) -> None:
             "data.train=corpus.txt.",
             field="data.train",
         )
+    if config.lora is not None:
+        try:
+            config.lora.validate()
+        except ConfigError as exc:
+            raise ConfigError(
+                f"In the train config's 'lora' section (lora.{exc.field}): {exc}",
+                field=f"lora.{exc.field}",
+                value=exc.value,
+            ) from None
     if config.optimizer.in_backward and (
         config.grad_accum_steps != 1 or config.optimizer.grad_clip is not None
     ):

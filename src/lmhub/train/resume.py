@@ -5,7 +5,11 @@ A checkpoint is the directory ``OUTPUT_DIR/checkpoints/step_N/`` holding
 * the model: ``config.json`` (lmhub-native keys) and the weights from
   :func:`lmhub.save_checkpoint`, so ``lmhub.load_model(step_dir)`` loads it; the tokenizer's
   files beside them;
-* ``optimizer.pt``: the optimizer's state dict;
+* or, for a LoRA run, only the adapters: ``trainable.safetensors`` (the
+  :func:`~lmhub.peft.trainable_state_dict`, which resume copies back onto the re-loaded base
+  model) and ``adapter/``, the same weights as a PEFT adapter directory (what the run's cards
+  name); the tokenizer's files beside them;
+* ``optimizer.pt``: the optimizer's state dict (of the trainable parameters only);
 * ``trainer_state.pt``: the step, tokens seen, the schedule's step, the data position and every
   RNG state (torch CPU and CUDA, Python, NumPy).
 
@@ -31,14 +35,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from lmhub.checkpoint.readers import open_checkpoint
 from lmhub.checkpoint.save_load import load_checkpoint, save_checkpoint
-from lmhub.checkpoint.writers import atomic_write_text
+from lmhub.checkpoint.writers import atomic_write_text, save_safetensors_sharded
 from lmhub.data.tokenizers import Tokenizer
 from lmhub.errors import ModelCheckpointError
 from lmhub.hf.tokenizer_files import write_tokenizer_files
 from lmhub.models.hf_dir import encode_fields, write_config_json
+from lmhub.peft import load_trainable_state_dict, save_adapter, trainable_state_dict
 
 __all__ = [
+    "ADAPTER_DIR",
     "CHECKPOINTS_DIR",
     "TrainState",
     "find_resume_checkpoint",
@@ -53,6 +60,8 @@ CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "latest"
 OPTIMIZER_FILE = "optimizer.pt"
 STATE_FILE = "trainer_state.pt"
+TRAINABLE_FILE = "trainable.safetensors"
+ADAPTER_DIR = "adapter"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
@@ -126,9 +135,13 @@ def save_train_checkpoint(
     optimizer: Any,
     state: TrainState,
     keep_last: int,
+    adapter_base: str | None = None,
     before_publish: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write ``checkpoints/step_N/`` atomically, point ``latest`` at it, prune; return its path.
+
+    ``adapter_base`` (the base model's name or path, for PEFT) marks a LoRA run: only the
+    adapters are saved.
 
     ``before_publish(staging_dir)`` runs once every file is staged (tests kill the process
     there).
@@ -142,8 +155,18 @@ def save_train_checkpoint(
     staging = root / f".{name}.tmp-{secrets.token_hex(4)}"
     staging.mkdir()
     try:
-        save_checkpoint(staging, model)
-        write_config_json(staging, model_dir_config(model, family_name))
+        if adapter_base is not None:
+            tensors = trainable_state_dict(model)
+            save_safetensors_sharded(
+                tensors,
+                staging,
+                max_shard_size=sum(t.nbytes for t in tensors.values()) + 1,
+                filename_prefix=TRAINABLE_FILE.removesuffix(".safetensors"),
+            )
+            save_adapter(model, staging / ADAPTER_DIR, base_model_name_or_path=adapter_base)
+        else:
+            save_checkpoint(staging, model)
+            write_config_json(staging, model_dir_config(model, family_name))
         if tokenizer is not None:
             write_tokenizer_files(tokenizer, staging)
         torch.save(optimizer.state_dict(), staging / OPTIMIZER_FILE)
@@ -202,14 +225,21 @@ def find_resume_checkpoint(output_dir: Path) -> Path | None:
 def load_train_checkpoint(
     directory: Path, *, model: nn.Module, optimizer: Any, device: torch.device
 ) -> TrainState:
-    """Load a checkpoint into ``model`` and ``optimizer`` (in place); return the rest."""
+    """Load a checkpoint into ``model`` and ``optimizer`` (in place); return the rest.
+
+    A LoRA run's checkpoint loads its adapters into ``model``, which must be the base model
+    with the same LoRA applied."""
     if not (directory / STATE_FILE).is_file():
         raise ModelCheckpointError(
             f"{directory} is not a complete training checkpoint: it has no {STATE_FILE}. Pass a "
             "checkpoints/step_N directory of a run, or resume=never to start over.",
             path=directory,
         )
-    load_checkpoint(directory, model)
+    if (directory / TRAINABLE_FILE).is_file():  # a LoRA run: the adapters onto the base
+        with open_checkpoint(directory / TRAINABLE_FILE) as reader:
+            load_trainable_state_dict(model, dict(reader.iter_tensors()))
+    else:
+        load_checkpoint(directory, model)
     optimizer.load_state_dict(
         torch.load(directory / OPTIMIZER_FILE, map_location=device, weights_only=True)
     )

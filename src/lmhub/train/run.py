@@ -8,6 +8,15 @@ exported to ``OUTPUT_DIR/final/`` with :func:`lmhub.hf.export.export` (tokenizer
 config included), which ``lmhub.load_model`` loads and, for families transformers implements,
 ``AutoModelForCausalLM.from_pretrained`` too.
 
+With a ``lora:`` section, LoRA is applied once the model is loaded (before the optimizer is
+built), so only the adapters train. Their base must be loadable again (by resume, the run's
+cards and PEFT): a checkpoint directory or a card's local checkpoint is used where it is; a
+preset's random weights are exported once to ``OUTPUT_DIR/base/``. At the end
+``OUTPUT_DIR/final/adapter/`` is a PEFT adapter directory whose ``base_model_name_or_path`` is
+the absolute path of that base directory; ``final/`` itself holds the tokenizer files, and with
+``lora.merge_on_export`` the merged model as an ordinary HF directory (what ``RUN@last`` then
+names; otherwise ``RUN@last`` loads the base and applies ``final/adapter/``).
+
 Example:
     >>> config = apply_overrides(TrainConfig(), ["data.train=corpus.txt", "max_steps=100"])
     >>> final = train(config)  # doctest: +SKIP
@@ -15,30 +24,40 @@ Example:
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from lmhub.checkpoint.writers import atomic_write_text
 from lmhub.config import to_yaml
 from lmhub.data.tokenizers import Tokenizer, load_tokenizer
 from lmhub.errors import ConfigError, ModelCheckpointError
 from lmhub.hf.export import export
+from lmhub.hf.tokenizer_files import write_tokenizer_files
 from lmhub.lm.arlm import pad_id_of
-from lmhub.models.resolve import instantiate, load_source_tokenizer, resolve_model_source
+from lmhub.models.resolve import (
+    ModelSource,
+    instantiate,
+    load_source_tokenizer,
+    resolve_model_source,
+)
+from lmhub.peft import apply_lora, merge_lora, save_adapter
 from lmhub.train.checkpointing import enable_gradient_checkpointing
 from lmhub.train.components import LM_TYPES
 from lmhub.train.config import TrainConfig, check_train_config
 from lmhub.train.data import NamedLoader, TrainBatches, load_examples
 from lmhub.train.optim_in_backward import fuse_optimizer_with_backward
 from lmhub.train.progress import TrainProgress
-from lmhub.train.resume import find_resume_checkpoint, list_checkpoints
+from lmhub.train.resume import ADAPTER_DIR, find_resume_checkpoint, list_checkpoints
 from lmhub.train.sinks import METRICS_FILE, JsonlSink, MetricSink, TensorBoardSink, truncate_metrics
 from lmhub.train.trainer import StepCallback, Trainer, build_optimizer
 from lmhub.utils import as_device
 
 __all__ = [
+    "BASE_DIR",
     "CONFIG_FILE",
     "FINAL_DIR",
     "build_trainer",
@@ -49,6 +68,7 @@ __all__ = [
 
 CONFIG_FILE = "config.yaml"
 FINAL_DIR = "final"
+BASE_DIR = "base"
 
 
 def _tokenizer(config: TrainConfig, source: Any) -> Tokenizer:
@@ -87,6 +107,18 @@ def resume_checkpoint(config: TrainConfig) -> Path | None:
     return path
 
 
+def _lora_base(
+    source: ModelSource, model: nn.Module, tokenizer: Tokenizer, output: Path, *, fresh: bool
+) -> Path:
+    """The directory a LoRA run's base weights load from (exported there for a preset)."""
+    if source.checkpoint is not None:
+        return source.checkpoint.resolve()
+    base = output / BASE_DIR
+    if fresh or not base.is_dir():  # a resumed run re-creates the same weights from the seed
+        export(model, base, tokenizer=tokenizer, overwrite=True)
+    return base.resolve()
+
+
 def build_trainer(
     config: TrainConfig, *, callbacks: list[StepCallback] | None = None
 ) -> tuple[Trainer, Path | None]:
@@ -113,6 +145,10 @@ def build_trainer(
             field="model_config.vocab_size",
             value=vocab,
         )
+    lora_base = None
+    if config.lora is not None:
+        lora_base = _lora_base(source, model, tokenizer, output, fresh=checkpoint is None)
+        apply_lora(model, config.lora)
     if config.gradient_checkpointing:
         enable_gradient_checkpointing(model)
 
@@ -198,6 +234,7 @@ def build_trainer(
         progress=progress,
         device=device,
         callbacks=callbacks,
+        lora_base=lora_base,
     )
     if checkpoint is not None:
         trainer.restore(checkpoint)
@@ -216,7 +253,22 @@ def fit_and_export(trainer: Trainer) -> Path:
         for sink in trainer.sinks:
             sink.close()
     final = trainer.output_dir / FINAL_DIR
-    export(trainer.model, final, tokenizer=trainer.tokenizer, overwrite=True)
+    lora = trainer.config.lora
+    if lora is None or trainer.lora_base is None:
+        export(trainer.model, final, tokenizer=trainer.tokenizer, overwrite=True)
+    else:
+        # Staged beside final/: the export below replaces the whole directory.
+        staged = trainer.output_dir / f".{FINAL_DIR}-{ADAPTER_DIR}"
+        shutil.rmtree(staged, ignore_errors=True)
+        save_adapter(trainer.model, staged, base_model_name_or_path=str(trainer.lora_base))
+        if lora.merge_on_export:
+            export(merge_lora(trainer.model), final, tokenizer=trainer.tokenizer, overwrite=True)
+        else:
+            shutil.rmtree(final, ignore_errors=True)
+            final.mkdir(parents=True)
+            write_tokenizer_files(trainer.tokenizer, final)
+        shutil.rmtree(final / ADAPTER_DIR, ignore_errors=True)
+        staged.rename(final / ADAPTER_DIR)
     trainer.write_cards(final=final)
     return final
 

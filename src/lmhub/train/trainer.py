@@ -91,6 +91,7 @@ class Trainer:
         progress: TrainProgress,
         device: torch.device,
         callbacks: list[StepCallback] | None = None,
+        lora_base: Path | None = None,
     ) -> None:
         self.config = config
         self.model = model
@@ -104,6 +105,9 @@ class Trainer:
         self.progress = progress
         self.device = device
         self.callbacks = list(callbacks or [])
+        self.lora_base = lora_base
+        """A LoRA run's base weights directory (``None``: a full run); checkpoints then hold
+        only the adapters."""
         self.output_dir = Path(config.output_dir)
         self.run_name = config.run_name or self.output_dir.resolve().name
         self.schedule = LrSchedule(
@@ -144,6 +148,7 @@ class Trainer:
                 rng=rng_state(),
             ),
             keep_last=self.config.checkpoint.keep_last,
+            adapter_base=str(self.lora_base) if self.lora_base is not None else None,
         )
         self.write_cards(final=None)
         return path
@@ -158,6 +163,8 @@ class Trainer:
             checkpoints=list_checkpoints(self.output_dir),
             final=final,
             register=self.config.checkpoint.register_cards,
+            lora_base=self.lora_base,
+            final_merged=self.config.lora is not None and self.config.lora.merge_on_export,
         )
 
     # -- the loop -------------------------------------------------------------------------------

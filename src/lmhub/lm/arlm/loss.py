@@ -66,10 +66,12 @@ class ARLMLoss:
     def hidden_states(self, batch: ARLMBatch) -> torch.Tensor:
         """Run the model on ``batch`` up to its final hidden states ``[batch, seq, dim]``."""
         mask: torch.Tensor | None = batch["attention_mask"]
-        if "document_ids" in batch:
-            mask = document_mask(batch["document_ids"])
+        docs = batch.get("document_ids")
+        if docs is not None and not (bool((docs == docs[:, :1]).all()) and bool(mask.all())):
+            mask = document_mask(docs)
         elif mask is not None and bool(mask.all()):
-            mask = None  # no padding: the kernel's own causal mask is faster
+            # no padding, one document per row: the kernel's own causal mask is the same, faster
+            mask = None
         return self.model(
             batch["input_ids"],
             attention_mask=mask,
