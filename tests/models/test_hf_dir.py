@@ -117,7 +117,7 @@ def test_a_good_config_reads_once_into_family_config_and_dtype(tmp_path: Path) -
         ("rope_scaling", '{"rope_type": "linear", "factor": "x"}', "rope_scaling.factor"),
         ("rope_scaling", '{"rope_type": 5, "factor": 2}', "rope_scaling.rope_type"),
         ("rope_scaling", '{"rope_type": "linear", "factor": 0.5}', "rope_scaling.factor"),
-        ("rope_scaling", '{"rope_type": "longrope", "factor": 2}', "rope_scaling.rope_type"),
+        ("rope_scaling", '{"rope_type": "mrope", "factor": 2}', "rope_scaling.rope_type"),
         (
             "rope_scaling",
             '{"rope_type": "llama3", "factor": 8, "original_max_position_embeddings": "8192"}',

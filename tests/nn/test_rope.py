@@ -83,6 +83,21 @@ CASES = {
         64, 10_000.0, 4096, RopeScaling(kind="yarn", factor=2.0),
         {"rope_type": "yarn", "factor": 2.0},
     ),
+    "longrope": Case(
+        8, 10_000.0, 64,
+        RopeScaling(kind="longrope", factor=4.0, original_max_seq_len=16,
+                    short_factor=[1.0, 1.5, 2.0, 3.0], long_factor=[2.0, 4.0, 8.0, 16.0]),
+        {"rope_type": "longrope", "factor": 4.0, "original_max_position_embeddings": 16,
+         "short_factor": [1.0, 1.5, 2.0, 3.0], "long_factor": [2.0, 4.0, 8.0, 16.0]},
+    ),
+    "longrope-attention-factor": Case(
+        8, 500.0, 64,
+        RopeScaling(kind="longrope", factor=2.0, original_max_seq_len=32, attention_factor=1.3,
+                    short_factor=[1.0, 1.1, 1.2, 1.3], long_factor=[3.0, 3.0, 5.0, 9.0]),
+        {"rope_type": "longrope", "factor": 2.0, "original_max_position_embeddings": 32,
+         "attention_factor": 1.3, "short_factor": [1.0, 1.1, 1.2, 1.3],
+         "long_factor": [3.0, 3.0, 5.0, 9.0]},
+    ),
 }  # fmt: skip
 
 
@@ -133,6 +148,45 @@ def test_inv_freq_matches_transformers(name: str) -> None:
     assert inv_freq.dtype == torch.float32 and inv_freq.shape == (CASES[name].head_dim // 2,)
     torch.testing.assert_close(inv_freq, hf_inv, **EXACT)
     assert scale == hf_scale
+
+
+@pytest.mark.parametrize("name", ["longrope", "longrope-attention-factor"])
+@pytest.mark.parametrize("past", [0, 1, 30])
+def test_longrope_long_factors_past_the_original_length_match_transformers(
+    name: str, past: int
+) -> None:
+    case = CASES[name]
+    assert case.scaling is not None and case.scaling.original_max_seq_len is not None
+    seq_len = case.scaling.original_max_seq_len + past
+    inv_freq, scale = our_inv_freq(case, torch.tensor(seq_len))
+    hf_inv, hf_scale = hf_inv_freq(case, seq_len)
+    torch.testing.assert_close(inv_freq, hf_inv, **EXACT)
+    assert scale == hf_scale
+    short, _ = our_inv_freq(case)
+    assert torch.equal(inv_freq, short) == (past == 0)
+
+
+def test_longrope_module_switches_tables_with_the_longest_position() -> None:
+    case = CASES["longrope"]
+    rope = rope_module(case)
+    theirs = LlamaRotaryEmbedding(hf_config(case))
+    x = torch.zeros(1, dtype=torch.float32)
+    for n in (5, 16, 17, 40, 3):  # short, the boundary, long, long, short again
+        positions = torch.arange(n)[None]
+        cos, sin = rope(positions, torch.float32)
+        hf_cos, hf_sin = theirs(x, positions)
+        torch.testing.assert_close(cos, hf_cos, **EXACT)
+        torch.testing.assert_close(sin, hf_sin, **EXACT)
+
+
+def test_longrope_needs_both_tables_of_the_right_length() -> None:
+    with pytest.raises(ConfigError) as info:
+        RopeScaling(kind="longrope", factor=2.0, short_factor=[1.0]).validate()
+    assert info.value.field == "long_factor"
+    scaling = RopeScaling(kind="longrope", factor=2.0, short_factor=[1.0], long_factor=[1.0])
+    with pytest.raises(ConfigError, match="needs 4 factors") as info:
+        rope_inv_freq(8, theta=1e4, scaling=scaling, max_seq_len=64)
+    assert info.value.field == "short_factor"
 
 
 @pytest.mark.parametrize("seq_len", [100, 2048, 2049, 5000, 20_000])
@@ -244,7 +298,8 @@ def test_inv_freq_is_not_in_state_dict() -> None:
 def test_rope_scaling_resolves_type_hints() -> None:
     hints = typing.get_type_hints(RopeScaling)
     assert hints["original_max_seq_len"] == int | None
-    assert typing.get_args(hints["kind"]) == ("default", "linear", "dynamic", "llama3", "yarn")
+    kinds = ("default", "linear", "dynamic", "llama3", "yarn", "longrope")
+    assert typing.get_args(hints["kind"]) == kinds
 
 
 @pytest.mark.parametrize(
@@ -348,7 +403,7 @@ def test_from_hf_yarn_factor_from_lengths_and_top_level_original() -> None:
     assert (scaling.factor, scaling.original_max_seq_len) == (4.0, 4096)
 
 
-@pytest.mark.parametrize("kind", ["longrope", "su"])
+@pytest.mark.parametrize("kind", ["mrope", "su"])
 def test_from_hf_unknown_kind_is_a_config_error(kind: str) -> None:
     with pytest.raises(ConfigError, match=kind) as info:
         rope_from_hf({"rope_scaling": {"rope_type": kind, "factor": 2.0}})

@@ -17,6 +17,8 @@ HF_CLASSES: dict[str, tuple[str, str]] = {
     "gemma3_text": ("Gemma3TextConfig", "Gemma3ForCausalLM"),
     "gpt2": ("GPT2Config", "GPT2LMHeadModel"),
     "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM"),
+    "phi3": ("Phi3Config", "Phi3ForCausalLM"),
+    "granite": ("GraniteConfig", "GraniteForCausalLM"),
 }
 """HF model_type -> (config class, causal-LM class) in transformers."""
 

@@ -1,13 +1,14 @@
-"""lmhub's Mistral, Qwen2, Qwen3 and Gemma 1/2/3 against transformers on the same random
-weights (the oracle).
+"""lmhub's Mistral, Qwen2, Qwen3, Gemma 1/2/3, Phi-3 and Granite against transformers on the
+same random weights (the oracle).
 
 Each case builds a tiny random transformers model that exercises one of the family's features
 (a sliding window shorter than the input, per-layer sliding/full attention, projection biases,
 per-head q/k norms, tied and untied embeddings, Gemma's (1 + w) norms, GeGLU and scaled
-embeddings, sandwich norms, softcaps, query_pre_attn_scalar, local/global RoPE bases), saves it,
-and checks lmhub's load of it: logits under every attention kernel, greedy generation with each
-KV cache (ring buffers for sliding layers) for one prompt and a left-padded batch, export back to
-a directory transformers loads natively, and an exact HF -> lmhub -> HF state-dict round trip.
+embeddings, sandwich norms, softcaps, query_pre_attn_scalar, local/global RoPE bases, Phi-3's
+fused projections, longrope and partial rotary, Granite's multipliers), saves it, and checks
+lmhub's load of it: logits under every attention kernel, greedy generation with each KV cache
+(ring buffers for sliding layers) for one prompt and a left-padded batch, export back to a
+directory transformers loads natively, and an exact HF -> lmhub -> HF state-dict round trip.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ ATOL = 1e-5
 VOCAB = 160
 WINDOW = 6
 INIT_STD = 0.2  # weights large enough that greedy decoding does not repeat one token
+LONGROPE_ORIGINAL = 32  # the longrope case's original_max_position_embeddings
 
 # case -> (model_type, lmhub family, HF config overrides, the window lmhub must give each layer)
 CASES: dict[str, tuple[str, str, dict[str, Any], list[int | None]]] = {
@@ -135,6 +137,64 @@ CASES: dict[str, tuple[str, str, dict[str, Any], list[int | None]]] = {
         },
         [WINDOW - 1, None],
     ),
+    # Fused qkv/gate_up split by the weight map, GQA, a window on every layer. (transformers'
+    # Phi-3 pads with id 32000 by default, past the tiny vocabulary.)
+    "phi3-window": (
+        "phi3",
+        "phi3",
+        {"head_dim": 16, "sliding_window": WINDOW, "pad_token_id": None},
+        [WINDOW, WINDOW],
+    ),
+    # longrope (short factors: the inputs here stay within the original length; the long ones
+    # are tested below) on half of each head, tied embeddings, MQA.
+    "phi3-longrope-partial": (
+        "phi3",
+        "phi3",
+        {
+            "head_dim": 16,
+            "num_key_value_heads": 1,
+            "pad_token_id": None,
+            "tie_word_embeddings": True,
+            "max_position_embeddings": 128,
+            "original_max_position_embeddings": LONGROPE_ORIGINAL,
+            "partial_rotary_factor": 0.5,
+            "rope_scaling": {
+                "rope_type": "longrope",
+                "short_factor": [1.0, 1.5, 2.0, 3.0],
+                "long_factor": [2.0, 4.0, 8.0, 16.0],
+            },
+        },
+        [None, None],
+    ),
+    # All four multipliers, biases on the four attention projections, tied embeddings.
+    "granite-tied-bias": (
+        "granite",
+        "granite",
+        {
+            "head_dim": 16,
+            "tie_word_embeddings": True,
+            "attention_bias": True,
+            "embedding_multiplier": 3.0,
+            "residual_multiplier": 0.5,
+            "attention_multiplier": 0.2,
+            "logits_scaling": 2.5,
+        },
+        [None, None],
+    ),
+    # Untied, MLP biases, other multipliers.
+    "granite-untied": (
+        "granite",
+        "granite",
+        {
+            "head_dim": 16,
+            "mlp_bias": True,
+            "embedding_multiplier": 1.5,
+            "residual_multiplier": 0.8,
+            "attention_multiplier": 0.1,
+            "logits_scaling": 4.0,
+        },
+        [None, None],
+    ),
 }
 
 
@@ -218,3 +278,33 @@ def test_export_round_trips_exactly(tmp_path: Path, case: str) -> None:
     with torch.no_grad():
         assert max_diff(back(ids).logits, hf(ids).logits) == 0.0
         assert max_diff(model(ids), back(ids).logits) <= ATOL
+
+
+@pytest.mark.parametrize("attn_impl", ATTN_IMPLS)
+def test_longrope_past_the_original_length_matches_transformers(
+    tmp_path: Path, attn_impl: str
+) -> None:
+    """Inputs longer than original_max_position_embeddings switch to the long factors, in
+    lmhub as in transformers; shorter ones keep the short factors (the cases above)."""
+    hf, model = load_case(tmp_path, "phi3-longrope-partial", attn_impl=attn_impl)
+    ids = torch.randint(0, VOCAB, (2, LONGROPE_ORIGINAL + 8))
+    with torch.no_grad():
+        long = model(ids)
+        assert max_diff(long, hf(ids).logits) <= ATOL
+        # The short factors would give other logits for the first positions too.
+        short = model(ids[:, :LONGROPE_ORIGINAL])
+    assert max_diff(long[:, :LONGROPE_ORIGINAL], short) > 1e-3
+
+
+@pytest.mark.parametrize(("cache", "fused"), [("static", True), ("dynamic", False)])
+def test_longrope_generation_past_the_original_length_matches_transformers(
+    tmp_path: Path, cache: str, fused: bool
+) -> None:
+    # A prompt already past the original length: every step uses the long factors in both.
+    # (A generation that crosses the length mid-way differs: transformers then drops its cache
+    # and recomputes the whole sequence with the long factors.)
+    hf, model = load_case(tmp_path, "phi3-longrope-partial")
+    ids = torch.randint(0, VOCAB, (1, LONGROPE_ORIGINAL + 2))
+    want = hf_generate(hf, ids, None, 8)
+    got = lmhub.generate(model, ids, max_new_tokens=8, cache=cache, fused_weights=fused)
+    assert torch.equal(got, want)

@@ -32,7 +32,11 @@ def tiny(family: str = "llama") -> nn.Module:
 
 
 # Families whose HF layout fuses or transposes some projections: the layers PEFT can name.
-PEFT_EXPRESSIBLE = {"gpt_neox": ["o_proj", "fc1", "fc2"]}
+PEFT_EXPRESSIBLE = {
+    "gpt_neox": ["o_proj", "fc1", "fc2"],
+    # Phi-3 fuses q/k/v into qkv_proj and gate/up into gate_up_proj.
+    "phi3": ["o_proj", "down_proj"],
+}
 # Every linear layer of GPT-2 is a transposed Conv1D on the HF side (PEFT's fan_in_fan_out).
 NO_PEFT_LAYOUT = {"gpt2"}
 

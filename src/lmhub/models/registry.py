@@ -26,6 +26,8 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "lmhub.models.gemma3",
     "lmhub.models.gpt2",
     "lmhub.models.gpt_neox",
+    "lmhub.models.phi3",
+    "lmhub.models.granite",
     "lmhub.models.causal_lm",
     "lmhub.models.single_head",
     "lmhub.models.deepone",

@@ -20,7 +20,7 @@ from torch import nn
 
 from lmhub.errors import ConfigError
 
-RopeKind = Literal["default", "linear", "dynamic", "llama3", "yarn"]
+RopeKind = Literal["default", "linear", "dynamic", "llama3", "yarn", "longrope"]
 
 ROPE_KINDS: tuple[str, ...] = get_args(RopeKind)
 """The supported scaling kinds, spelled like Hugging Face's ``rope_type``."""
@@ -71,6 +71,15 @@ class RopeScaling:
     truncate: bool = True
     """yarn: round the correction range to whole dimensions (``False`` for gpt-oss)."""
 
+    short_factor: list[float] | None = None
+    """longrope (Phi-3): per frequency, how much to stretch its wavelength while the positions
+    stay within ``original_max_seq_len``; one number per rotated pair of dimensions."""
+
+    long_factor: list[float] | None = None
+    """longrope (Phi-3): the stretch per frequency once a position reaches past
+    ``original_max_seq_len``. ``attention_factor`` (or, when ``None``,
+    ``sqrt(1 + log(factor) / log(original_max_seq_len))``) multiplies cos/sin in both regimes."""
+
     def validate(self) -> None:
         """Raise :class:`ConfigError` if the fields do not describe a usable scaling."""
         if self.kind not in ROPE_KINDS:
@@ -102,6 +111,13 @@ class RopeScaling:
                 f"{self.low_freq_factor} and {self.high_freq_factor}. Llama 3.1 uses 1 and 4.",
                 field="high_freq_factor",
                 value=self.high_freq_factor,
+            )
+        if self.kind == "longrope" and (self.short_factor is None or self.long_factor is None):
+            missing = "short_factor" if self.short_factor is None else "long_factor"
+            raise ConfigError(
+                f"longrope RoPE needs both short_factor and long_factor, but '{missing}' is "
+                "missing. Give one factor per rotated pair of dimensions for each.",
+                field=missing,
             )
         if self.kind == "yarn" and not (self.beta_fast > 0 and self.beta_slow > 0):
             raise ConfigError(
@@ -180,6 +196,35 @@ def _yarn_inv_freq(
     return inv_freq, float(attention_factor)
 
 
+def _longrope_inv_freq(
+    head_dim: int,
+    theta: float,
+    s: RopeScaling,
+    original: int,
+    seq_len: int | torch.Tensor | None,
+    device: torch.device | str | None,
+) -> tuple[torch.Tensor, float]:
+    # Phi-3's LongRoPE: the short factors up to the original length, the long ones past it.
+    use_long = seq_len is not None and bool(seq_len > original)
+    factors = s.long_factor if use_long else s.short_factor
+    if factors is None or len(factors) != head_dim // 2:
+        raise ConfigError(
+            f"longrope RoPE needs {head_dim // 2} factors (one per rotated pair of the "
+            f"{head_dim} rotated dimensions), but has "
+            f"{'none' if factors is None else len(factors)}. Check short_factor and long_factor.",
+            field="long_factor" if use_long else "short_factor",
+            value=factors,
+        )
+    ext = torch.tensor(factors, dtype=torch.float32, device=device)
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim
+    inv_freq = 1.0 / (ext * theta**exponents)
+    if s.attention_factor is not None:
+        return inv_freq, float(s.attention_factor)
+    if s.factor <= 1.0:
+        return inv_freq, 1.0
+    return inv_freq, math.sqrt(1 + math.log(s.factor) / math.log(original))
+
+
 def rope_inv_freq(
     head_dim: int,
     *,
@@ -191,12 +236,14 @@ def rope_inv_freq(
 ) -> tuple[torch.Tensor, float]:
     """Return ``(inv_freq, attention_scaling)``: float32 ``[head_dim // 2]`` and a float.
 
-    ``seq_len`` (a Python int or a 0-dim integer tensor) is only used by ``dynamic``: the current
-    length to stretch the base for; ``None`` or anything below the original length gives the
-    unscaled table. A tensor ``seq_len`` is worked through in float32 tensor arithmetic, as in
-    transformers' forward pass; an int in Python floats, as in its init function. The two can
-    differ in the last bit, so each path matches its transformers counterpart exactly.
-    ``attention_scaling`` multiplies cos/sin (it is 1 except for ``yarn``).
+    ``seq_len`` (a Python int or a 0-dim integer tensor) is only used by ``dynamic`` and
+    ``longrope``: the current length to stretch the base for (or, for ``longrope``, to pick the
+    long factors when past the original length); ``None`` or anything below the original length
+    gives the unscaled (short) table. A tensor ``seq_len`` is worked through in float32 tensor
+    arithmetic, as in transformers' forward pass; an int in Python floats, as in its init
+    function. The two can differ in the last bit, so each path matches its transformers
+    counterpart exactly.
+    ``attention_scaling`` multiplies cos/sin (it is 1 except for ``yarn`` and ``longrope``).
 
     >>> inv_freq, scale = rope_inv_freq(64, theta=10_000.0, scaling=None, max_seq_len=2048)
     >>> inv_freq.shape, scale
@@ -226,6 +273,8 @@ def rope_inv_freq(
         return _plain_inv_freq(base, head_dim, device), 1.0
     if s.kind == "llama3":
         return _llama3_inv_freq(_plain_inv_freq(theta, head_dim, device), s, original), 1.0
+    if s.kind == "longrope":
+        return _longrope_inv_freq(head_dim, theta, s, original, seq_len, device)
     return _yarn_inv_freq(head_dim, theta, s, original, device)
 
 
@@ -241,6 +290,7 @@ class RotaryEmbedding(nn.Module):
     """
 
     inv_freq: torch.Tensor
+    long_inv_freq: torch.Tensor | None
 
     def __init__(
         self, head_dim: int, *, theta: float, max_seq_len: int, scaling: RopeScaling | None = None
@@ -253,6 +303,12 @@ class RotaryEmbedding(nn.Module):
         self.original_max_seq_len = (scaling and scaling.original_max_seq_len) or max_seq_len
         inv_freq, self.attention_scaling = self._table(torch.get_default_device())
         self.register_buffer("inv_freq", inv_freq, persistent=False)
+        # longrope: the table of the long factors, used once positions pass the original length.
+        long_inv_freq = None
+        if scaling is not None and scaling.kind == "longrope":
+            after = torch.tensor(self.original_max_seq_len + 1, device="cpu")
+            long_inv_freq, _ = self._table(inv_freq.device, after)
+        self.register_buffer("long_inv_freq", long_inv_freq, persistent=False)
         self._dynamic_len = self.original_max_seq_len  # longest length the table is stretched for
 
     def _table(
@@ -276,6 +332,9 @@ class RotaryEmbedding(nn.Module):
         """Recompute ``inv_freq`` on ``device`` (default: where the buffer is now)."""
         device = torch.device(device) if device is not None else self.inv_freq.device
         self.inv_freq, self.attention_scaling = self._table(device)
+        if self.long_inv_freq is not None:
+            after = torch.tensor(self.original_max_seq_len + 1, device="cpu")
+            self.long_inv_freq, _ = self._table(device, after)
         self._dynamic_len = self.original_max_seq_len
 
     def _update_dynamic(self, position_ids: torch.Tensor) -> None:
@@ -298,10 +357,16 @@ class RotaryEmbedding(nn.Module):
         """
         if self.scaling is not None and self.scaling.kind == "dynamic":
             self._update_dynamic(position_ids)
+        inv_freq = self.inv_freq
+        if self.long_inv_freq is not None:
+            # As transformers: one table for the whole call, long once any position passes the
+            # original length (keys cached earlier keep the angles they were made with).
+            past = position_ids.max() + 1 > self.original_max_seq_len
+            inv_freq = torch.where(past, self.long_inv_freq, self.inv_freq)
         device_type = position_ids.device.type
         enabled = torch.amp.is_autocast_available(device_type)
         with torch.autocast(device_type if enabled else "cpu", enabled=False):
-            freqs = position_ids[..., None].float() * self.inv_freq.float()
+            freqs = position_ids[..., None].float() * inv_freq.float()
             emb = torch.cat((freqs, freqs), dim=-1)
             cos = emb.cos() * self.attention_scaling
             sin = emb.sin() * self.attention_scaling

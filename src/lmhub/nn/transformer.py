@@ -26,8 +26,11 @@ class PreNormDecoderLayer(nn.Module):
         ffn: nn.Module,
         attn_post_norm: nn.Module | None = None,
         ffn_post_norm: nn.Module | None = None,
+        residual_multiplier: float = 1.0,
     ) -> None:
         super().__init__()
+        self.residual_multiplier = residual_multiplier
+        """A factor on each sublayer output before its residual add (Granite)."""
         self.attn_norm = attn_norm
         self.attn = attn
         self.ffn_norm = ffn_norm
@@ -48,10 +51,14 @@ class PreNormDecoderLayer(nn.Module):
         a = self.attn(self.attn_norm(x), rope=rope, mask=mask, is_causal=is_causal, cache=cache)
         if self.attn_post_norm is not None:
             a = self.attn_post_norm(a)
+        if self.residual_multiplier != 1.0:
+            a = a * self.residual_multiplier
         h = x + a
         f = self.ffn(self.ffn_norm(h))
         if self.ffn_post_norm is not None:
             f = self.ffn_post_norm(f)
+        if self.residual_multiplier != 1.0:
+            f = f * self.residual_multiplier
         return h + f
 
 

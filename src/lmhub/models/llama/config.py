@@ -6,7 +6,7 @@ from typing import Final, Literal
 from lmhub.models.archs import ArchRegistry
 from lmhub.models.validation import check_common, check_positive
 from lmhub.nn.ffn import ACTIVATIONS
-from lmhub.nn.rope import RopeScaling
+from lmhub.nn.rope import RopeScaling, rotary_dims
 
 LLAMA_FAMILY: Final = "llama"
 
@@ -128,9 +128,29 @@ class LlamaConfig:
     pad_token_id: int | None = None
     """The padding token id, if the vocabulary has one."""
 
+    # -- Phi-3 / Granite knobs (defaults are Llama's behaviour) --
+
+    partial_rotary_factor: float = 1.0
+    """The fraction of each head RoPE rotates, the leading ``int(head_dim * f)`` dimensions
+    (Phi-4-mini's 0.75); the rest pass through unrotated."""
+
+    embedding_multiplier: float = 1.0
+    """A factor on the token embeddings (Granite)."""
+
+    residual_multiplier: float = 1.0
+    """A factor on each attention and feed-forward output before the residual add (Granite)."""
+
+    attention_multiplier: float | None = None
+    """The attention score scale itself (Granite); ``None`` leaves it to
+    ``query_pre_attn_scalar`` / ``head_dim ** -0.5``."""
+
     def resolved_head_dim(self) -> int:
         """Return ``head_dim``, or ``model_dim // num_heads`` when it is unset."""
         return self.head_dim if self.head_dim is not None else self.model_dim // self.num_heads
+
+    def rotary_dim(self) -> int:
+        """Return how many leading dimensions of each head RoPE rotates."""
+        return rotary_dims(self.resolved_head_dim(), self.partial_rotary_factor)
 
     def layer_windows(self) -> list[int | None]:
         """Return each layer's sliding window, ``None`` for the full-attention layers.
@@ -149,7 +169,12 @@ class LlamaConfig:
 
         check_common(self)
         check_positive(self, ["sliding_window"])
-        for name in ("query_pre_attn_scalar", "attn_logit_softcap", "rope_local_theta"):
+        for name in (
+            "query_pre_attn_scalar",
+            "attn_logit_softcap",
+            "rope_local_theta",
+            "attention_multiplier",
+        ):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConfigError(
@@ -185,10 +210,25 @@ class LlamaConfig:
                     "window size, or make every layer 'full'.",
                     field="sliding_window",
                 )
+        for name in ("embedding_multiplier", "residual_multiplier"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(
+                    f"'{name}' must be a positive number, not {getattr(self, name)!r}.",
+                    field=name,
+                    value=getattr(self, name),
+                )
         if self.resolved_head_dim() % 2:
             raise ConfigError(
                 f"The head width {self.resolved_head_dim()} must be even for RoPE.",
                 field="head_dim",
+            )
+        if not 0 < self.partial_rotary_factor <= 1 or self.rotary_dim() % 2:
+            raise ConfigError(
+                f"'partial_rotary_factor' is {self.partial_rotary_factor!r}; it must be in (0, 1] "
+                "and rotate an even number of each head's dimensions. Use a fraction such as 0.5, "
+                "0.75 or 1.",
+                field="partial_rotary_factor",
+                value=self.partial_rotary_factor,
             )
         if self.rope_scaling is not None:
             try:

@@ -62,6 +62,10 @@ DECODER_KNOB_DEFAULTS: Final[Mapping[str, Any]] = {
     "query_pre_attn_scalar": None,
     "attn_logit_softcap": None,
     "rope_local_theta": None,
+    "partial_rotary_factor": 1.0,
+    "embedding_multiplier": 1.0,
+    "residual_multiplier": 1.0,
+    "attention_multiplier": None,
 }
 """The shared-config knobs only some HF families have a key for, at the values every other HF
 family hard-codes; export refuses a config that changes one its family cannot express."""
@@ -189,6 +193,13 @@ _HF_ROPE_KEYS: dict[str, tuple[str, ...]] = {
         "mscale_all_dim",
         "truncate",
     ),
+    "longrope": (
+        "factor",
+        "original_max_position_embeddings",
+        "attention_factor",
+        "short_factor",
+        "long_factor",
+    ),
 }
 
 # RopeScaling field -> its HF key, where the names differ.
@@ -261,7 +272,7 @@ def rope_from_hf(hf: Mapping[str, Any]) -> tuple[float, RopeScaling | None]:
         return theta, None
 
     original = None
-    if kind in ("llama3", "yarn"):
+    if kind in ("llama3", "yarn", "longrope"):
         # A top-level original_max_position_embeddings (Phi-3 style) wins in transformers too.
         original = param("original_max_position_embeddings", int | None, top_level=True)
     factor = param("factor", float | None)
@@ -270,6 +281,9 @@ def rope_from_hf(hf: Mapping[str, Any]) -> tuple[float, RopeScaling | None]:
     )
     if factor is None and kind == "yarn" and original and original > 0 and max_len is not None:
         factor = max_len / original  # DeepSeek-V3 style
+    if factor is None and kind == "longrope" and max_len is not None:
+        # Phi-3 leaves it out: the ratio of the context lengths sets the attention factor.
+        factor = max_len / original if original and original > 0 else 1.0
     if factor is None:
         raise ConfigError(
             f"The '{kind}' RoPE config has no 'factor'. Add the scaling factor to the config's "
@@ -290,6 +304,10 @@ def rope_from_hf(hf: Mapping[str, Any]) -> tuple[float, RopeScaling | None]:
             setattr(scaling, name, param(name, float | None))
         truncate = param("truncate", bool | None)
         scaling.truncate = True if truncate is None else truncate
+    elif kind == "longrope":
+        scaling.attention_factor = param("attention_factor", float | None)
+        scaling.short_factor = param("short_factor", list[float] | None)
+        scaling.long_factor = param("long_factor", list[float] | None)
     try:
         scaling.validate()
     except ConfigError as exc:
@@ -341,6 +359,8 @@ def rope_to_hf(
         "mscale_all_dim": s.mscale_all_dim,
         # transformers 4 does not know `truncate`; only write it when it changes the result.
         "truncate": None if s.truncate else False,
+        "short_factor": s.short_factor,
+        "long_factor": s.long_factor,
     }
     fields = {k: values[k] for k in _HF_ROPE_KEYS[s.kind] if values[k] is not None}
     return {

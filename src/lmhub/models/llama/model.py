@@ -39,8 +39,10 @@ class LlamaModel(DecoderLM):
         self.layer_windows: tuple[int | None, ...] = tuple(windows)
         """Each layer's sliding window, ``None`` for full attention (masks are built from it)."""
         self.embed = nn.Embedding(config.vocab_size, config.model_dim)
+        # With partial RoPE the tables cover the rotated dimensions only (apply_rotary passes the
+        # rest through).
         self.rope = RotaryEmbedding(
-            head_dim,
+            config.rotary_dim(),
             theta=config.rope_theta,
             max_seq_len=config.max_seq_len,
             scaling=config.rope_scaling,
@@ -49,13 +51,15 @@ class LlamaModel(DecoderLM):
         """The RoPE of the sliding layers when they have a base of their own (Gemma 3)."""
         if config.rope_local_theta is not None:
             self.local_rope = RotaryEmbedding(
-                head_dim, theta=config.rope_local_theta, max_seq_len=config.max_seq_len
+                config.rotary_dim(), theta=config.rope_local_theta, max_seq_len=config.max_seq_len
             )
 
         def norm(dim: int) -> RMSNorm:
             return RMSNorm(dim, eps=config.norm_eps, unit_offset=config.norm_unit_offset)
 
-        scalar = config.query_pre_attn_scalar
+        scale = config.attention_multiplier
+        if scale is None and config.query_pre_attn_scalar is not None:
+            scale = config.query_pre_attn_scalar**-0.5
         self.layers = nn.ModuleList(
             PreNormDecoderLayer(
                 attn_norm=norm(config.model_dim),
@@ -72,7 +76,7 @@ class LlamaModel(DecoderLM):
                     q_norm=norm(head_dim) if config.qk_norm else None,
                     k_norm=norm(head_dim) if config.qk_norm else None,
                     sliding_window=windows[i],
-                    scale=None if scalar is None else scalar**-0.5,
+                    scale=scale,
                     softcap=config.attn_logit_softcap,
                 ),
                 ffn_norm=norm(config.model_dim),
@@ -84,6 +88,7 @@ class LlamaModel(DecoderLM):
                 ),
                 attn_post_norm=norm(config.model_dim) if config.sandwich_norms else None,
                 ffn_post_norm=norm(config.model_dim) if config.sandwich_norms else None,
+                residual_multiplier=config.residual_multiplier,
             )
             for i in range(config.num_layers)
         )
@@ -135,6 +140,8 @@ class LlamaModel(DecoderLM):
         if self.config.scale_embeddings:
             # transformers rounds the factor to the hidden dtype before multiplying.
             x = x * torch.tensor(self.config.model_dim**0.5, dtype=x.dtype)
+        if self.config.embedding_multiplier != 1.0:
+            x = x * self.config.embedding_multiplier
         rope = self.rope(position_ids, x.dtype)
         local_rope = rope if self.local_rope is None else self.local_rope(position_ids, x.dtype)
         # Layers of the same window share one mask (a cache keeps same-window layers alike).
