@@ -165,7 +165,8 @@ class Attention(nn.Module):
             q, k = apply_rotary(q, k, *rope)
         if cache is not None:
             k, v = cache.update(self.layer_idx, k, v)
-        n_rep = self.num_heads // self.num_kv_heads
+        # Heads from the shapes: under tensor parallelism each rank holds only some of them.
+        n_rep = q.shape[1] // k.shape[1]
         out = scaled_dot_product_attention(
             q,
             repeat_kv(k, n_rep),
@@ -190,9 +191,9 @@ class Attention(nn.Module):
             qkv = self._decode_weights[0](x).view(b, s, h + 2 * kv, d).transpose(1, 2)
             q, k, v = qkv.split([h, kv, kv], dim=1)
             return q, k, v
-        q = self.q_proj(x).view(b, s, h, d).transpose(1, 2)
-        k = self.k_proj(x).view(b, s, kv, d).transpose(1, 2)
-        v = self.v_proj(x).view(b, s, kv, d).transpose(1, 2)
+        q = self.q_proj(x).view(b, s, -1, d).transpose(1, 2)
+        k = self.k_proj(x).view(b, s, -1, d).transpose(1, 2)
+        v = self.v_proj(x).view(b, s, -1, d).transpose(1, 2)
         return q, k, v
 
     def extra_repr(self) -> str:
