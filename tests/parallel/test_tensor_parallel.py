@@ -47,9 +47,10 @@ def _tp_worker(root: str) -> None:
             want = full(ids)
             got = split(ids)
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
-        # The static cache takes each rank's head count from the keys it is given.
-        tokens = generate(split, ids[:, :4], max_new_tokens=6, fused_weights=False)
-        ref = generate(full, ids[:, :4], max_new_tokens=6, fused_weights=False)
+        # The static cache takes each rank's head count from the keys it is given; the fused
+        # decode-time copies are skipped for DTensor weights (and used for the reference).
+        tokens = generate(split, ids[:, :4], max_new_tokens=6)
+        ref = generate(full, ids[:, :4], max_new_tokens=6)
         assert torch.equal(tokens, ref)
     # GQA: one key-value head cannot be split over two ranks.
     hub, config = _config("llama")

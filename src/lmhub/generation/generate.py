@@ -357,6 +357,10 @@ def _fused_by_default(model: nn.Module, device: torch.device) -> bool:
     # skip them when that would not fit comfortably in what is free now.
     if device.type != "cpu":
         return False
+    # The copies are plain tensors: weights that are tensor subclasses (DTensor shards under
+    # tensor parallelism) run unfused.
+    if any(type(p.data) is not torch.Tensor for p in model.parameters()):
+        return False
     size = sum(p.numel() * p.element_size() for p in model.parameters())
     try:
         free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
