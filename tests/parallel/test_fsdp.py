@@ -57,6 +57,9 @@ def _fsdp_worker(root: str) -> None:
     generator = torch.Generator().manual_seed(1)
     batches = [torch.randint(0, 256, (4, 17), generator=generator) for _ in range(STEPS)]
     rank = gangs.dp.rank
+    # An inference forward first: FSDP2 must not keep stale gathered root weights afterwards.
+    with torch.no_grad():
+        torch.testing.assert_close(sharded(batches[0]), full(batches[0]), atol=1e-5, rtol=1e-5)
     want, _ = _train(full, batches)
     got, optimizer = _train(sharded, [b[2 * rank : 2 * rank + 2] for b in batches])
     for step, (mine, ref) in enumerate(zip(got, want)):
