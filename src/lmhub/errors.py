@@ -298,3 +298,26 @@ class WeightMapError(ModelCheckpointError):
     def __init__(self, message: str, *, key: str | None = None) -> None:
         super().__init__(message)
         self.key = key
+
+
+class ParallelLayoutError(LmhubError, ValueError):
+    """A requested parallel layout cannot be built: a size does not divide another (world size,
+    heads, key-value heads, FFN width), the environment lacks what torchrun sets, or the family
+    has no tensor-parallel plan.
+
+    ``field`` names the size at fault (e.g. ``"num_kv_heads"``), ``value`` its value and
+    ``divisor`` what it must be a multiple of.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        value: object = None,
+        divisor: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+        self.divisor = divisor

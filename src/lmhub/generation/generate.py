@@ -411,6 +411,10 @@ def _fused_by_default(model: nn.Module, device: torch.device) -> bool:
     # full copy would not fit comfortably in what is free now.
     if device.type != "cpu":
         return False
+    # The copies are plain tensors: weights that are tensor subclasses (DTensor shards under
+    # tensor parallelism) run unfused.
+    if any(type(p.data) is not torch.Tensor for p in model.parameters()):
+        return False
     size = sum(p.numel() * p.element_size() for p in model.parameters())
     free = _free_memory(device)
     return free is None or size < free // 2

@@ -14,6 +14,7 @@ from torch import nn
 
 from lmhub.checkpoint.weight_map import WeightMap
 from lmhub.models.archs import ArchRegistry
+from lmhub.parallel.plan import TpPlan
 
 ModelT = TypeVar("ModelT", bound=nn.Module)
 ConfigT = TypeVar("ConfigT")
@@ -72,3 +73,7 @@ class ModelFamily(Generic[ModelT, ConfigT]):
 
     description: str = ""
     """One line for ``lmhub families``."""
+
+    tp_plan: Callable[[ConfigT, int], TpPlan] | None = None
+    """Returns the tensor-parallel plan of a config for a tensor-parallel size (raising
+    ``ParallelLayoutError`` when the size does not divide the heads); ``None``: no TP."""

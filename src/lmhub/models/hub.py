@@ -27,11 +27,18 @@ from lmhub.checkpoint.checksum import verify_checksums
 from lmhub.checkpoint.readers import open_checkpoint
 from lmhub.checkpoint.save_load import native_items
 from lmhub.config import apply_overrides
-from lmhub.errors import AssetCardError, ConfigError, ModelCheckpointError, ModelNotKnownError
+from lmhub.errors import (
+    AssetCardError,
+    ConfigError,
+    ModelCheckpointError,
+    ModelNotKnownError,
+    ParallelLayoutError,
+)
 from lmhub.models.family import ModelFamily
 from lmhub.models.materialize import build_on_meta, materialize
 from lmhub.models.registry import get_family
 from lmhub.parallel.gangs import Gangs
+from lmhub.parallel.plan import TpPlan
 from lmhub.utils import as_device, as_dtype
 
 ModelT = TypeVar("ModelT", bound=nn.Module)
@@ -45,13 +52,41 @@ def _target_device(device: torch.device | str | None, gangs: Gangs | None) -> to
     if device is not None and gangs is not None:
         raise ValueError("Pass either `device` or `gangs`, not both: gangs carry their device.")
     if gangs is not None:
-        if gangs.tp.size > 1 or gangs.dp.size > 1:
-            raise NotImplementedError(
-                "Sharding over several processes is not implemented yet; pass single-process "
-                "gangs (lmhub.parallel.fake_gangs) or a device."
-            )
         return gangs.device
     return as_device(device)
+
+
+# The torch.distributed modules below cost 0.6 s to import: only sharded runs pay for them, so
+# they are imported inside these two functions rather than with `import lmhub`.
+
+
+def _tp_plan(family: ModelFamily[Any, Any], config: Any, gangs: Gangs | None) -> TpPlan | None:
+    """The family's tensor-parallel plan for ``gangs.tp`` (``None`` without TP); checked before
+    anything is built, so an impossible split fails fast."""
+    if gangs is None or gangs.tp.size == 1:
+        return None
+    if family.tp_plan is None:
+        raise ParallelLayoutError(
+            f"The '{family.name}' family declares no tensor-parallel plan, so it cannot be split "
+            f"over {gangs.tp.size} tensor-parallel ranks. Use tp_size=1 (data parallel only).",
+            field="tp_size",
+            value=gangs.tp.size,
+        )
+    return family.tp_plan(config, gangs.tp.size)
+
+
+def _apply_tp(model: nn.Module, plan: TpPlan | None, gangs: Gangs | None) -> None:
+    if plan is not None and gangs is not None:
+        from lmhub.parallel.tp import apply_tp
+
+        apply_tp(model, plan, gangs.tp.mesh)  # type: ignore[arg-type]
+
+
+def _apply_fsdp(model: nn.Module, gangs: Gangs | None) -> None:
+    if gangs is not None and gangs.dp.size > 1:
+        from lmhub.parallel.fsdp import apply_fsdp
+
+        apply_fsdp(model, gangs.dp.mesh)  # type: ignore[arg-type]
 
 
 class ModelHub(Generic[ModelT, ConfigT]):
@@ -163,9 +198,14 @@ class ModelHub(Generic[ModelT, ConfigT]):
         target = _target_device(device, gangs)
         resolved_dtype = as_dtype(dtype) or torch.get_default_dtype()
         _validate(config)
+        plan = _tp_plan(self.family, config, gangs)
         model = build_on_meta(self.family.builder, config, resolved_dtype)
+        # Split on meta, then allocate: each rank only ever holds its own shards.
+        _apply_tp(model, plan, gangs)
+        _apply_fsdp(model, gangs)
         if not meta:
-            _check_fits(model, target)
+            if gangs is None or gangs.root.size == 1:
+                _check_fits(model, target)
             materialize(model, target)
         return model
 
@@ -217,17 +257,25 @@ class ModelHub(Generic[ModelT, ConfigT]):
         target = _target_device(device, gangs)
         resolved_dtype = as_dtype(dtype)
         _validate(config)
+        plan = _tp_plan(self.family, config, gangs)
         reader = open_checkpoint(path, mmap=mmap, restrict=restrict)
         try:
             keys = reader.keys()
             # With dtype=None the meta dtype is a placeholder: tensors keep their stored dtype.
             meta_dtype = resolved_dtype or torch.get_default_dtype()
             model = build_on_meta(self.family.builder, config, meta_dtype)
+            items = native_items(
+                reader, _state_names(model), self.family.weight_map.bind(config), path=path
+            )
+            if plan is not None:
+                # Split on meta first, so each rank reads only its slice of the mapped file.
+                from lmhub.parallel.load import shard_items
+
+                _apply_tp(model, plan, gangs)
+                items = shard_items(model, items)
             assign_tensors(
                 model,
-                native_items(
-                    reader, _state_names(model), self.family.weight_map.bind(config), path=path
-                ),
+                items,
                 device=target,
                 dtype=resolved_dtype,
                 path=path,
@@ -236,6 +284,7 @@ class ModelHub(Generic[ModelT, ConfigT]):
             )
         finally:
             reader.close()
+        _apply_fsdp(model, gangs)
         return model
 
     def load_model(

@@ -165,7 +165,8 @@ class Attention(nn.Module):
         q, k, v = self.project_qkv(x, rope)
         if cache is not None:
             k, v = cache.update(self.layer_idx, k, v)
-        n_rep = self.num_heads // self.num_kv_heads
+        # Heads from the shapes: under tensor parallelism each rank holds only some of them.
+        n_rep = q.shape[1] // k.shape[1]
         out = scaled_dot_product_attention(
             q,
             repeat_kv(k, n_rep),
@@ -189,10 +190,10 @@ class Attention(nn.Module):
         (:class:`lmhub.nn.decode_weights.FusedQKVAttention` does it in one product.)
         """
         b, s, _ = x.shape
-        h, kv, d = self.num_heads, self.num_kv_heads, self.head_dim
-        q = self.q_proj(x).view(b, s, h, d).transpose(1, 2)
-        k = self.k_proj(x).view(b, s, kv, d).transpose(1, 2)
-        v = self.v_proj(x).view(b, s, kv, d).transpose(1, 2)
+        d = self.head_dim  # head counts from the shapes: under TP each rank holds a share
+        q = self.q_proj(x).view(b, s, -1, d).transpose(1, 2)
+        k = self.k_proj(x).view(b, s, -1, d).transpose(1, 2)
+        v = self.v_proj(x).view(b, s, -1, d).transpose(1, 2)
         q, k = self.norm_qk(q, k)
         if rope is not None:
             q, k = apply_rotary(q, k, *rope)

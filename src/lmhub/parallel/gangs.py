@@ -1,7 +1,8 @@
 """Gangs: the process groups a model is spread over (root, data parallel, tensor parallel).
 
-For now lmhub runs in one process and :func:`fake_gangs` gives a gang of size one on a device.
-The type is real API: sharding over ``torch.distributed`` plugs in here without changing callers.
+Each :class:`Gang` wraps one dimension of a ``torch.distributed`` DeviceMesh (its rank, size,
+process group and the mesh itself). :func:`lmhub.parallel.setup_gangs` builds them under
+torchrun; :func:`fake_gangs` gives gangs of size one for a single process, with the same API.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ class Gang:
     process_group: object | None = None
     """The ``torch.distributed`` process group, or ``None`` for a single process."""
 
+    mesh: object | None = None
+    """The ``DeviceMesh`` this gang spans (FSDP2 and DTensor take it), or ``None`` for a single
+    process. The data-parallel mesh is 2-D (replicate x shard) when replicas are asked for."""
+
+    @property
+    def group(self) -> object | None:
+        """The ``torch.distributed`` process group (same as ``process_group``)."""
+        return self.process_group
+
 
 @dataclass(frozen=True)
 class Gangs:
@@ -36,7 +46,7 @@ class Gangs:
     """All processes."""
 
     dp: Gang
-    """The data-parallel gang."""
+    """The data-parallel gang (replicas times shards)."""
 
     tp: Gang
     """The tensor-parallel gang."""

@@ -7,6 +7,7 @@ from lmhub.models.hub import ModelHub, get_model_hub
 from lmhub.models.llama.config import LLAMA_FAMILY, LlamaConfig, llama_archs
 from lmhub.models.llama.interop import LLAMA_WEIGHT_MAP, llama_config_from_hf, llama_config_to_hf
 from lmhub.models.llama.model import LlamaModel
+from lmhub.models.llama.tp import llama_tp_plan
 
 llama_family: Final[ModelFamily[LlamaModel, LlamaConfig]] = ModelFamily(
     name=LLAMA_FAMILY,
@@ -22,6 +23,7 @@ llama_family: Final[ModelFamily[LlamaModel, LlamaConfig]] = ModelFamily(
         config_to_hf=llama_config_to_hf,
     ),
     kind="decoder",
+    tp_plan=llama_tp_plan,
     description="Meta's Llama 2 / 3 / 3.1 / 3.2 decoders (RMSNorm, RoPE, GQA, SwiGLU).",
 )
 

@@ -5,6 +5,7 @@ from typing import Final
 from lmhub.models.family import HfInterop, ModelFamily
 from lmhub.models.hub import ModelHub, get_model_hub
 from lmhub.models.llama.interop import LLAMA_WEIGHT_MAP
+from lmhub.models.llama.tp import llama_tp_plan
 from lmhub.models.mistral.config import MISTRAL_FAMILY, MistralConfig, mistral_archs
 from lmhub.models.mistral.interop import mistral_config_from_hf, mistral_config_to_hf
 from lmhub.models.mistral.model import MistralModel
@@ -23,6 +24,7 @@ mistral_family: Final[ModelFamily[MistralModel, MistralConfig]] = ModelFamily(
         config_to_hf=mistral_config_to_hf,
     ),
     kind="decoder",
+    tp_plan=llama_tp_plan,
     description="Mistral AI's Mistral 7B (Llama layout, GQA, sliding-window attention).",
 )
 

@@ -5,6 +5,7 @@ from typing import Final
 from lmhub.models.family import HfInterop, ModelFamily
 from lmhub.models.hub import ModelHub, get_model_hub
 from lmhub.models.llama.interop import LLAMA_WEIGHT_MAP
+from lmhub.models.llama.tp import llama_tp_plan
 from lmhub.models.qwen2.config import QWEN2_FAMILY, Qwen2Config, qwen2_archs
 from lmhub.models.qwen2.interop import qwen2_config_from_hf, qwen2_config_to_hf
 from lmhub.models.qwen2.model import Qwen2Model
@@ -23,6 +24,7 @@ qwen2_family: Final[ModelFamily[Qwen2Model, Qwen2Config]] = ModelFamily(
         config_to_hf=qwen2_config_to_hf,
     ),
     kind="decoder",
+    tp_plan=llama_tp_plan,
     description="Alibaba's Qwen2 and Qwen2.5 decoders (Llama with q/k/v biases; optional "
     "sliding window on the upper layers).",
 )

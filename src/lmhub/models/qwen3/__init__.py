@@ -5,6 +5,7 @@ from typing import Final
 from lmhub.models.family import HfInterop, ModelFamily
 from lmhub.models.hub import ModelHub, get_model_hub
 from lmhub.models.llama.interop import LLAMA_WEIGHT_MAP
+from lmhub.models.llama.tp import llama_tp_plan
 from lmhub.models.qwen3.config import QWEN3_FAMILY, Qwen3Config, qwen3_archs
 from lmhub.models.qwen3.interop import qwen3_config_from_hf, qwen3_config_to_hf
 from lmhub.models.qwen3.model import Qwen3Model
@@ -23,6 +24,7 @@ qwen3_family: Final[ModelFamily[Qwen3Model, Qwen3Config]] = ModelFamily(
         config_to_hf=qwen3_config_to_hf,
     ),
     kind="decoder",
+    tp_plan=llama_tp_plan,
     description="Alibaba's dense Qwen3 decoders (Llama with per-head q/k RMSNorm and "
     "128-wide heads).",
 )

@@ -1,0 +1,62 @@
+"""Impossible layouts are errors that say what must divide what (no processes needed)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lmhub import get_model_hub
+from lmhub.errors import ParallelLayoutError
+from lmhub.models.llama.tp import llama_tp_plan
+from lmhub.parallel import Gang, Gangs, fake_gangs
+from lmhub.parallel.setup import plan_layout
+
+
+def test_layouts_fill_the_world() -> None:
+    assert plan_layout(8, tp_size=2).shape == (1, 4, 2)
+    assert plan_layout(8, tp_size=2, dp_replicate=2).shape == (2, 2, 2)
+    assert plan_layout(4, dp_shard=4).shape == (1, 4, 1)
+    assert plan_layout(1).shape == (1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("world", "kwargs", "match"),
+    [
+        (6, {"tp_size": 4}, "world size 6 must be a multiple of tp_size x dp_replicate"),
+        (4, {"tp_size": 2, "dp_shard": 3}, r"2 x 3 x 1|1 x 3 x 2"),
+        (4, {"tp_size": 0}, "tp_size is 0"),
+        (4, {"dp_shard": 0}, "dp_shard is 0"),
+    ],
+)
+def test_impossible_layouts(world: int, kwargs: dict, match: str) -> None:
+    with pytest.raises(ParallelLayoutError, match=match):
+        plan_layout(world, **kwargs)
+
+
+def test_llama_plan_needs_tp_to_divide_heads() -> None:
+    config = get_model_hub("llama").get_arch_config("llama_tiny")  # 8 heads, 4 kv heads
+    assert llama_tp_plan(config, 4)["layers.*.attn.k_proj"] == "colwise"
+    assert "embed" not in llama_tp_plan(config, 2)  # 259 tokens do not split in two
+    with pytest.raises(ParallelLayoutError, match=r"num_kv_heads \(4\) must be a multiple") as e:
+        llama_tp_plan(config, 8)
+    assert (e.value.field, e.value.value, e.value.divisor) == ("num_kv_heads", 4, 8)
+    config.vocab_size = 256
+    assert llama_tp_plan(config, 2)["lm_head"] == "vocab_output"
+    config.tie_embeddings = True
+    assert "lm_head" not in llama_tp_plan(config, 2)
+
+
+def test_families_without_a_plan_refuse_tp() -> None:
+    # A two-rank TP gang is checked before any process group is touched.
+    tp = Gang(rank=0, size=2, device=torch.device("cpu"))
+    gangs = Gangs(root=tp, dp=fake_gangs().dp, tp=tp)
+    hub = get_model_hub("causal_lm")
+    with pytest.raises(ParallelLayoutError, match="'causal_lm' family declares no tensor-parallel"):
+        hub.create_new_model(hub.get_arch_config("causal_lm_tiny"), gangs=gangs)
+
+
+def test_fake_gangs_keep_their_api() -> None:
+    gangs = fake_gangs("cpu")
+    assert (gangs.root.size, gangs.dp.size, gangs.tp.size, gangs.tp.rank) == (1, 1, 1, 0)
+    assert gangs.tp.group is None and gangs.tp.mesh is None
+    assert gangs.device == torch.device("cpu")
