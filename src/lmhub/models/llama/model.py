@@ -56,9 +56,15 @@ class LlamaModel(DecoderLM):
             return RMSNorm(dim, eps=config.norm_eps, unit_offset=config.norm_unit_offset)
 
         scalar = config.query_pre_attn_scalar
+        # A whole-projection q/k norm is as wide as the projection (OLMo 2/3).
+        whole = config.qk_norm_scope == "projection"
+        q_width = config.num_heads * head_dim if whole else head_dim
+        k_width = config.num_kv_heads * head_dim if whole else head_dim
+        self.layer_rotates: tuple[bool, ...] = tuple(config.layer_rotates())
+        """Per layer, whether it applies RoPE (SmolLM3's NoPE layers do not)."""
         self.layers = nn.ModuleList(
             PreNormDecoderLayer(
-                attn_norm=norm(config.model_dim),
+                attn_norm=norm(config.model_dim) if config.pre_norms else None,
                 attn=Attention(
                     config.model_dim,
                     num_heads=config.num_heads,
@@ -69,13 +75,14 @@ class LlamaModel(DecoderLM):
                     dropout_p=config.dropout_p,
                     attn_impl=config.attn_impl,
                     layer_idx=i,
-                    q_norm=norm(head_dim) if config.qk_norm else None,
-                    k_norm=norm(head_dim) if config.qk_norm else None,
+                    q_norm=norm(q_width) if config.qk_norm else None,
+                    k_norm=norm(k_width) if config.qk_norm else None,
                     sliding_window=windows[i],
                     scale=None if scalar is None else scalar**-0.5,
                     softcap=config.attn_logit_softcap,
+                    qk_norm_scope=config.qk_norm_scope,
                 ),
-                ffn_norm=norm(config.model_dim),
+                ffn_norm=norm(config.model_dim) if config.pre_norms else None,
                 ffn=GLUFeedForward(
                     config.model_dim,
                     config.ffn_inner_dim,
@@ -139,11 +146,12 @@ class LlamaModel(DecoderLM):
         local_rope = rope if self.local_rope is None else self.local_rope(position_ids, x.dtype)
         # Layers of the same window share one mask (a cache keeps same-window layers alike).
         masks: dict[int | None, torch.Tensor | None] = {}
-        for i, (layer, window) in enumerate(zip(self.layers, self.layer_windows, strict=True)):
+        layers = zip(self.layers, self.layer_windows, self.layer_rotates, strict=True)
+        for i, (layer, window, rotates) in enumerate(layers):
             if window not in masks:
                 masks[window] = self._mask(i, window, s, past, attention_mask, cache)
             mask = masks[window]
-            layer_rope = rope if window is None else local_rope
+            layer_rope = (rope if window is None else local_rope) if rotates else None
             x = layer(x, rope=layer_rope, mask=mask, is_causal=mask is None, cache=cache)
         if cache is not None:
             cache.advance(s)
