@@ -21,10 +21,11 @@ QkNormScope = Literal["head", "projection"]
 class LlamaConfig:
     """Holds the shape and options of a Llama decoder (Touvron et al., 2023; Llama 3, 2024).
 
-    It is also the shared config of the pre-norm RoPE decoders built like Llama (Mistral, Qwen2,
-    Qwen3, Gemma 1/2/3): their configs subclass it, and the knobs Llama does not use
-    (``attn_output_bias``, ``qk_norm``, ``sliding_window``, ``layer_types`` and Gemma's
-    ``norm_unit_offset`` ... ``rope_local_theta``) default to Llama's behaviour.
+    It is also the shared config of the RoPE decoders built like Llama (Mistral, Qwen2, Qwen3,
+    Gemma 1/2/3, OLMo 2/3, SmolLM3): their configs subclass it, and the knobs Llama does not use
+    (``attn_output_bias``, ``qk_norm``, ``sliding_window``, ``layer_types``, Gemma's
+    ``norm_unit_offset`` ... ``rope_local_theta``, OLMo's ``qk_norm_scope`` and ``pre_norms``,
+    SmolLM3's ``nope_layers``) default to Llama's behaviour.
     """
 
     model_dim: int = 4096

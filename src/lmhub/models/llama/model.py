@@ -1,8 +1,9 @@
 """The Llama decoder, top to bottom: embed -> N x (attention, SwiGLU) -> RMSNorm -> logits.
 
-Mistral, Qwen2, Qwen3 and Gemma 1/2/3 are this model with other config knobs (sliding windows per
-layer, projection biases, per-head q/k norms, Gemma's (1 + w) norms, scaled embeddings, sandwich
-norms, softcaps, local RoPE bases); their model classes subclass it to carry their name.
+Mistral, Qwen2, Qwen3, Gemma 1/2/3, OLMo 2/3 and SmolLM3 are this model with other config knobs
+(sliding windows per layer, projection biases, per-head or whole-projection q/k norms, Gemma's
+(1 + w) norms, scaled embeddings, sandwich or post-only norms, softcaps, local RoPE bases, layers
+without RoPE); their model classes subclass it to carry their name.
 """
 
 from __future__ import annotations
