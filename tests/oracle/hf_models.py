@@ -19,6 +19,9 @@ HF_CLASSES: dict[str, tuple[str, str]] = {
     "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM"),
     "phi3": ("Phi3Config", "Phi3ForCausalLM"),
     "granite": ("GraniteConfig", "GraniteForCausalLM"),
+    "olmo2": ("Olmo2Config", "Olmo2ForCausalLM"),
+    "olmo3": ("Olmo3Config", "Olmo3ForCausalLM"),
+    "smollm3": ("SmolLM3Config", "SmolLM3ForCausalLM"),
 }
 """HF model_type -> (config class, causal-LM class) in transformers."""
 
@@ -50,6 +53,8 @@ TINY_FIELDS_BY_TYPE: dict[str, dict[str, Any]] = {
         max_position_embeddings=64,
         tie_word_embeddings=False,
     ),
+    # SmolLM3's default token ids lie beyond the tiny vocabulary.
+    "smollm3": {**TINY_FIELDS, "pad_token_id": None, "bos_token_id": 1, "eos_token_id": 2},
 }
 """The tiny shape of model types whose config does not take :data:`TINY_FIELDS`."""
 

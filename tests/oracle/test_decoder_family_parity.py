@@ -1,14 +1,15 @@
-"""lmhub's Mistral, Qwen2, Qwen3, Gemma 1/2/3, Phi-3 and Granite against transformers on the
-same random weights (the oracle).
+"""lmhub's Mistral, Qwen2, Qwen3, Gemma 1/2/3, Phi-3, Granite, OLMo 2/3 and SmolLM3 against
+transformers on the same random weights (the oracle).
 
 Each case builds a tiny random transformers model that exercises one of the family's features
 (a sliding window shorter than the input, per-layer sliding/full attention, projection biases,
 per-head q/k norms, tied and untied embeddings, Gemma's (1 + w) norms, GeGLU and scaled
 embeddings, sandwich norms, softcaps, query_pre_attn_scalar, local/global RoPE bases, Phi-3's
-fused projections, longrope and partial rotary, Granite's multipliers), saves it, and checks
-lmhub's load of it: logits under every attention kernel, greedy generation with each KV cache
-(ring buffers for sliding layers) for one prompt and a left-padded batch, export back to a
-directory transformers loads natively, and an exact HF -> lmhub -> HF state-dict round trip.
+fused projections, longrope and partial rotary, Granite's multipliers, OLMo's post-norms and
+whole-projection q/k norms, SmolLM3's NoPE layers), saves it, and checks lmhub's load of it:
+logits under every attention kernel, greedy generation with each KV cache (ring buffers for
+sliding layers) for one prompt and a left-padded batch, export back to a directory transformers
+loads natively, and an exact HF -> lmhub -> HF state-dict round trip.
 """
 
 from __future__ import annotations
@@ -194,6 +195,57 @@ CASES: dict[str, tuple[str, str, dict[str, Any], list[int | None]]] = {
             "logits_scaling": 4.0,
         },
         [None, None],
+    ),
+    # Post-sublayer norms only, q/k norms over the whole (GQA: unequal) projections, tied.
+    "olmo2-gqa-tied": ("olmo2", "olmo2", {"tie_word_embeddings": True}, [None, None]),
+    # Biases on all four projections, one key/value head per query head, untied.
+    "olmo2-bias-mha": (
+        "olmo2",
+        "olmo2",
+        {"attention_bias": True, "num_key_value_heads": 4},
+        [None, None],
+    ),
+    # transformers' default pattern: three sliding layers, then a full one.
+    "olmo3-window": (
+        "olmo3",
+        "olmo3",
+        {"num_hidden_layers": 4, "sliding_window": WINDOW},
+        [WINDOW, WINDOW, WINDOW, None],
+    ),
+    # YaRN on the full layer only, plain RoPE of another base on the sliding ones.
+    "olmo3-yarn": (
+        "olmo3",
+        "olmo3",
+        {
+            "num_hidden_layers": 3,
+            "sliding_window": WINDOW - 1,
+            "layer_types": ["sliding_attention", "full_attention", "sliding_attention"],
+            "rope_parameters": {
+                "full_attention": {
+                    "rope_type": "yarn",
+                    "factor": 4.0,
+                    "original_max_position_embeddings": 16,
+                    "rope_theta": 1e4,
+                },
+                "sliding_attention": {"rope_type": "default", "rope_theta": 100.0},
+            },
+        },
+        [WINDOW - 1, None, WINDOW - 1],
+    ),
+    # Every second layer without RoPE (no_rope_layer_interval), tied (SmolLM3's default).
+    "smollm3-nope": (
+        "smollm3",
+        "smollm3",
+        {"no_rope_layer_interval": 2, "tie_word_embeddings": True},
+        [None, None],
+    ),
+    # Explicit NoPE flags (the first layer has none); with use_sliding_window the NoPE layer
+    # slides (transformers' default layer_types); untied.
+    "smollm3-nope-window": (
+        "smollm3",
+        "smollm3",
+        {"no_rope_layers": [0, 1], "use_sliding_window": True, "sliding_window": WINDOW},
+        [WINDOW, None],
     ),
 }
 

@@ -98,6 +98,8 @@ class Attention(nn.Module):
     query/key head over its width before RoPE (Qwen3). ``scale`` replaces the usual
     ``head_dim ** -0.5`` score scale (Gemma 2's ``query_pre_attn_scalar ** -0.5``), and
     ``softcap`` caps the scores with a tanh (see :func:`scaled_dot_product_attention`).
+    With ``qk_norm_scope="projection"`` the norms span the whole query/key projection
+    (``heads * head_dim`` wide) instead of one head (OLMo 2/3).
     ``sliding_window`` is informational: the
     layer's window (``None`` for full attention), which the model reads to give the layer its
     mask and the KV cache its ring size; the mask itself comes in through ``forward``.
@@ -125,6 +127,7 @@ class Attention(nn.Module):
         sliding_window: int | None = None,
         scale: float | None = None,
         softcap: float | None = None,
+        qk_norm_scope: str = "head",
     ) -> None:
         super().__init__()
         if num_heads % num_kv_heads != 0:
@@ -140,6 +143,7 @@ class Attention(nn.Module):
         self.sliding_window = sliding_window
         self.scale = scale
         self.softcap = softcap
+        self.qk_norm_scope = qk_norm_scope
         self.q_proj = nn.Linear(model_dim, num_heads * head_dim, bias=bias)
         self.k_proj = nn.Linear(model_dim, num_kv_heads * head_dim, bias=bias)
         self.v_proj = nn.Linear(model_dim, num_kv_heads * head_dim, bias=bias)
@@ -200,12 +204,20 @@ class Attention(nn.Module):
         return q, k, v
 
     def norm_qk(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Apply the per-head q/k norms (Qwen3, Gemma 3) where the layer has them, before RoPE."""
+        """Apply the q/k norms where the layer has them, before RoPE: per head (Qwen3, Gemma 3)
+        or over the whole projection (OLMo 2/3). ``q``/``k`` are ``[b, heads, s, d]``."""
         if self.q_norm is not None:
-            q = self.q_norm(q)
+            q = self._norm(self.q_norm, q)
         if self.k_norm is not None:
-            k = self.k_norm(k)
+            k = self._norm(self.k_norm, k)
         return q, k
+
+    def _norm(self, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.qk_norm_scope == "head":
+            return norm(x)
+        b, h, s, d = x.shape
+        whole = norm(x.transpose(1, 2).reshape(b, s, h * d))
+        return whole.view(b, s, h, d).transpose(1, 2)
 
     def extra_repr(self) -> str:
         window = f", sliding_window={self.sliding_window}" if self.sliding_window else ""

@@ -14,15 +14,17 @@ class PreNormDecoderLayer(nn.Module):
     """``x + attn(norm(x))`` then ``h + ffn(norm(h))``: the Llama/Mistral/Qwen layer.
 
     With ``attn_post_norm`` / ``ffn_post_norm`` each sublayer output is normalised again before
-    it joins the residual (the "sandwich" norms of Gemma 2 and 3).
+    it joins the residual (the "sandwich" norms of Gemma 2 and 3). Without ``attn_norm`` /
+    ``ffn_norm`` the sublayers read the residual stream as is (OLMo 2's post-norm-only layer:
+    ``x + norm(attn(x))``).
     """
 
     def __init__(
         self,
         *,
-        attn_norm: nn.Module,
+        attn_norm: nn.Module | None,
         attn: Attention,
-        ffn_norm: nn.Module,
+        ffn_norm: nn.Module | None,
         ffn: nn.Module,
         attn_post_norm: nn.Module | None = None,
         ffn_post_norm: nn.Module | None = None,
@@ -48,13 +50,14 @@ class PreNormDecoderLayer(nn.Module):
         is_causal: bool = False,
         cache: KVCache | None = None,
     ) -> torch.Tensor:
-        a = self.attn(self.attn_norm(x), rope=rope, mask=mask, is_causal=is_causal, cache=cache)
+        a_in = x if self.attn_norm is None else self.attn_norm(x)
+        a = self.attn(a_in, rope=rope, mask=mask, is_causal=is_causal, cache=cache)
         if self.attn_post_norm is not None:
             a = self.attn_post_norm(a)
         if self.residual_multiplier != 1.0:
             a = a * self.residual_multiplier
         h = x + a
-        f = self.ffn(self.ffn_norm(h))
+        f = self.ffn(h if self.ffn_norm is None else self.ffn_norm(h))
         if self.ffn_post_norm is not None:
             f = self.ffn_post_norm(f)
         if self.residual_multiplier != 1.0:

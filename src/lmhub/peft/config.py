@@ -27,6 +27,9 @@ DEFAULT_TARGETS: Final[Mapping[str, tuple[str, ...]]] = {
     "gpt_neox": ATTENTION_PROJECTIONS + MLP_PROJECTIONS,
     "phi3": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
     "granite": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
+    "olmo2": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
+    "olmo3": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
+    "smollm3": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
     "single_head": ("qk_proj", "v_proj", *MLP_PROJECTIONS),
 }
 """Per family: the attention and MLP projections LoRA adapts when ``targets`` is left empty."""

@@ -13,15 +13,19 @@ LLAMA_FAMILY: Final = "llama"
 LayerType = Literal["full", "sliding"]
 """How a layer attends: over every earlier position, or over a sliding window of them."""
 
+QkNormScope = Literal["head", "projection"]
+"""What a q/k norm normalises: each head over its width, or the whole projection."""
+
 
 @dataclass(kw_only=True)
 class LlamaConfig:
     """Holds the shape and options of a Llama decoder (Touvron et al., 2023; Llama 3, 2024).
 
-    It is also the shared config of the pre-norm RoPE decoders built like Llama (Mistral, Qwen2,
-    Qwen3, Gemma 1/2/3): their configs subclass it, and the knobs Llama does not use
-    (``attn_output_bias``, ``qk_norm``, ``sliding_window``, ``layer_types`` and Gemma's
-    ``norm_unit_offset`` ... ``rope_local_theta``) default to Llama's behaviour.
+    It is also the shared config of the RoPE decoders built like Llama (Mistral, Qwen2, Qwen3,
+    Gemma 1/2/3, OLMo 2/3, SmolLM3): their configs subclass it, and the knobs Llama does not use
+    (``attn_output_bias``, ``qk_norm``, ``sliding_window``, ``layer_types``, Gemma's
+    ``norm_unit_offset`` ... ``rope_local_theta``, OLMo's ``qk_norm_scope`` and ``pre_norms``,
+    SmolLM3's ``nope_layers``) default to Llama's behaviour.
     """
 
     model_dim: int = 4096
@@ -144,6 +148,21 @@ class LlamaConfig:
     """The attention score scale itself (Granite); ``None`` leaves it to
     ``query_pre_attn_scalar`` / ``head_dim ** -0.5``."""
 
+    # -- OLMo 2/3 and SmolLM3 knobs ---------------------------------------------------------------
+
+    qk_norm_scope: QkNormScope = "head"
+    """With ``qk_norm``: ``head`` normalises each query/key head over its width (Qwen3);
+    ``projection`` normalises the whole query/key projection at once, with a weight of
+    ``heads * head_dim`` (OLMo 2/3)."""
+
+    pre_norms: bool = True
+    """Whether each sublayer input is RMS-normed; OLMo 2/3 have only the post-sublayer norms of
+    ``sandwich_norms``."""
+
+    nope_layers: list[int] | None = None
+    """The indices of the layers that apply no RoPE (SmolLM3's NoPE layers); ``None`` (or
+    empty) means every layer rotates."""
+
     def resolved_head_dim(self) -> int:
         """Return ``head_dim``, or ``model_dim // num_heads`` when it is unset."""
         return self.head_dim if self.head_dim is not None else self.model_dim // self.num_heads
@@ -162,6 +181,11 @@ class LlamaConfig:
         """
         types = self.layer_types or ["sliding"] * self.num_layers
         return [self.sliding_window if t == "sliding" else None for t in types]
+
+    def layer_rotates(self) -> list[bool]:
+        """Return, per layer, whether it applies RoPE (``False`` for ``nope_layers``)."""
+        nope = set(self.nope_layers or ())
+        return [i not in nope for i in range(self.num_layers)]
 
     def validate(self) -> None:
         """Raise :class:`~lmhub.errors.ConfigError` if the fields do not describe a valid model."""
@@ -217,6 +241,20 @@ class LlamaConfig:
                     field=name,
                     value=getattr(self, name),
                 )
+        if self.qk_norm_scope not in ("head", "projection"):
+            raise ConfigError(
+                f"'qk_norm_scope' is '{self.qk_norm_scope}'; use 'head' or 'projection'.",
+                field="qk_norm_scope",
+                value=self.qk_norm_scope,
+            )
+        bad_nope = [i for i in self.nope_layers or () if not 0 <= i < self.num_layers]
+        if bad_nope or len(set(self.nope_layers or ())) != len(self.nope_layers or ()):
+            raise ConfigError(
+                f"'nope_layers' is {self.nope_layers}, but it must list distinct layer indices "
+                f"from 0 to {self.num_layers - 1} ('num_layers' is {self.num_layers}).",
+                field="nope_layers",
+                value=self.nope_layers,
+            )
         if self.resolved_head_dim() % 2:
             raise ConfigError(
                 f"The head width {self.resolved_head_dim()} must be even for RoPE.",

@@ -66,6 +66,9 @@ DECODER_KNOB_DEFAULTS: Final[Mapping[str, Any]] = {
     "embedding_multiplier": 1.0,
     "residual_multiplier": 1.0,
     "attention_multiplier": None,
+    "qk_norm_scope": "head",
+    "pre_norms": True,
+    "nope_layers": None,
 }
 """The shared-config knobs only some HF families have a key for, at the values every other HF
 family hard-codes; export refuses a config that changes one its family cannot express."""
@@ -368,3 +371,12 @@ def rope_to_hf(
         "rope_scaling": {"rope_type": s.kind, **fields},
         "rope_parameters": {"rope_type": s.kind, "rope_theta": theta, **fields},
     }
+
+
+def drop_derived_head_dim(hf: dict[str, Any]) -> dict[str, Any]:
+    """Return ``hf`` without ``head_dim`` where it is ``hidden_size // num_attention_heads``,
+    for the HF configs that have no such field (OLMo 2/3, SmolLM3): their models read a
+    ``head_dim`` only when a config.json names one."""
+    if hf.get("head_dim") == hf["hidden_size"] // hf["num_attention_heads"]:
+        return {k: v for k, v in hf.items() if k != "head_dim"}
+    return hf

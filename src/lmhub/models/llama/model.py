@@ -1,8 +1,9 @@
 """The Llama decoder, top to bottom: embed -> N x (attention, SwiGLU) -> RMSNorm -> logits.
 
-Mistral, Qwen2, Qwen3 and Gemma 1/2/3 are this model with other config knobs (sliding windows per
-layer, projection biases, per-head q/k norms, Gemma's (1 + w) norms, scaled embeddings, sandwich
-norms, softcaps, local RoPE bases); their model classes subclass it to carry their name.
+Mistral, Qwen2, Qwen3, Gemma 1/2/3, OLMo 2/3 and SmolLM3 are this model with other config knobs
+(sliding windows per layer, projection biases, per-head or whole-projection q/k norms, Gemma's
+(1 + w) norms, scaled embeddings, sandwich or post-only norms, softcaps, local RoPE bases, layers
+without RoPE); their model classes subclass it to carry their name.
 """
 
 from __future__ import annotations
@@ -60,9 +61,15 @@ class LlamaModel(DecoderLM):
         scale = config.attention_multiplier
         if scale is None and config.query_pre_attn_scalar is not None:
             scale = config.query_pre_attn_scalar**-0.5
+        # A whole-projection q/k norm is as wide as the projection (OLMo 2/3).
+        whole = config.qk_norm_scope == "projection"
+        q_width = config.num_heads * head_dim if whole else head_dim
+        k_width = config.num_kv_heads * head_dim if whole else head_dim
+        self.layer_rotates: tuple[bool, ...] = tuple(config.layer_rotates())
+        """Per layer, whether it applies RoPE (SmolLM3's NoPE layers do not)."""
         self.layers = nn.ModuleList(
             PreNormDecoderLayer(
-                attn_norm=norm(config.model_dim),
+                attn_norm=norm(config.model_dim) if config.pre_norms else None,
                 attn=Attention(
                     config.model_dim,
                     num_heads=config.num_heads,
@@ -73,13 +80,14 @@ class LlamaModel(DecoderLM):
                     dropout_p=config.dropout_p,
                     attn_impl=config.attn_impl,
                     layer_idx=i,
-                    q_norm=norm(head_dim) if config.qk_norm else None,
-                    k_norm=norm(head_dim) if config.qk_norm else None,
+                    q_norm=norm(q_width) if config.qk_norm else None,
+                    k_norm=norm(k_width) if config.qk_norm else None,
                     sliding_window=windows[i],
                     scale=scale,
                     softcap=config.attn_logit_softcap,
+                    qk_norm_scope=config.qk_norm_scope,
                 ),
-                ffn_norm=norm(config.model_dim),
+                ffn_norm=norm(config.model_dim) if config.pre_norms else None,
                 ffn=GLUFeedForward(
                     config.model_dim,
                     config.ffn_inner_dim,
@@ -146,11 +154,12 @@ class LlamaModel(DecoderLM):
         local_rope = rope if self.local_rope is None else self.local_rope(position_ids, x.dtype)
         # Layers of the same window share one mask (a cache keeps same-window layers alike).
         masks: dict[int | None, torch.Tensor | None] = {}
-        for i, (layer, window) in enumerate(zip(self.layers, self.layer_windows, strict=True)):
+        layers = zip(self.layers, self.layer_windows, self.layer_rotates, strict=True)
+        for i, (layer, window, rotates) in enumerate(layers):
             if window not in masks:
                 masks[window] = self._mask(i, window, s, past, attention_mask, cache)
             mask = masks[window]
-            layer_rope = rope if window is None else local_rope
+            layer_rope = (rope if window is None else local_rope) if rotates else None
             x = layer(x, rope=layer_rope, mask=mask, is_causal=mask is None, cache=cache)
         if cache is not None:
             cache.advance(s)
