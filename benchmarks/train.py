@@ -1,6 +1,7 @@
 """Training speed and memory: lmhub's trainer against a plain transformers training loop.
 
-A 58M-parameter Llama (model_dim 512, 8 layers, 8 heads, ffn 1376, vocab 32000), batches of
+A 58M-parameter Llama (model_dim 512, 8 layers, 8 heads, ffn 1376, vocab 32000; ``--size 0.5b``:
+Qwen2.5-0.5B's trunk with a 32000-token vocabulary, 0.41B parameters), batches of
 8 x 256 tokens, AdamW, ``--threads`` torch threads (default 2). Both sides start from the same
 weights (exported once by lmhub as an HF directory, which ``LlamaForCausalLM`` loads) and train
 on the same token rows (drawn once from lmhub's data pipeline over the shipped Shakespeare text
@@ -39,8 +40,14 @@ from pathlib import Path
 from _common import median, print_table
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL = {"model_dim": 512, "num_layers": 8, "num_heads": 8, "num_kv_heads": 8,
-         "ffn_inner_dim": 1376, "vocab_size": 32000, "max_seq_len": 256}  # fmt: skip
+SIZES = {
+    "58m": {"model_dim": 512, "num_layers": 8, "num_heads": 8, "num_kv_heads": 8,
+            "ffn_inner_dim": 1376, "vocab_size": 32000, "max_seq_len": 256},
+    # Qwen2.5-0.5B's trunk (896 wide, 24 layers, 14 heads, 2 key-value heads, ffn 4864) with a
+    # 32000-token vocabulary: 0.41B parameters.
+    "0.5b": {"model_dim": 896, "num_layers": 24, "num_heads": 14, "num_kv_heads": 2,
+             "ffn_inner_dim": 4864, "vocab_size": 32000, "max_seq_len": 256},
+}  # fmt: skip
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 # Exports the shared initial weights and saves the token rows both sides train on.
@@ -124,7 +131,7 @@ def _config_block(args: argparse.Namespace, work: Path, mode: str) -> str:
         from lmhub.config import apply_overrides
         from lmhub.train.config import TrainConfig
         from lmhub.train.run import build_trainer
-        MODEL, WORK, MODE = {MODEL!r}, Path({str(work)!r}), {mode!r}
+        MODEL, WORK, MODE = {SIZES[args.size]!r}, Path({str(work)!r}), {mode!r}
         THREADS, WARMUP, STEPS = {args.threads}, {args.warmup}, {args.steps}
 
         def config_for(mode, name):
@@ -165,6 +172,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per run")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each side per mode")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--size", choices=sorted(SIZES), default="58m", help="model shape")
     args = parser.parse_args()
     paths = [str(REPO / "src"), os.environ.get("PYTHONPATH", "")]
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
