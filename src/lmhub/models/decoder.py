@@ -34,6 +34,19 @@ class DecoderLM(nn.Module):
         """Initialise every weight (each family defines its scheme)."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def normal_init_(self, std: float, *, reset: tuple[type[nn.Module], ...]) -> None:
+        """The usual init most families build on: every ``nn.Linear``/``nn.Embedding`` weight
+        from normal(0, ``std``), their biases zero, and ``reset_parameters()`` on every module of
+        the ``reset`` types (norms, ALiBi slopes), in module order."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear | nn.Embedding):
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+                if getattr(module, "bias", None) is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, reset):
+                module.reset_parameters()
+
     def tie_weights(self) -> None:
         """Make ``lm_head`` share the embedding matrix when the config asks for it."""
         if self.config.tie_embeddings:

@@ -83,13 +83,7 @@ class CausalLMModel(DecoderLM):
     def reset_parameters(self) -> None:
         """Initialise weights: normal(0, init_std) for linears and embeddings, zero biases, ones
         and zeros for layer norms."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear | nn.Embedding):
-                nn.init.normal_(module.weight, std=self.config.init_std)
-                if getattr(module, "bias", None) is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                module.reset_parameters()
+        self.normal_init_(self.config.init_std, reset=(nn.LayerNorm,))
 
     def forward(
         self,

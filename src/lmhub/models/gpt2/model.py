@@ -61,13 +61,7 @@ class GPT2Model(DecoderLM):
         """GPT-2's init: normal(0, init_std) weights, zero biases, unit LayerNorms, and
         ``init_std / sqrt(2 * num_layers)`` for the projections that write the residual."""
         std = self.config.init_std
-        for module in self.modules():
-            if isinstance(module, nn.Linear | nn.Embedding):
-                nn.init.normal_(module.weight, mean=0.0, std=std)
-                if getattr(module, "bias", None) is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                module.reset_parameters()
+        self.normal_init_(std, reset=(nn.LayerNorm,))
         for layer in self.layers:
             for proj in (layer.attn.o_proj, layer.ffn.fc2):
                 nn.init.normal_(proj.weight, std=std / math.sqrt(2 * self.config.num_layers))

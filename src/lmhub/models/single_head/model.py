@@ -125,13 +125,7 @@ class SingleHeadModel(DecoderLM):
         layer norms; ``alibi_slope_init`` for the slopes."""
         std = self.config.init_std
         residual_std = std / math.sqrt(2 * self.config.num_layers)
-        for module in self.modules():
-            if isinstance(module, nn.Linear | nn.Embedding):
-                nn.init.normal_(module.weight, std=std)
-                if getattr(module, "bias", None) is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm | AlibiBias):
-                module.reset_parameters()
+        self.normal_init_(std, reset=(nn.LayerNorm, AlibiBias))
         for layer in self.layers:
             nn.init.normal_(layer.attn.v_proj.weight, std=residual_std)
             nn.init.normal_(layer.ffn.fc2.weight, std=residual_std)
