@@ -33,8 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from lmhub.checkpoint.checksum import cache_dir as lmhub_cache_dir
 from lmhub.checkpoint.checksum import sha256_file
@@ -195,6 +193,10 @@ def _write_entry(
     add_eos: bool,
     progress: bool,
 ) -> None:
+    # rich.progress costs ~90 ms to import: only on a cache miss, not at `import lmhub`.
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     dtype = np.dtype(np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.int32)
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
