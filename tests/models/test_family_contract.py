@@ -248,9 +248,7 @@ def test_every_token_changes_the_logits_on_both_sides(family: str) -> None:
 
 @pytest.mark.parametrize("attn_impl", ["eager", "sdpa"])
 @pytest.mark.parametrize("family", ENCODERS)
-def test_right_padding_gives_the_logits_of_each_sequence_alone(
-    family: str, attn_impl: str
-) -> None:
+def test_right_padding_gives_the_logits_of_each_sequence_alone(family: str, attn_impl: str) -> None:
     model = small_model(family, attn_impl=attn_impl)
     seqs = [random_ids(1, n)[0] % (VOCAB - 1) for n in (9, 4, 1)]  # no pad ids inside
     ids, mask = right_padded(seqs, VOCAB - 1)
