@@ -10,7 +10,7 @@ Pre-training extras that a masked-LM model does not use (the pooler, the next-se
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from lmhub.checkpoint.weight_map import KeyRule, WeightMap
@@ -43,60 +43,79 @@ def _rules(prefix: str, head: str, head_norm: str, bias: str, decoder: str) -> l
     ]
 
 
-def _ignored(prefix: str, decoder_bias: str) -> list[str]:
-    return [
-        f"{prefix}embeddings.position_ids",
-        f"{prefix}pooler.dense.{{p}}",
-        decoder_bias,  # the same tensor as the head's bias, which older files save twice
-    ]
-
-
 _TIED: Final = {"lm_head.weight": "embed.weight"}
 
-FLAVOUR_MAPS: Final[Mapping[BertFlavour, WeightMap]] = {
-    "bert": WeightMap(
-        _rules(
-            "bert.",
-            "cls.predictions.transform",
-            "LayerNorm",
-            "cls.predictions.bias",
-            "cls.predictions.decoder.weight",
-        ),
-        tied=_TIED,
-        ignored=[
-            *_ignored("bert.", "cls.predictions.decoder.bias"),
-            "cls.seq_relationship.{p}",  # next-sentence prediction
-        ],
+# flavour -> (prefix, head, the head's LayerNorm, the head's bias, the decoder's weight and bias)
+_NAMES: Final[Mapping[BertFlavour, tuple[str, str, str, str, str, str]]] = {
+    "bert": (
+        "bert.",
+        "cls.predictions.transform",
+        "LayerNorm",
+        "cls.predictions.bias",
+        "cls.predictions.decoder.weight",
+        "cls.predictions.decoder.bias",
     ),
-    "roberta": WeightMap(
-        _rules("roberta.", "lm_head", "layer_norm", "lm_head.bias", "lm_head.decoder.weight"),
-        tied=_TIED,
-        ignored=_ignored("roberta.", "lm_head.decoder.bias"),
+    "roberta": (
+        "roberta.",
+        "lm_head",
+        "layer_norm",
+        "lm_head.bias",
+        "lm_head.decoder.weight",
+        "lm_head.decoder.bias",
     ),
 }
 
 
-class FlavouredWeightMap(WeightMap):
-    """A weight map per value of a config field: unbound, it imports any of them (their rules
-    in turn); bound to a config, it is the map of the config's value, so export writes that
-    spelling."""
+def _flavour_map(flavour: BertFlavour, tied: bool) -> WeightMap:
+    """transformers' head has a bias of its own and a decoder ``Linear`` with another; tied, the
+    decoder's bias is the head's (files hold it once, older ones twice); untied, only the
+    decoder's is used and the head's is a dead parameter, skipped on import and not written."""
+    prefix, head, head_norm, bias, decoder, decoder_bias = _NAMES[flavour]
+    used, unused = (bias, decoder_bias) if tied else (decoder_bias, bias)
+    return WeightMap(
+        _rules(prefix, head, head_norm, used, decoder),
+        tied=_TIED,
+        ignored=[
+            f"{prefix}embeddings.position_ids",
+            f"{prefix}pooler.dense.{{p}}",
+            "cls.seq_relationship.{p}",  # BERT's next-sentence prediction head
+            unused,
+        ],
+    )
 
-    def __init__(self, maps: Mapping[str, WeightMap], *, field: str) -> None:
+
+def weight_map_key(config: BertConfig) -> str:
+    """The name of the config's weight map in :data:`BERT_WEIGHT_MAP`."""
+    return config.flavour + ("" if config.tie_embeddings else "-untied")
+
+
+class FlavouredWeightMap(WeightMap):
+    """One weight map per kind of config: unbound, it imports any of them (their rules in
+    turn); bound to a config, it is that config's map, so export writes its spelling."""
+
+    def __init__(self, maps: Mapping[str, WeightMap], *, key: Callable[[Any], str]) -> None:
         super().__init__(
             [rule for m in maps.values() for rule in m.rules],
             tied={k: v for m in maps.values() for k, v in m.tied.items()},
-            ignored=[p for m in maps.values() for p in m.ignored],
+            ignored=list(dict.fromkeys(p for m in maps.values() for p in m.ignored)),
         )
         self.maps = dict(maps)
-        self.field = field
+        self.key = key
 
     def bind(self, config: Any) -> WeightMap:
         if config is None:
             return self
-        return self.maps[getattr(config, self.field)].bind(config)
+        return self.maps[self.key(config)].bind(config)
 
 
-BERT_WEIGHT_MAP: Final = FlavouredWeightMap(FLAVOUR_MAPS, field="flavour")
+BERT_WEIGHT_MAP: Final = FlavouredWeightMap(
+    {
+        f"{flavour}{'' if tied else '-untied'}": _flavour_map(flavour, tied)
+        for tied in (True, False)
+        for flavour in _NAMES
+    },
+    key=weight_map_key,
+)
 
 HF_MODEL_TYPES: Final[Mapping[str, BertFlavour]] = {"bert": "bert", "roberta": "roberta"}
 HF_ARCHITECTURES: Final[Mapping[BertFlavour, str]] = {
