@@ -17,9 +17,10 @@ def test_no_padding_and_no_window_needs_no_mask() -> None:
 
 def test_padding_hides_padded_keys_from_every_query() -> None:
     mask = bidirectional_mask(seq_len=4, padding_mask=torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]]))
-    assert mask is not None and mask.shape == (2, 1, 4, 4)
-    assert mask[0, 0].tolist() == [[True, True, True, False]] * 4
-    assert mask[1].all()
+    assert mask is not None and mask.shape == (2, 1, 1, 4)  # broadcast over queries
+    full = mask.expand(2, 1, 4, 4)
+    assert full[0, 0].tolist() == [[True, True, True, False]] * 4
+    assert full[1].all()
 
 
 @pytest.mark.parametrize(("seq", "window"), [(7, 1), (9, 3), (6, 2)])

@@ -21,8 +21,10 @@ def bidirectional_mask(
     window: int | None = None,
     device: torch.device | str | None = None,
 ) -> torch.Tensor | None:
-    """Return the boolean mask ``[batch or 1, 1, seq, seq]`` of a bidirectional encoder (True =
-    may attend), or ``None`` when nothing is masked.
+    """Return the boolean mask of a bidirectional encoder (True = may attend), broadcastable to
+    ``[batch, heads, seq, seq]``, or ``None`` when nothing is masked. Padding alone gives
+    ``[batch, 1, 1, seq]`` (one row of keys for every query); a window gives
+    ``[batch or 1, 1, seq, seq]``.
 
     ``padding_mask`` is ``[batch, seq]`` with 1 (True) for real tokens: every query may see
     every real key. ``window`` restricts query ``i`` to keys ``j`` with ``|i - j| <= window``
@@ -31,10 +33,8 @@ def bidirectional_mask(
     everything instead, so the softmax stays finite; its output is padding's and is ignored.
 
     Example:
-        >>> bidirectional_mask(seq_len=3, padding_mask=torch.tensor([[1, 1, 0]]))[0, 0]
-        tensor([[ True,  True, False],
-                [ True,  True, False],
-                [ True,  True, False]])
+        >>> bidirectional_mask(seq_len=3, padding_mask=torch.tensor([[1, 1, 0]]))
+        tensor([[[[ True,  True, False]]]])
     """
     if padding_mask is not None and padding_mask.shape[-1] != seq_len:
         raise ValueError(
