@@ -212,3 +212,23 @@ def test_a_pretraining_checkpoint_loads_without_its_pooler_and_nsp_head(tmp_path
     ids, _ = inputs("bert")
     with torch.no_grad():
         assert max_diff(model(ids), hf(ids).prediction_logits) <= ATOL
+
+
+@pytest.mark.parametrize("case", ["modernbert", "modernbert-biases-untied"])
+def test_modernbert_padded_and_unpadded_runs_match_transformers(tmp_path: Path, case: str) -> None:
+    """A padded batch runs on its real tokens only (one packed row), or padded as transformers'
+    eager/SDPA paths do: both give transformers' logits at every real token."""
+    hf, unpadded = load_case(tmp_path / "a", case)
+    _, padded = load_case(tmp_path / "b", case, unpadded=False)
+    assert unpadded.config.unpadded and not padded.config.unpadded
+    ids, mask = inputs(case)
+    mask[0, 33:] = 0  # both rows padded, by different amounts
+    real = mask.bool()
+    with torch.no_grad():
+        want = hf(ids, attention_mask=mask).logits
+        packed, plain = unpadded(ids, attention_mask=mask), padded(ids, attention_mask=mask)
+        hidden = unpadded(ids, attention_mask=mask, return_hidden=True)
+    assert max_diff(packed[real], want[real]) <= ATOL
+    assert max_diff(plain[real], want[real]) <= ATOL
+    assert (packed[~real] == 0).all() and (hidden[~real] == 0).all()
+    assert hidden.shape == (2, SEQ, SHAPE["hidden_size"])

@@ -86,6 +86,11 @@ class ModernBertConfig:
     attn_impl: str = "sdpa"
     """The attention kernel: ``sdpa`` (PyTorch fused) or ``eager`` (reference)."""
 
+    unpadded: bool = True
+    """Whether a padded batch runs on its real tokens only, packed into one row in which each
+    sequence attends to itself (what ModernBERT's reference does with varlen kernels): it saves
+    the padding's share of the projections and MLPs. Padding positions then give zeros."""
+
     init_std: float = 0.02
     """The standard deviation of the truncated-normal init (HF ``initializer_range``); the
     projections that write the residual get ``init_std / sqrt(2 * num_layers)``."""

@@ -9,6 +9,7 @@ import math
 import torch
 from torch import nn
 
+from lmhub.data.packing import document_mask
 from lmhub.models.encoder import EncoderLM
 from lmhub.models.modernbert.config import ModernBertConfig
 from lmhub.nn.attention import Attention
@@ -120,7 +121,9 @@ class ModernBertModel(EncoderLM):
         """Return masked-LM logits ``[batch, seq, vocab]`` for token ids ``[batch, seq]``.
 
         Args:
-            attention_mask: ``[batch, seq]``, 1 for real tokens and 0 for padding.
+            attention_mask: ``[batch, seq]``, 1 for real tokens and 0 for padding. With
+                ``config.unpadded``, a padded batch runs on its real tokens only, and the
+                padding positions of the result are zeros.
             token_type_ids: not used (ModernBERT has no segments); accepted for the common
                 encoder calling convention, and must be ``None`` or all zeros.
             position_ids: ``[batch, seq]``; defaults to ``0, 1, ...``.
@@ -132,24 +135,43 @@ class ModernBertModel(EncoderLM):
                 "Leave token_type_ids out."
             )
         b, s = input_ids.shape
+        device = input_ids.device
         if position_ids is None:
-            position_ids = torch.arange(s, device=input_ids.device).expand(b, s)
-        x = self.embed_norm(self.embed(input_ids))
+            position_ids = torch.arange(s, device=device).expand(b, s)
+        window = self.config.local_attention // 2
+        padded = attention_mask is not None and not bool(attention_mask.all())
+        if padded and self.config.unpadded:
+            assert attention_mask is not None
+            # Only the real tokens, packed into one row; each attends within its own sequence
+            # (and, in local layers, within the window of its original column).
+            real = attention_mask.bool().flatten().nonzero().squeeze(1)
+            columns = torch.arange(s, device=device).repeat(b)[real]
+            sequences = torch.arange(b, device=device).repeat_interleave(s)[real]
+            ids, position_ids = input_ids.flatten()[real][None], position_ids.flatten()[real][None]
+            full = document_mask(sequences[None], causal=False)
+            near = (columns[:, None] - columns[None, :]).abs() <= window
+            masks = {True: full, False: full & near}
+        else:
+            ids = input_ids
+            masks = {
+                True: bidirectional_mask(seq_len=s, padding_mask=attention_mask),
+                False: bidirectional_mask(
+                    seq_len=s, padding_mask=attention_mask, window=window, device=device
+                ),
+            }
+        x = self.embed_norm(self.embed(ids))
         ropes = {
             True: self.global_rope(position_ids, x.dtype),
             False: self.local_rope(position_ids, x.dtype),
-        }
-        masks = {
-            True: bidirectional_mask(seq_len=s, padding_mask=attention_mask),
-            False: bidirectional_mask(
-                seq_len=s,
-                padding_mask=attention_mask,
-                window=self.config.local_attention // 2,
-                device=input_ids.device,
-            ),
         }
         for i, layer in enumerate(self.layers):
             is_global = self.config.is_global(i)
             x = layer(x, rope=ropes[is_global], mask=masks[is_global])
         x = self.final_norm(x)
-        return x if return_hidden else self.logits(x)
+        out = x if return_hidden else self.logits(x)
+        if padded and self.config.unpadded:
+            # Back to [batch, seq, ...]: padding positions get zeros (they are padding's).
+            repadded = out.new_zeros(b * s, out.shape[-1])
+            repadded[real] = out[0]
+            return repadded.view(b, s, -1)
+        return out
