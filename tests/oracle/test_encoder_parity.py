@@ -232,3 +232,27 @@ def test_modernbert_padded_and_unpadded_runs_match_transformers(tmp_path: Path, 
     assert max_diff(plain[real], want[real]) <= ATOL
     assert (packed[~real] == 0).all() and (hidden[~real] == 0).all()
     assert hidden.shape == (2, SEQ, SHAPE["hidden_size"])
+
+
+def test_a_checkpoint_with_tensorflow_layer_norm_names_loads(tmp_path: Path) -> None:
+    """google-bert/bert-base-uncased's files name LayerNorm parameters gamma and beta; export
+    writes today's weight and bias."""
+    from safetensors.torch import save_file
+
+    hf, _ = load_case(tmp_path / "hf", "bert")
+    state = load_file(tmp_path / "hf" / "model.safetensors")
+    renamed = {
+        k.replace("LayerNorm.weight", "LayerNorm.gamma").replace(
+            "LayerNorm.bias", "LayerNorm.beta"
+        ): v
+        for k, v in state.items()
+    }
+    assert sum(k.endswith(".gamma") for k in renamed) == 2 * SHAPE["num_hidden_layers"] + 2
+    save_file(renamed, tmp_path / "hf" / "model.safetensors")
+    model = lmhub.load_model(tmp_path / "hf").eval()
+    ids, mask = inputs("bert")
+    with torch.no_grad():
+        got = model(ids, attention_mask=mask)
+        assert max_diff(got[mask.bool()], hf(ids, attention_mask=mask).logits[mask.bool()]) <= ATOL
+    lmhub.hf.export(model, tmp_path / "out")
+    assert load_file(tmp_path / "out" / "model.safetensors").keys() == state.keys()

@@ -22,24 +22,33 @@ from lmhub.models.hf_dir import json_value
 
 def _rules(prefix: str, head: str, head_norm: str, bias: str, decoder: str) -> list[KeyRule]:
     emb, layer, native = f"{prefix}embeddings", f"{prefix}encoder.layer.{{i}}", "layers.{i}"
+    norms = [
+        (f"{emb}.LayerNorm", "embed_norm"),
+        (f"{layer}.attention.output.LayerNorm", f"{native}.attn_norm"),
+        (f"{layer}.output.LayerNorm", f"{native}.ffn_norm"),
+        (f"{head}.{head_norm}", "head.norm"),
+    ]
+    # The LayerNorms are spelled out: TensorFlow-era files (google-bert/bert-base-uncased's)
+    # name their parameters gamma/beta, read by the rules at the end; export writes weight/bias,
+    # the names of the rules found first.
+    modern = [("weight", "weight"), ("bias", "bias")]
+    legacy = [("gamma", "weight"), ("beta", "bias")]
     return [
         KeyRule(f"{emb}.word_embeddings.weight", "embed.weight"),
         KeyRule(f"{emb}.position_embeddings.weight", "pos_embed.weight"),
         KeyRule(f"{emb}.token_type_embeddings.weight", "type_embed.weight"),
-        KeyRule(f"{emb}.LayerNorm.{{p}}", "embed_norm.{p}"),
         *(
             KeyRule(f"{layer}.attention.self.{hf}.{{p}}", f"{native}.attn.{ours}.{{p}}")
             for hf, ours in (("query", "q_proj"), ("key", "k_proj"), ("value", "v_proj"))
         ),
         KeyRule(f"{layer}.attention.output.dense.{{p}}", f"{native}.attn.o_proj.{{p}}"),
-        KeyRule(f"{layer}.attention.output.LayerNorm.{{p}}", f"{native}.attn_norm.{{p}}"),
         KeyRule(f"{layer}.intermediate.dense.{{p}}", f"{native}.ffn.fc1.{{p}}"),
         KeyRule(f"{layer}.output.dense.{{p}}", f"{native}.ffn.fc2.{{p}}"),
-        KeyRule(f"{layer}.output.LayerNorm.{{p}}", f"{native}.ffn_norm.{{p}}"),
         KeyRule(f"{head}.dense.{{p}}", "head.dense.{p}"),
-        KeyRule(f"{head}.{head_norm}.{{p}}", "head.norm.{p}"),
         KeyRule(bias, "lm_head.bias"),
         KeyRule(decoder, "lm_head.weight"),
+        *(KeyRule(f"{hf}.{a}", f"{ours}.{b}") for hf, ours in norms for a, b in modern),
+        *(KeyRule(f"{hf}.{a}", f"{ours}.{b}") for hf, ours in norms for a, b in legacy),
     ]
 
 
