@@ -11,8 +11,9 @@ from torch import nn
 from lmhub.models.bert.config import BertConfig
 from lmhub.models.encoder import EncoderLM
 from lmhub.nn.attention import Attention
-from lmhub.nn.encoder import MaskedLMHeadTransform, bidirectional_mask
+from lmhub.nn.encoder import MaskedLMHeadTransform
 from lmhub.nn.ffn import MLPFeedForward
+from lmhub.nn.masks import build_attention_mask
 from lmhub.nn.positions import LearnedPositionEmbedding
 from lmhub.nn.transformer import PostNormDecoderLayer
 
@@ -83,6 +84,7 @@ class BertModel(EncoderLM):
         token_type_ids: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         return_hidden: bool = False,
+        causal: bool = False,
     ) -> torch.Tensor:
         """Return masked-LM logits ``[batch, seq, vocab]`` for token ids ``[batch, seq]``.
 
@@ -92,6 +94,8 @@ class BertModel(EncoderLM):
             position_ids: ``[batch, seq]``; defaults to ``0, 1, ...`` (BERT) or to
                 :func:`roberta_positions` (RoBERTa).
             return_hidden: return the final hidden states instead of logits.
+            causal: ``True`` restricts each position to itself and earlier ones (a decoder's
+                mask over the encoder's layers); encoders are bidirectional by default.
         """
         config = self.config
         if position_ids is None:
@@ -104,7 +108,10 @@ class BertModel(EncoderLM):
             token_type_ids = torch.zeros_like(input_ids)
         x = self.embed(input_ids) + self.type_embed(token_type_ids) + self.pos_embed(position_ids)
         x = F.dropout(self.embed_norm(x), p=config.hidden_dropout_p, training=self.training)
-        mask = bidirectional_mask(seq_len=input_ids.shape[1], padding_mask=attention_mask)
+        s = input_ids.shape[1]
+        mask = build_attention_mask(
+            q_len=s, kv_len=s, padding_mask=attention_mask, causal=causal, device=x.device
+        )
         for layer in self.layers:
-            x = layer(x, mask=mask)
+            x = layer(x, mask=mask, is_causal=causal and mask is None)
         return x if return_hidden else self.logits(x)

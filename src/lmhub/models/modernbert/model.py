@@ -13,8 +13,9 @@ from lmhub.data.packing import document_mask
 from lmhub.models.encoder import EncoderLM
 from lmhub.models.modernbert.config import ModernBertConfig
 from lmhub.nn.attention import Attention
-from lmhub.nn.encoder import MaskedLMHeadTransform, bidirectional_mask
+from lmhub.nn.encoder import MaskedLMHeadTransform
 from lmhub.nn.ffn import GLUFeedForward
+from lmhub.nn.masks import build_attention_mask
 from lmhub.nn.rope import RotaryEmbedding
 from lmhub.nn.transformer import PreNormDecoderLayer
 
@@ -117,6 +118,7 @@ class ModernBertModel(EncoderLM):
         token_type_ids: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         return_hidden: bool = False,
+        causal: bool = False,
     ) -> torch.Tensor:
         """Return masked-LM logits ``[batch, seq, vocab]`` for token ids ``[batch, seq]``.
 
@@ -128,6 +130,8 @@ class ModernBertModel(EncoderLM):
                 encoder calling convention, and must be ``None`` or all zeros.
             position_ids: ``[batch, seq]``; defaults to ``0, 1, ...``.
             return_hidden: return the final normed hidden states instead of logits.
+            causal: ``True`` restricts each position to itself and earlier ones (a decoder's
+                mask over the encoder's layers); encoders are bidirectional by default.
         """
         if token_type_ids is not None and bool(token_type_ids.any()):
             raise ValueError(
@@ -138,7 +142,8 @@ class ModernBertModel(EncoderLM):
         device = input_ids.device
         if position_ids is None:
             position_ids = torch.arange(s, device=device).expand(b, s)
-        window = self.config.local_attention // 2
+        # A token sees keys at most local_attention // 2 positions away: fewer than this many.
+        window = self.config.local_attention // 2 + 1
         padded = attention_mask is not None and not bool(attention_mask.all())
         if padded and self.config.unpadded:
             assert attention_mask is not None
@@ -148,16 +153,21 @@ class ModernBertModel(EncoderLM):
             columns = torch.arange(s, device=device).repeat(b)[real]
             sequences = torch.arange(b, device=device).repeat_interleave(s)[real]
             ids, position_ids = input_ids.flatten()[real][None], position_ids.flatten()[real][None]
-            full = document_mask(sequences[None], causal=False)
-            near = (columns[:, None] - columns[None, :]).abs() <= window
+            full = document_mask(sequences[None], causal=causal)
+            near = (columns[:, None] - columns[None, :]).abs() < window
             masks = {True: full, False: full & near}
         else:
             ids = input_ids
             masks = {
-                True: bidirectional_mask(seq_len=s, padding_mask=attention_mask),
-                False: bidirectional_mask(
-                    seq_len=s, padding_mask=attention_mask, window=window, device=device
-                ),
+                is_global: build_attention_mask(
+                    q_len=s,
+                    kv_len=s,
+                    padding_mask=attention_mask,
+                    causal=causal,
+                    sliding_window=None if is_global else window,
+                    device=device,
+                )
+                for is_global in (True, False)
             }
         x = self.embed_norm(self.embed(ids))
         ropes = {
@@ -166,7 +176,8 @@ class ModernBertModel(EncoderLM):
         }
         for i, layer in enumerate(self.layers):
             is_global = self.config.is_global(i)
-            x = layer(x, rope=ropes[is_global], mask=masks[is_global])
+            mask = masks[is_global]
+            x = layer(x, rope=ropes[is_global], mask=mask, is_causal=causal and mask is None)
         x = self.final_norm(x)
         out = x if return_hidden else self.logits(x)
         if padded and self.config.unpadded:
