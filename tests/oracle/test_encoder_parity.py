@@ -232,6 +232,13 @@ def test_modernbert_padded_and_unpadded_runs_match_transformers(tmp_path: Path, 
     assert max_diff(plain[real], want[real]) <= ATOL
     assert (packed[~real] == 0).all() and (hidden[~real] == 0).all()
     assert hidden.shape == (2, SEQ, SHAPE["hidden_size"])
+    # The causal mode packs alike: each token sees the earlier ones of its own sequence.
+    with torch.no_grad():
+        packed = unpadded(ids, attention_mask=mask, causal=True)
+        plain = padded(ids, attention_mask=mask, causal=True)
+        first = padded(ids[:1, :5], causal=True)
+    assert max_diff(packed[real], plain[real]) <= ATOL
+    assert max_diff(plain[0, :5], first[0]) <= ATOL
 
 
 def test_a_checkpoint_with_tensorflow_layer_norm_names_loads(tmp_path: Path) -> None:
