@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 import lmhub
 import lmhub.hf
+from lmhub.errors import GenerationError
 
 transformers = pytest.importorskip("transformers")
 
@@ -164,3 +165,10 @@ def test_save_pretrained_and_auto_classes_round_trip(tmp_path: Path, flavour: st
             assert torch.equal(back(input_ids=ids, attention_mask=mask).logits, want)
     base = transformers.AutoModel.from_pretrained(tmp_path / "masked_lm")
     assert isinstance(base, lmhub.hf.adapters.LmhubEncoderModel)
+
+
+@pytest.mark.parametrize("family", ["bert", "modernbert"])
+def test_lmhub_generate_refuses_an_encoder(family: str) -> None:
+    with pytest.raises(GenerationError, match=f"'{family}' encoder") as info:
+        lmhub.generate(native(family), torch.tensor([[2, 5, 6]]), max_new_tokens=2)
+    assert info.value.field == "model"

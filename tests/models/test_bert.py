@@ -131,9 +131,13 @@ def test_the_model_type_decides_the_export_spelling() -> None:
     assert wm.bind(bert_family.archs.get("roberta_base")).to_external("head.norm.weight") == (
         "lm_head.layer_norm.weight"
     )
-    # Unbound, either spelling imports.
+    # Unbound, either spelling imports, and nothing a bound map needs is skipped.
     assert wm.to_native("roberta.embeddings.word_embeddings.weight") == "embed.weight"
     assert wm.to_native("bert.embeddings.word_embeddings.weight") == "embed.weight"
+    bias = torch.zeros(3)
+    for key in ("cls.predictions.bias", "lm_head.bias"):
+        assert [k for k, _, _ in wm.convert_to_native([(key, bias)])] == ["lm_head.bias"]
+    assert list(wm.convert_to_native([("cls.seq_relationship.weight", bias)])) == []
 
 
 @pytest.mark.parametrize(

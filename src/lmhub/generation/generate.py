@@ -24,6 +24,7 @@ from lmhub.errors import GenerationError
 from lmhub.generation.options import CacheKind, GenerationOptions
 from lmhub.generation.sampling import apply_repetition_penalty, next_token, seen_tokens
 from lmhub.generation.stopping import StopArg, StopCriteria, eos_ids
+from lmhub.models.registry import family_of
 from lmhub.nn.decode_weights import decode_model
 from lmhub.nn.kv_cache import DynamicKVCache, KVCache, StaticKVCache
 from lmhub.nn.masks import positions_from_padding
@@ -190,6 +191,14 @@ class _Session:
         generator: torch.Generator | None,
         tokenizer: Any,
     ) -> None:
+        family = family_of(model)
+        if family is not None and family.kind == "encoder":
+            raise GenerationError(
+                f"The model is a '{family.name}' encoder: it fills in masked tokens and does not "
+                "continue text. Read its logits at the masked positions instead, or use "
+                "pipeline('fill-mask') on lmhub.hf.to_hf_api(model).",
+                field="model",
+            )
         self.device = _model_device(model)
         self.input_ids = _check_ids(input_ids, _vocab_size(model)).to(self.device)
         self.batch, self.prompt_len = self.input_ids.shape

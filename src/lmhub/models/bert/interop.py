@@ -93,20 +93,26 @@ def _flavour_map(flavour: BertFlavour, tied: bool) -> WeightMap:
     )
 
 
+def _map_name(flavour: str, tied: bool) -> str:
+    return flavour + ("" if tied else "-untied")
+
+
 def weight_map_key(config: BertConfig) -> str:
     """The name of the config's weight map in :data:`BERT_WEIGHT_MAP`."""
-    return config.flavour + ("" if config.tie_embeddings else "-untied")
+    return _map_name(config.flavour, config.tie_embeddings)
 
 
 class FlavouredWeightMap(WeightMap):
     """One weight map per kind of config: unbound, it imports any of them (their rules in
-    turn); bound to a config, it is that config's map, so export writes its spelling."""
+    turn, skipping only what all of them skip); bound to a config, it is that config's map, so
+    export writes its spelling."""
 
     def __init__(self, maps: Mapping[str, WeightMap], *, key: Callable[[Any], str]) -> None:
+        first, *others = maps.values()
         super().__init__(
             [rule for m in maps.values() for rule in m.rules],
             tied={k: v for m in maps.values() for k, v in m.tied.items()},
-            ignored=list(dict.fromkeys(p for m in maps.values() for p in m.ignored)),
+            ignored=[p for p in first.ignored if all(p in m.ignored for m in others)],
         )
         self.maps = dict(maps)
         self.key = key
@@ -119,7 +125,7 @@ class FlavouredWeightMap(WeightMap):
 
 BERT_WEIGHT_MAP: Final = FlavouredWeightMap(
     {
-        f"{flavour}{'' if tied else '-untied'}": _flavour_map(flavour, tied)
+        _map_name(flavour, tied): _flavour_map(flavour, tied)
         for tied in (True, False)
         for flavour in _NAMES
     },
