@@ -49,6 +49,7 @@ TINY: dict[str, dict[str, Any]] = {
         encoder_layerdrop=0.0,
         decoder_layerdrop=0.0,
         scale_embedding=True,
+        init_std=0.2,  # embeddings that outweigh the sinusoids, so outputs depend on the tokens
         pad_token_id=1,
         bos_token_id=0,
         eos_token_id=2,
@@ -63,10 +64,17 @@ CLASSES = {
 
 
 def save_tiny_seq2seq(
-    directory: Path, model_type: str, *, seed: int = 0, untied: bool = False, **overrides: Any
+    directory: Path,
+    model_type: str,
+    *,
+    seed: int = 0,
+    untied: bool = False,
+    bias_scale: float = 0.5,
+    **overrides: Any,
 ) -> Any:
     """Build a tiny random HF encoder-decoder of ``model_type``, save it to ``directory`` and
-    return it (eval). Biases and norms are randomised too, so a missed one shows.
+    return it (eval). Biases (uniform in +-``bias_scale``) and norms are randomised too, so a
+    missed one shows.
 
     ``untied`` writes a separate random ``lm_head.weight`` (T5 v1.1's layout; transformers v5
     builds T5 tied and unties it on load when the checkpoint holds both) and reloads the model.
@@ -81,7 +89,9 @@ def save_tiny_seq2seq(
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("bias") or "norm" in name:
-                p.uniform_(-0.5, 0.5) if name.endswith("bias") else p.uniform_(0.5, 1.5)
+                p.uniform_(-bias_scale, bias_scale) if name.endswith("bias") else p.uniform_(
+                    0.5, 1.5
+                )
     model.save_pretrained(directory)
     if not untied:
         return model

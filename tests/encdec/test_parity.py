@@ -25,11 +25,15 @@ CASES = [
     pytest.param("t5", {"untied": True}, id="t5-untied"),
     pytest.param("t5", {"scale_decoder_outputs": True}, id="t5-tied-scaled"),
     pytest.param("m2m_100", {}, id="m2m_100"),
-    pytest.param("m2m_100", {"scale_embedding": False, "activation_function": "gelu"}, id="m2m-gelu"),
+    pytest.param(
+        "m2m_100", {"scale_embedding": False, "activation_function": "gelu"}, id="m2m-gelu"
+    ),
 ]
 
 
-def pair(tmp_path: Path, model_type: str, options: dict[str, Any], **config: Any) -> tuple[Any, Any]:
+def pair(
+    tmp_path: Path, model_type: str, options: dict[str, Any], **config: Any
+) -> tuple[Any, Any]:
     hf = save_tiny_seq2seq(tmp_path, model_type, **options)
     ours = lmhub.load_model(tmp_path, config=config or None, progress=False).eval()
     return hf, ours

@@ -23,6 +23,7 @@ from torch import nn
 from lmhub.errors import GenerationError
 from lmhub.generation.options import CacheKind, GenerationOptions
 from lmhub.generation.sampling import apply_repetition_penalty, next_token, seen_tokens
+from lmhub.generation.seq2seq import generate_seq2seq, is_encoder_decoder
 from lmhub.generation.stopping import StopArg, StopCriteria, eos_ids
 from lmhub.nn.decode_weights import decode_model
 from lmhub.nn.kv_cache import DynamicKVCache, KVCache, StaticKVCache
@@ -81,11 +82,35 @@ def generate(
     Stopped rows keep their EOS (or stop) tokens and are padded; the loop ends when every row
     has stopped.
 
+    An encoder-decoder (T5, transformer) is handed to
+    :func:`~lmhub.generation.seq2seq.generate_seq2seq`: ``input_ids`` is the source, padded on
+    either side, and the result is the target ``[batch, 1 + new]`` from the decoder start token;
+    ``eos_token_id=None`` means the config's EOS id there. Beam search is its ``num_beams``.
+
     Example:
         >>> ids = torch.tensor([tokenizer.encode("Once upon a time")])
         >>> out = lmhub.generate(model, ids, max_new_tokens=20, eos_token_id=tokenizer.eos_token_id)
         >>> tokenizer.decode(out[0, ids.shape[1]:])
     """
+    if is_encoder_decoder(model):
+        if stop is not None or repetition_penalty is not None:
+            raise GenerationError(
+                "stop and repetition_penalty are not supported for encoder-decoder models. "
+                "Leave them unset (generation ends at the EOS id).",
+                field="stop" if stop is not None else "repetition_penalty",
+            )
+        return generate_seq2seq(
+            model,
+            input_ids,
+            max_new_tokens=max_new_tokens,
+            attention_mask=attention_mask,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            eos_token_id=eos_token_id,
+            pad_token_id=pad_token_id,
+            generator=generator,
+        )
     options = GenerationOptions(
         max_new_tokens=max_new_tokens,
         temperature=temperature,

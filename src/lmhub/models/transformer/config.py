@@ -101,9 +101,7 @@ class TransformerConfig:
         from lmhub.nn.ffn import ACTIVATIONS
 
         check_common(self)
-        check_positive(
-            self, ("num_decoder_layers", "num_decoder_heads", "source_vocab_size")
-        )
+        check_positive(self, ("num_decoder_layers", "num_decoder_heads", "source_vocab_size"))
         check_choice(self, "norm_order", NORM_ORDERS)
         check_choice(self, "activation", ACTIVATIONS)
         if self.model_dim % self.num_decoder_heads:
