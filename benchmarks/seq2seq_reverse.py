@@ -54,7 +54,7 @@ def config_for(family: str, work: Path, eval_every: int) -> TrainConfig:
             "batch_size": 64,
             "max_steps": run["steps"],
             "optimizer": {"lr": run["lr"], "weight_decay": 0.0, "grad_clip": 1.0},
-            "lr_schedule": {"kind": "constant", "warmup_steps": 50},
+            "lr_schedule": {"kind": "cosine", "warmup_steps": 50, "min_lr_ratio": 0.05},
             "eval": {"every_steps": eval_every, "max_new_tokens": 12},
             "log": {"progress": "none", "every_steps": 100},
             "checkpoint": {"every_steps": 0, "register_cards": False},
@@ -66,9 +66,9 @@ def config_for(family: str, work: Path, eval_every: int) -> TrainConfig:
 
 def train(family: str, work: Path, eval_every: int, target: float) -> dict[str, Any]:
     trainer, _ = build_trainer(config_for(family, work, eval_every))
-    start = time.process_time()
+    start, cpu_start = time.perf_counter(), time.process_time()
     trainer.fit()
-    seconds = time.process_time() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     rows = [json.loads(line) for line in (work / f"run_{family}" / METRICS_FILE).open()]
     evals = [r for r in rows if "exact_match" in r]
     first = next((r for r in evals if r["exact_match"] >= target), None)
@@ -77,7 +77,8 @@ def train(family: str, work: Path, eval_every: int, target: float) -> dict[str, 
         "family": family,
         "params": f"{params / 1e6:.2f}M",
         "steps": RUNS[family]["steps"],
-        "cpu_s": round(seconds),
+        "wall_s": round(seconds),
+        "cpu_s": round(cpu_seconds),
         "first_step_at_target": first["step"] if first else "never",
         "final_exact_match": evals[-1]["exact_match"],
         "final_token_accuracy": round(evals[-1]["token_accuracy"], 4),
