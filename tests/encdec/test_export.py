@@ -125,11 +125,12 @@ print("REPORT " + json.dumps(report))
 
 def test_remote_code_exports_load_without_lmhub(tmp_path: Path) -> None:
     cases = []
+    two_vocabs = {"share_embeddings": False, "source_vocab_size": 70}
     variants = {
         "transformer_post_norm": ("transformer", {"norm_order": "post"}),
-        "transformer_two_vocabs": ("transformer", {"share_embeddings": False, "source_vocab_size": 70}),
+        "transformer_two_vocabs": ("transformer", two_vocabs),
         "t5": ("t5", {}),
-    }  # fmt: skip
+    }
     for name, (family, overrides) in variants.items():
         model = tiny(family, **overrides)
         directory = tmp_path / name
