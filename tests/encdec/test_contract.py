@@ -177,3 +177,23 @@ def test_one_training_step_reduces_the_loss(family: str) -> None:
             p -= 0.1 * p.grad
         after = loss_fn()
     assert after.item() < before.item()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_gradient_checkpointing_covers_both_stacks_and_keeps_the_gradients(family: str) -> None:
+    from lmhub.train.checkpointing import enable_gradient_checkpointing
+
+    model = small_model(family).train()
+    src, labels = ids(2, 8), ids(2, 6, 1)
+
+    def grads() -> dict[str, torch.Tensor]:
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(
+            model(src, labels=labels).flatten(0, 1), labels.flatten()
+        ).backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    plain = grads()
+    assert enable_gradient_checkpointing(model) == 4  # 2 encoder + 2 decoder layers
+    checkpointed = grads()
+    assert all(torch.allclose(plain[n], checkpointed[n], atol=1e-6) for n in plain)
