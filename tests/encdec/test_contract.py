@@ -197,3 +197,27 @@ def test_gradient_checkpointing_covers_both_stacks_and_keeps_the_gradients(famil
     assert enable_gradient_checkpointing(model) == 4  # 2 encoder + 2 decoder layers
     checkpointed = grads()
     assert all(torch.allclose(plain[n], checkpointed[n], atol=1e-6) for n in plain)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_lora_adapts_both_stacks_and_merges_exactly(family: str) -> None:
+    from lmhub.peft import LoraConfig, apply_lora, lora_layers, merge_lora
+
+    model = small_model(family)
+    src, tgt = ids(2, 8), ids(2, 5, 1)
+    with torch.no_grad():
+        base = model(src, decoder_input_ids=tgt)
+    apply_lora(model, LoraConfig(rank=4, alpha=8))
+    names = list(lora_layers(model))
+    assert any(n.startswith("encoder.") for n in names)
+    assert any(".cross_attn." in n for n in names)
+    with torch.no_grad():
+        assert torch.equal(model(src, decoder_input_ids=tgt), base)  # B starts at zero
+        for layer in lora_layers(model).values():
+            layer.lora_B.weight.normal_(std=0.1)
+        adapted = model(src, decoder_input_ids=tgt)
+    assert diff(adapted, base) > 1e-3
+    merge_lora(model)
+    assert not lora_layers(model)
+    with torch.no_grad():
+        assert diff(model(src, decoder_input_ids=tgt), adapted) <= 1e-5
