@@ -4,6 +4,7 @@ encoder-decoder cache; and the checks on bad input."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,20 @@ def test_bad_settings_name_the_argument(kwargs: dict[str, Any], field: str) -> N
         generate_seq2seq(model, torch.tensor([[5, 999]]), max_new_tokens=2)
     with pytest.raises(GenerationError, match="stop"):
         lmhub.generate(model, torch.tensor([[5, 6]]), max_new_tokens=2, stop=["x"])
+
+
+def test_streaming_yields_the_greedy_tokens_and_the_cli_prints_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lmhub.cli.main import main
+
+    _, ours = models(tmp_path, "t5")
+    ids, mask = padded_batch("t5")
+    steps = list(lmhub.generate_stream(ours, ids, attention_mask=mask, max_new_tokens=7))
+    full = lmhub.generate(ours, ids, attention_mask=mask, max_new_tokens=7)
+    assert torch.equal(torch.stack(steps, dim=1), full[:, 1:])
+    assert torch.is_inference_mode_enabled() is False
+    code = main(["generate", "t5_tiny", "--prompt", "12345", "--max-new-tokens", "4"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert re.search(r"\b[1-4] tokens in", err)  # at most --max-new-tokens, fewer after EOS

@@ -23,7 +23,12 @@ from torch import nn
 from lmhub.errors import GenerationError
 from lmhub.generation.options import CacheKind, GenerationOptions
 from lmhub.generation.sampling import apply_repetition_penalty, next_token, seen_tokens
-from lmhub.generation.seq2seq import generate_seq2seq, is_encoder_decoder
+from lmhub.generation.seq2seq import (
+    check_seq2seq_options,
+    generate_seq2seq,
+    is_encoder_decoder,
+    stream_seq2seq,
+)
 from lmhub.generation.stopping import StopArg, StopCriteria, eos_ids
 from lmhub.nn.decode_weights import decode_model
 from lmhub.nn.kv_cache import DynamicKVCache, KVCache, StaticKVCache
@@ -93,12 +98,7 @@ def generate(
         >>> tokenizer.decode(out[0, ids.shape[1]:])
     """
     if is_encoder_decoder(model):
-        if stop is not None or repetition_penalty is not None:
-            raise GenerationError(
-                "stop and repetition_penalty are not supported for encoder-decoder models. "
-                "Leave them unset (generation ends at the EOS id).",
-                field="stop" if stop is not None else "repetition_penalty",
-            )
+        check_seq2seq_options(stop, repetition_penalty)
         return generate_seq2seq(
             model,
             input_ids,
@@ -171,7 +171,24 @@ def generate_stream(
         >>> decoder = IncrementalDecoder(tokenizer)
         >>> for tokens in lmhub.generate_stream(model, ids, max_new_tokens=50):
         ...     print(decoder.push(int(tokens[0])), end="", flush=True)
+
+    An encoder-decoder streams its target tokens (see :func:`generate`).
     """
+    if is_encoder_decoder(model):
+        check_seq2seq_options(stop, repetition_penalty)
+        yield from stream_seq2seq(
+            model,
+            input_ids,
+            max_new_tokens=max_new_tokens,
+            attention_mask=attention_mask,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            eos_token_id=eos_token_id,
+            pad_token_id=pad_token_id,
+            generator=generator,
+        )
+        return
     options = GenerationOptions(
         max_new_tokens=max_new_tokens,
         temperature=temperature,

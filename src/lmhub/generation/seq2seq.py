@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import torch
@@ -75,21 +75,41 @@ def generate_seq2seq(
     """
     config = model.config
     _check(input_ids, attention_mask, max_new_tokens, num_beams, temperature, config.vocab_size)
-    eos = eos_ids(eos_token_id if eos_token_id is not None else config.eos_token_id)
-    pad = pad_token_id if pad_token_id is not None else config.pad_token_id
     start = decoder_start_token_id
     start = start if start is not None else config.decoder_start_token_id
+    if num_beams == 1:
+        steps = stream_seq2seq(
+            model, input_ids, max_new_tokens=max_new_tokens, attention_mask=attention_mask,
+            temperature=temperature, top_k=top_k, top_p=top_p, eos_token_id=eos_token_id,
+            pad_token_id=pad_token_id, decoder_start_token_id=start, generator=generator,
+        )  # fmt: skip
+        first = torch.full(
+            (input_ids.shape[0], 1), start, dtype=torch.long, device=input_ids.device
+        )
+        return torch.cat([first, *(t[:, None] for t in steps)], dim=1)
+    eos = eos_ids(eos_token_id if eos_token_id is not None else config.eos_token_id)
+    pad = pad_token_id if pad_token_id is not None else config.pad_token_id
     with torch.inference_mode():
         memory = model.encode(input_ids, attention_mask=attention_mask)
-        if num_beams == 1:
-            return _decode_one(
-                model, memory, attention_mask, max_new_tokens, eos, pad, start,
-                dict(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator),
-            )  # fmt: skip
         return _beam_search(
             model, memory, attention_mask, max_new_tokens, eos, pad, start,
             num_beams, length_penalty, early_stopping,
         )  # fmt: skip
+
+
+def check_seq2seq_options(stop: object, repetition_penalty: float | None) -> None:
+    """Refuse the decoder-only options seq2seq generation does not implement.
+
+    Raises:
+        GenerationError: naming ``stop`` or ``repetition_penalty``.
+    """
+    if stop is not None or repetition_penalty is not None:
+        field = "stop" if stop is not None else "repetition_penalty"
+        raise GenerationError(
+            f"{field} is not supported for encoder-decoder models. Leave it unset (generation "
+            "ends at the EOS id).",
+            field=field,
+        )
 
 
 def _check(
@@ -132,33 +152,50 @@ def _check(
         )
 
 
-def _decode_one(
-    model: Any,
-    memory: torch.Tensor,
-    mask: torch.Tensor | None,
+def stream_seq2seq(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    *,
     max_new_tokens: int,
-    eos: list[int],
-    pad: int | None,
-    start: int,
-    sampling: dict[str, Any],
-) -> torch.Tensor:
-    b = memory.shape[0]
+    attention_mask: torch.Tensor | None = None,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    eos_token_id: int | Sequence[int] | None = None,
+    pad_token_id: int | None = None,
+    decoder_start_token_id: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Iterator[torch.Tensor]:
+    """Like :func:`generate_seq2seq` with one beam, but yield each step's new tokens
+    ``[batch]`` as they are made (rows that have stopped yield the pad id); the loop ends when
+    every row has stopped or ``max_new_tokens`` were made."""
+    config = model.config
+    _check(input_ids, attention_mask, max_new_tokens, 1, temperature, config.vocab_size)
+    eos = eos_ids(eos_token_id if eos_token_id is not None else config.eos_token_id)
+    pad = pad_token_id if pad_token_id is not None else config.pad_token_id
     fill = pad if pad is not None else (eos[0] if eos else 0)
-    out = torch.full((b, 1 + max_new_tokens), fill, dtype=torch.long, device=memory.device)
-    out[:, 0] = start
-    eos_t = torch.tensor(eos, dtype=torch.long, device=memory.device)
-    done = torch.zeros(b, dtype=torch.bool, device=memory.device)
+    start = decoder_start_token_id
+    start = start if start is not None else config.decoder_start_token_id
+    sampling: dict[str, Any] = dict(
+        temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+    )
+    # Inference mode per step only, so the caller's code between two tokens runs with its own.
+    with torch.inference_mode():
+        memory = model.encode(input_ids, attention_mask=attention_mask)
+        b, dev = memory.shape[0], memory.device
+        eos_t = torch.tensor(eos, dtype=torch.long, device=dev)
+        done = torch.zeros(b, dtype=torch.bool, device=dev)
+        step_in = torch.full((b, 1), start, dtype=torch.long, device=dev)
     cache = EncoderDecoderCache()
-    step_in = out[:, :1]
-    for t in range(max_new_tokens):
-        logits = model.decode(step_in, memory, memory_mask=mask, cache=cache)[:, -1]
-        tokens = next_token(logits.float(), **sampling).masked_fill(done, fill)
-        out[:, t + 1] = tokens
-        done |= torch.isin(tokens, eos_t)
+    for _ in range(max_new_tokens):
+        with torch.inference_mode():
+            logits = model.decode(step_in, memory, memory_mask=attention_mask, cache=cache)
+            tokens = next_token(logits[:, -1].float(), **sampling).masked_fill(done, fill)
+            done |= torch.isin(tokens, eos_t)
+        yield tokens
         if done.all():
-            return out[:, : t + 2]
+            return
         step_in = tokens[:, None]
-    return out
 
 
 def _gather(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
