@@ -156,6 +156,6 @@ def test_streaming_yields_the_greedy_tokens_and_the_cli_prints_them(
     assert torch.equal(torch.stack(steps, dim=1), full[:, 1:])
     assert torch.is_inference_mode_enabled() is False
     code = main(["generate", "t5_tiny", "--prompt", "12345", "--max-new-tokens", "4"])
-    out, err = capsys.readouterr()
+    _, err = capsys.readouterr()
     assert code == 0, err
     assert re.search(r"\b[1-4] tokens in", err)  # at most --max-new-tokens, fewer after EOS
