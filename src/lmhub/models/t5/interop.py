@@ -59,8 +59,13 @@ T5_WEIGHT_MAP: Final = WeightMap(
         KeyRule("lm_head.weight", "lm_head.weight"),
     ],
     tied={"lm_head.weight": "embed.weight"},
-    # Aliases of `shared` that some transformers versions write out.
-    ignored=["encoder.embed_tokens.weight", "decoder.embed_tokens.weight"],
+    # Aliases of `shared` that some transformers versions write out, and a cross-attention
+    # bias old checkpoints carry that T5 never reads (transformers ignores it too).
+    ignored=[
+        "encoder.embed_tokens.weight",
+        "decoder.embed_tokens.weight",
+        "decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight",
+    ],
 )
 
 _HF_FIELDS: Final[tuple[tuple[str, str, Any, Any], ...]] = (
