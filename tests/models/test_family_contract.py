@@ -4,9 +4,14 @@ Each test is parametrised over ``lmhub.list_families()`` (read at collection tim
 family is held to the same rules as soon as it is registered: exact config round trips, meta
 builds of every preset, finite logits in fp32 and bf16, causality, left padding, eager == sdpa,
 incremental decoding with a KV cache, tied embeddings that survive a save and load,
-``return_hidden`` and a training step that learns (the forward tests for causal decoders only).
-Family-specific behaviour (ALiBi slopes, sinusoids, init schemes, layer formulas) stays in the
-family's own test module.
+``return_hidden`` and a training step that learns. Family-specific behaviour (ALiBi slopes,
+sinusoids, init schemes, layer formulas) stays in the family's own test module.
+
+Where the contract depends on what a model is, it branches on ``ModelFamily.kind``, never on
+names: a causal decoder must not look ahead and is padded on the left; a bidirectional encoder
+must look both ways and is padded on the right (its absolute positions count from the first
+column, as transformers' BERT counts them). Encoder-decoders read two sequences, so the forward
+and weight tests here cover the single-stack kinds; tests/encdec/test_contract.py holds theirs.
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ from lmhub.errors import ConfigError
 from lmhub.nn.kv_cache import DynamicKVCache
 
 FAMILIES = lmhub.list_families()
-# The forward tests below assume a causal decoder; encoder-decoders have their own in
-# tests/encdec/test_contract.py.
 DECODERS = [f for f in FAMILIES if lmhub.get_family(f).kind == "decoder"]
-KV_CACHE_FAMILIES = [f for f in DECODERS if lmhub.get_family(f).model_class.supports_kv_cache]
+ENCODERS = [f for f in FAMILIES if lmhub.get_family(f).kind == "encoder"]
+SINGLE_STACK = DECODERS + ENCODERS
+"""The families called as ``model(input_ids)``: every kind but encoder-decoders."""
+KV_CACHE_FAMILIES = [f for f in SINGLE_STACK if lmhub.get_family(f).model_class.supports_kv_cache]
 PRESETS = [(f, arch) for f in FAMILIES for arch in lmhub.get_model_hub(f).get_archs()]
 
 ATOL = 1e-5
@@ -118,6 +124,17 @@ def left_padded(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, mask
 
 
+def right_padded(seqs: list[torch.Tensor], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(ids, attention_mask)`` with the sequences left-aligned and ``pad`` after them."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros(len(seqs), width, dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, : len(seq)] = seq
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
 def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a - b).abs().max().item()
 
@@ -193,7 +210,7 @@ def test_every_preset_has_a_card_that_resolves_to_it(family: str) -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("family", DECODERS)
+@pytest.mark.parametrize("family", SINGLE_STACK)
 def test_create_new_model_gives_finite_logits(family: str, dtype: torch.dtype) -> None:
     config = small_config(family)
     model = hub(family).create_new_model(config, device="cpu", dtype=dtype).eval()
@@ -219,7 +236,20 @@ def test_future_tokens_do_not_change_earlier_logits(family: str) -> None:
     assert max_diff(a[:, 7:], b[:, 7:]) > 1e-3
 
 
-@pytest.mark.parametrize("family", DECODERS)
+@pytest.mark.parametrize("family", ENCODERS)
+def test_every_token_changes_the_logits_on_both_sides(family: str) -> None:
+    model = small_model(family)
+    ids = random_ids(2, 12)
+    changed = ids.clone()
+    changed[:, 7] = (changed[:, 7] + 1) % VOCAB
+    with torch.no_grad():
+        a, b = model(ids), model(changed)
+    # Far above rounding (~1e-7), though small: the inits scale the residual writes down.
+    assert max_diff(a[:, :7], b[:, :7]) > 1e-5
+    assert max_diff(a[:, 8:], b[:, 8:]) > 1e-5
+
+
+@pytest.mark.parametrize("family", SINGLE_STACK)
 def test_bidirectional_mode_lets_earlier_positions_see_later_tokens(family: str) -> None:
     model = small_model(family)
     ids = random_ids(2, 12)
@@ -234,7 +264,7 @@ def test_bidirectional_mode_lets_earlier_positions_see_later_tokens(family: str)
 
 
 @pytest.mark.parametrize("attn_impl", ["eager", "sdpa"])
-@pytest.mark.parametrize("family", DECODERS)
+@pytest.mark.parametrize("family", SINGLE_STACK)
 def test_bidirectional_mode_ignores_padding_keys(family: str, attn_impl: str) -> None:
     model = small_model(family, attn_impl=attn_impl)
     seqs = [random_ids(1, n)[0] for n in (9, 5)]
@@ -251,6 +281,20 @@ def test_bidirectional_mode_ignores_padding_keys(family: str, attn_impl: str) ->
 
 
 @pytest.mark.parametrize("attn_impl", ["eager", "sdpa"])
+@pytest.mark.parametrize("family", ENCODERS)
+def test_right_padding_gives_the_logits_of_each_sequence_alone(family: str, attn_impl: str) -> None:
+    model = small_model(family, attn_impl=attn_impl)
+    seqs = [random_ids(1, n)[0] % (VOCAB - 1) for n in (9, 4, 1)]  # no pad ids inside
+    ids, mask = right_padded(seqs, VOCAB - 1)
+    with torch.no_grad():
+        batched = model(ids, attention_mask=mask)
+        for row, seq in enumerate(seqs):
+            alone = model(seq[None])[0]
+            assert max_diff(batched[row, : len(seq)], alone) <= ATOL
+    assert torch.isfinite(batched).all()
+
+
+@pytest.mark.parametrize("attn_impl", ["eager", "sdpa"])
 @pytest.mark.parametrize("family", DECODERS)
 def test_left_padding_gives_the_logits_of_each_sequence_alone(family: str, attn_impl: str) -> None:
     model = small_model(family, attn_impl=attn_impl)
@@ -264,7 +308,7 @@ def test_left_padding_gives_the_logits_of_each_sequence_alone(family: str, attn_
     assert torch.isfinite(batched).all()
 
 
-@pytest.mark.parametrize("family", DECODERS)
+@pytest.mark.parametrize("family", SINGLE_STACK)
 def test_eager_and_sdpa_give_the_same_logits(family: str) -> None:
     eager = small_model(family, attn_impl="eager")
     sdpa = small_model(family, attn_impl="sdpa")
@@ -302,7 +346,7 @@ def test_incremental_decoding_equals_the_full_forward(family: str, padded: bool)
 
 
 @pytest.mark.parametrize("tie", [True, False])
-@pytest.mark.parametrize("family", DECODERS)
+@pytest.mark.parametrize("family", SINGLE_STACK)
 def test_tied_embeddings_survive_save_and_load(family: str, tie: bool, tmp_path: Path) -> None:
     config = small_config(family, tie_embeddings=tie)
     model = hub(family).create_new_model(config).eval()
@@ -322,7 +366,7 @@ def test_tied_embeddings_survive_save_and_load(family: str, tie: bool, tmp_path:
         assert torch.equal(loaded(ids), model(ids))
 
 
-@pytest.mark.parametrize("family", DECODERS)
+@pytest.mark.parametrize("family", SINGLE_STACK)
 def test_one_training_step_reduces_the_loss(family: str) -> None:
     model = small_model(family).train()
     ids = random_ids(4, 16)

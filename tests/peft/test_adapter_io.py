@@ -21,7 +21,7 @@ from torch import nn
 from lmhub.errors import AdapterError, StateDictMismatchError
 from lmhub.peft import LoraConfig, apply_lora, load_adapter, lora_layers, save_adapter
 from lmhub.peft.apply import linear_names
-from tests.models.test_family_contract import DECODERS, small_model
+from tests.models.test_family_contract import SINGLE_STACK, small_model
 
 PREFIX = "base_model.model."
 
@@ -36,6 +36,8 @@ PEFT_EXPRESSIBLE = {
     "gpt_neox": ["o_proj", "fc1", "fc2"],
     # Phi-3 fuses q/k/v into qkv_proj and gate/up into gate_up_proj.
     "phi3": ["o_proj", "down_proj"],
+    # ModernBERT fuses q/k/v into Wqkv and gate/up into Wi.
+    "modernbert": ["o_proj", "down_proj"],
 }
 # Every linear layer of GPT-2 is a transposed Conv1D on the HF side (PEFT's fan_in_fan_out).
 NO_PEFT_LAYOUT = {"gpt2"}
@@ -58,7 +60,7 @@ def ids() -> torch.Tensor:
 
 
 @pytest.mark.parametrize("dora", [False, True], ids=["lora", "dora"])
-@pytest.mark.parametrize("family", [f for f in DECODERS if f not in NO_PEFT_LAYOUT])
+@pytest.mark.parametrize("family", [f for f in SINGLE_STACK if f not in NO_PEFT_LAYOUT])
 def test_round_trip_on_every_family(tmp_path: Path, family: str, dora: bool) -> None:
     targets = PEFT_EXPRESSIBLE.get(family, [])
     model = adapted(family, use_rslora=True, use_dora=dora, targets=targets)

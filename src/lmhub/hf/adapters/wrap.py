@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from torch import nn
 
@@ -85,7 +85,7 @@ def _hf_config(
 def to_hf_api(
     model: nn.Module,
     *,
-    task: Task | None = None,
+    task: Task | str | None = None,
     num_labels: int = 2,
     family: ModelFamily[Any, Any] | str | None = None,
 ) -> Any:
@@ -107,6 +107,8 @@ def to_hf_api(
         family = get_family(family)
     resolved = family if family is not None else family_of(model)
     kind = resolved.kind if resolved is not None else "decoder"
+    # transformers spells tasks with hyphens ("sequence-classification"); both spellings work.
+    task = cast(Task, task.replace("-", "_")) if task else None
     default = {"decoder": "causal_lm", "encoder": "masked_lm", "encoder_decoder": "seq2seq_lm"}
     task = task or default[kind]
     cls = _CLASSES.get((kind, task))
