@@ -81,6 +81,8 @@ def test_components_meet_the_protocols_and_refuse_what_does_not_fit(family: str)
     with pytest.raises(ConfigError, match="prompt/target") as info:
         LM_TYPES["seq2seq"](model, tok, "text", seq_len=32, max_new_tokens=8)
     assert info.value.field == "lm_type"
+    with pytest.raises(ConfigError, match="lm_type=seq2seq"):
+        LM_TYPES["arlm"](model, tok, "seq2seq", seq_len=32, max_new_tokens=8)
     hub = lmhub.get_model_hub("llama")
     decoder = hub.create_new_model(hub.get_arch_config("llama_tiny"), meta=True)
     with pytest.raises(ConfigError, match="encoder-decoder"):

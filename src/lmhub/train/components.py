@@ -46,7 +46,18 @@ class LmComponents:
 def arlm_components(
     model: Any, tokenizer: Tokenizer, kind: DataKind, *, seq_len: int, max_new_tokens: int
 ) -> LmComponents:
-    """The autoregressive type: packed pre-training or prompt/target pairs."""
+    """The autoregressive type: packed pre-training or prompt/target pairs.
+
+    Raises:
+        ConfigError: for an encoder-decoder, which trains with ``lm_type: seq2seq``.
+    """
+    if is_encoder_decoder(model):
+        raise ConfigError(
+            f"lm_type 'arlm' trains causal decoders, but {type(model).__name__} is an "
+            "encoder-decoder. Set lm_type=seq2seq and train it on prompt/target data.",
+            field="lm_type",
+            value="arlm",
+        )
     pad = pad_id_of(tokenizer)
     if kind == "text":
         return LmComponents(
