@@ -31,8 +31,10 @@ def _tiny(family: str, *, seed: int = 0, **overrides: Any) -> Any:
 
 def _logits(model: Any) -> torch.Tensor:
     ids = torch.arange(12).reshape(2, 6) % model.config.vocab_size
+    # An encoder-decoder also reads target tokens.
+    extra = {"decoder_input_ids": ids[:, :4]} if getattr(model, "is_encoder_decoder", False) else {}
     with torch.no_grad():
-        return model(ids)
+        return model(ids, **extra)
 
 
 @pytest.mark.parametrize("family", lmhub.list_families())

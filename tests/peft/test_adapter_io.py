@@ -21,7 +21,7 @@ from torch import nn
 from lmhub.errors import AdapterError, StateDictMismatchError
 from lmhub.peft import LoraConfig, apply_lora, load_adapter, lora_layers, save_adapter
 from lmhub.peft.apply import linear_names
-from tests.models.test_family_contract import FAMILIES, small_model
+from tests.models.test_family_contract import SINGLE_STACK, small_model
 
 PREFIX = "base_model.model."
 
@@ -60,7 +60,7 @@ def ids() -> torch.Tensor:
 
 
 @pytest.mark.parametrize("dora", [False, True], ids=["lora", "dora"])
-@pytest.mark.parametrize("family", [f for f in FAMILIES if f not in NO_PEFT_LAYOUT])
+@pytest.mark.parametrize("family", [f for f in SINGLE_STACK if f not in NO_PEFT_LAYOUT])
 def test_round_trip_on_every_family(tmp_path: Path, family: str, dora: bool) -> None:
     targets = PEFT_EXPRESSIBLE.get(family, [])
     model = adapted(family, use_rslora=True, use_dora=dora, targets=targets)

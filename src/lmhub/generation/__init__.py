@@ -14,6 +14,7 @@ from lmhub.generation.sampling import (
     top_k_filter,
     top_p_filter,
 )
+from lmhub.generation.seq2seq import generate_seq2seq, stream_seq2seq
 from lmhub.generation.stopping import StopCriteria
 
 __all__ = [
@@ -21,9 +22,11 @@ __all__ = [
     "StopCriteria",
     "apply_repetition_penalty",
     "generate",
+    "generate_seq2seq",
     "generate_stream",
     "next_token",
     "seen_tokens",
+    "stream_seq2seq",
     "top_k_filter",
     "top_p_filter",
 ]

@@ -23,6 +23,12 @@ from torch import nn
 from lmhub.errors import GenerationError
 from lmhub.generation.options import CacheKind, GenerationOptions
 from lmhub.generation.sampling import apply_repetition_penalty, next_token, seen_tokens
+from lmhub.generation.seq2seq import (
+    check_seq2seq_options,
+    generate_seq2seq,
+    is_encoder_decoder,
+    stream_seq2seq,
+)
 from lmhub.generation.stopping import StopArg, StopCriteria, eos_ids
 from lmhub.models.registry import family_of
 from lmhub.nn.decode_weights import decode_model
@@ -82,11 +88,30 @@ def generate(
     Stopped rows keep their EOS (or stop) tokens and are padded; the loop ends when every row
     has stopped.
 
+    An encoder-decoder (T5, transformer) is handed to
+    :func:`~lmhub.generation.seq2seq.generate_seq2seq`: ``input_ids`` is the source, padded on
+    either side, and the result is the target ``[batch, 1 + new]`` from the decoder start token;
+    ``eos_token_id=None`` means the config's EOS id there. Beam search is its ``num_beams``.
+
     Example:
         >>> ids = torch.tensor([tokenizer.encode("Once upon a time")])
         >>> out = lmhub.generate(model, ids, max_new_tokens=20, eos_token_id=tokenizer.eos_token_id)
         >>> tokenizer.decode(out[0, ids.shape[1]:])
     """
+    if is_encoder_decoder(model):
+        check_seq2seq_options(stop, repetition_penalty)
+        return generate_seq2seq(
+            model,
+            input_ids,
+            max_new_tokens=max_new_tokens,
+            attention_mask=attention_mask,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            eos_token_id=eos_token_id,
+            pad_token_id=pad_token_id,
+            generator=generator,
+        )
     options = GenerationOptions(
         max_new_tokens=max_new_tokens,
         temperature=temperature,
@@ -147,7 +172,24 @@ def generate_stream(
         >>> decoder = IncrementalDecoder(tokenizer)
         >>> for tokens in lmhub.generate_stream(model, ids, max_new_tokens=50):
         ...     print(decoder.push(int(tokens[0])), end="", flush=True)
+
+    An encoder-decoder streams its target tokens (see :func:`generate`).
     """
+    if is_encoder_decoder(model):
+        check_seq2seq_options(stop, repetition_penalty)
+        yield from stream_seq2seq(
+            model,
+            input_ids,
+            max_new_tokens=max_new_tokens,
+            attention_mask=attention_mask,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            eos_token_id=eos_token_id,
+            pad_token_id=pad_token_id,
+            generator=generator,
+        )
+        return
     options = GenerationOptions(
         max_new_tokens=max_new_tokens,
         temperature=temperature,

@@ -45,7 +45,7 @@ from lmhub.checkpoint.layout import REMOTE_WEIGHT_PREFIX
 from lmhub.checkpoint.save_load import model_tensors, save_checkpoint
 from lmhub.checkpoint.writers import save_safetensors_sharded
 from lmhub.data.tokenizers import Tokenizer, load_tokenizer
-from lmhub.errors import ExportError
+from lmhub.errors import ConfigError, ExportError
 from lmhub.hf.remote_code import bundle_sources, flat_module_name, importable_name
 from lmhub.hf.tokenizer_files import write_tokenizer_files
 from lmhub.models.family import ModelFamily
@@ -67,6 +67,15 @@ read_exported_config = read_hf_dir
 
 # The transformers classes of an export: a copy of the ones to_hf_api uses, so both run one code.
 TEMPLATE_MODULE = "lmhub.hf.adapters.lmhub_model"
+# family kind -> (template module, its class the generated one subclasses, Auto class)
+REMOTE_CODE_CLASSES: dict[str, tuple[str, str, str]] = {
+    "decoder": (TEMPLATE_MODULE, "LmhubForCausalLM", "AutoModelForCausalLM"),
+    "encoder_decoder": (
+        "lmhub.hf.adapters.lmhub_seq2seq",
+        "LmhubForConditionalGeneration",
+        "AutoModelForSeq2SeqLM",
+    ),
+}
 SPECIAL_ID_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id")
 
 
@@ -191,6 +200,8 @@ def _generation_config(config: Any, model: nn.Module) -> dict[str, Any]:
         for name in SPECIAL_ID_FIELDS
         if getattr(config, name, None) is not None
     }
+    if getattr(config, "decoder_start_token_id", None) is not None:
+        data["decoder_start_token_id"] = config.decoder_start_token_id
     if not getattr(type(model), "supports_kv_cache", False):
         data["use_cache"] = False
     return data
@@ -274,12 +285,12 @@ from the config; {template}.py explains the rest.
 """
 
 from .{configuration} import {config_name}
-from .{template} import LmhubForCausalLM
+from .{template} import {base}
 from .{builder_file} import {builder_import}
 from .{config_class_file} import {config_class_import}
 {bundled}
 
-class {model_name}(LmhubForCausalLM):
+class {model_name}({base}):
     config_class = {config_name}
     lmhub_config_class = {config_class_name}
     lmhub_builder = staticmethod({builder_name})
@@ -311,11 +322,12 @@ def _write_remote_code(
     safetensors: bool,
     max_shard_size: int | str,
 ) -> None:
-    if family.kind != "decoder":
+    if family.kind not in REMOTE_CODE_CLASSES:
         raise ExportError(
             f"The '{family.name}' family is an {family.kind} model; remote-code export writes "
-            "causal language models (AutoModelForCausalLM) only."
+            "causal language models and encoder-decoders only."
         )
+    template, base, auto_class = REMOTE_CODE_CLASSES[family.kind]
     builder = importable_name(family.builder)
     config_class = importable_name(family.config_class)
     if builder is None or config_class is None:
@@ -324,13 +336,14 @@ def _write_remote_code(
             "level of an lmhub module for a remote-code export, so the copied code can import "
             "them."
         )
-    bundle = bundle_sources([builder[0], config_class[0], TEMPLATE_MODULE])
+    bundle = bundle_sources([builder[0], config_class[0], template])
     for name, module in bundle.items():
         (staging / name).write_text(module.text, encoding="utf-8")
 
     stem = _class_stem(family.name)
     model_type = _model_type(family.name)
-    config_name, model_name = f"Lmhub{stem}Config", f"Lmhub{stem}ForCausalLM"
+    config_name = f"Lmhub{stem}Config"
+    model_name = f"Lmhub{stem}{base.removeprefix('Lmhub')}"
     configuration = f"configuration_{model_type}"
     modeling = f"modeling_{model_type}"
 
@@ -359,7 +372,7 @@ def _write_remote_code(
         ),
         encoding="utf-8",
     )
-    taken = {config_name, model_name, "LmhubForCausalLM"}
+    taken = {config_name, model_name, base}
     builder_import, builder_name = _import_clause(builder[1], taken)
     config_import, config_class_name = _import_clause(config_class[1], taken | {builder_name})
     # transformers copies only files named in `from .x import y` lines; name the modules that
@@ -376,7 +389,8 @@ def _write_remote_code(
             builder=f"{builder[0]}.{builder[1]}",
             configuration=configuration,
             config_name=config_name,
-            template=flat_module_name(TEMPLATE_MODULE),
+            template=flat_module_name(template),
+            base=base,
             builder_file=flat_module_name(builder[0]),
             builder_import=builder_import,
             config_class_file=flat_module_name(config_class[0]),
@@ -390,7 +404,7 @@ def _write_remote_code(
     )
     auto_map = {
         "AutoConfig": f"{configuration}.{config_name}",
-        "AutoModelForCausalLM": f"{modeling}.{model_name}",
+        auto_class: f"{modeling}.{model_name}",
     }
     hf_config = remote_code_config_json(
         family,
@@ -401,6 +415,8 @@ def _write_remote_code(
         version=version,
         dtype=_dtype_name(model),
     )
+    if family.kind == "encoder_decoder":
+        hf_config["is_encoder_decoder"] = True  # generate() encodes once, then decodes
     write_config_json(staging, hf_config)
     (staging / "generation_config.json").write_text(
         _json(_generation_config(config, model)), encoding="utf-8"
@@ -414,6 +430,17 @@ def _write_remote_code(
             tensors, _ = model_tensors(model)
             prefixed = {REMOTE_WEIGHT_PREFIX + k: t for k, t in tensors.items()}
             _write_weights(prefixed, staging, safetensors=False, max_shard_size=max_shard_size)
+
+
+def _has_native_form(family: ModelFamily[Any, Any], config: Any) -> bool:
+    """Whether the family's Hugging Face class can express this config (its mapping raises
+    :class:`~lmhub.errors.ConfigError` for shapes it cannot)."""
+    assert family.hf is not None
+    try:
+        family.hf.config_to_hf(config)
+    except ConfigError:
+        return False
+    return True
 
 
 def export(
@@ -431,8 +458,9 @@ def export(
     """Write ``model`` as a directory transformers loads; see the module docstring.
 
     Args:
-        remote_code: ``None`` picks native for families with a Hugging Face counterpart and
-            remote code otherwise; ``True`` forces remote code; ``False`` requires native.
+        remote_code: ``None`` picks native for families with a Hugging Face counterpart whose
+            mapping expresses the config, and remote code otherwise; ``True`` forces remote
+            code; ``False`` requires native.
         tokenizer: a tokenizer (or a path for :func:`~lmhub.data.tokenizers.load_tokenizer`) to
             write beside the model, with its chat template. The config's special token ids are
             taken from it, and its vocabulary must fit the model's.
@@ -464,6 +492,8 @@ def export(
     kind: Literal["native", "remote_code"] = (
         "remote_code" if remote_code or fam.hf is None else "native"
     )
+    if kind == "native" and remote_code is None and not _has_native_form(fam, config):
+        kind = "remote_code"  # e.g. a post-norm transformer, which M2M100 cannot express
     on_meta = any(t.is_meta for t in model.state_dict().values())
     weights = not on_meta if save_weights is None else save_weights
     if weights and on_meta:

@@ -36,6 +36,8 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "lmhub.models.deepone",
     "lmhub.models.bert",
     "lmhub.models.modernbert",
+    "lmhub.models.t5",
+    "lmhub.models.transformer",
 )
 
 _families: dict[str, ModelFamily[Any, Any]] = {}

@@ -19,7 +19,8 @@ _FLAG = "_lmhub_checkpointed"
 
 
 def find_layers(model: nn.Module) -> list[nn.Module]:
-    """Return the model's repeated blocks: ``model.layers``, else its largest ``nn.ModuleList``.
+    """Return the model's repeated blocks: ``model.layers``; for an encoder-decoder the
+    ``layers`` of ``model.encoder`` and ``model.decoder``; else its largest ``nn.ModuleList``.
 
     Example:
         >>> len(find_layers(llama_model)) == llama_model.config.num_layers
@@ -28,6 +29,11 @@ def find_layers(model: nn.Module) -> list[nn.Module]:
     layers = getattr(model, "layers", None)
     if isinstance(layers, nn.ModuleList) and len(layers) > 0:
         return list(layers)
+    stacks = [
+        getattr(getattr(model, name, None), "layers", None) for name in ("encoder", "decoder")
+    ]
+    if all(isinstance(s, nn.ModuleList) and len(s) > 0 for s in stacks):
+        return [layer for s in stacks for layer in s]  # type: ignore[union-attr]
     best: nn.ModuleList | None = None
     best_size = 0
     for module in model.modules():

@@ -12,6 +12,8 @@ from typing import Any
 
 from lmhub.data.sources import DataKind
 from lmhub.data.tokenizers import Tokenizer
+from lmhub.errors import ConfigError
+from lmhub.generation.seq2seq import is_encoder_decoder
 from lmhub.lm.arlm import (
     ARLMLoss,
     ARLMPredictor,
@@ -20,8 +22,9 @@ from lmhub.lm.arlm import (
     pad_id_of,
 )
 from lmhub.lm.protocols import LossFunction, Predictor
+from lmhub.lm.seq2seq import Seq2SeqCollator, Seq2SeqLoss, Seq2SeqPredictor
 
-__all__ = ["LM_TYPES", "LmComponents", "arlm_components"]
+__all__ = ["LM_TYPES", "LmComponents", "arlm_components", "seq2seq_components"]
 
 
 @dataclass(kw_only=True)
@@ -43,7 +46,18 @@ class LmComponents:
 def arlm_components(
     model: Any, tokenizer: Tokenizer, kind: DataKind, *, seq_len: int, max_new_tokens: int
 ) -> LmComponents:
-    """The autoregressive type: packed pre-training or prompt/target pairs."""
+    """The autoregressive type: packed pre-training or prompt/target pairs.
+
+    Raises:
+        ConfigError: for an encoder-decoder, which trains with ``lm_type: seq2seq``.
+    """
+    if is_encoder_decoder(model):
+        raise ConfigError(
+            f"lm_type 'arlm' trains causal decoders, but {type(model).__name__} is an "
+            "encoder-decoder. Set lm_type=seq2seq and train it on prompt/target data.",
+            field="lm_type",
+            value="arlm",
+        )
     pad = pad_id_of(tokenizer)
     if kind == "text":
         return LmComponents(
@@ -63,5 +77,44 @@ def arlm_components(
     )
 
 
-LM_TYPES: dict[str, Callable[..., LmComponents]] = {"arlm": arlm_components}
+def seq2seq_components(
+    model: Any, tokenizer: Tokenizer, kind: DataKind, *, seq_len: int, max_new_tokens: int
+) -> LmComponents:
+    """The sequence-to-sequence type: an encoder-decoder reads the prompt (source) and learns
+    the target with teacher forcing.
+
+    Raises:
+        ConfigError: for a model that is not an encoder-decoder, or text (not prompt/target)
+            data.
+    """
+    if not is_encoder_decoder(model):
+        raise ConfigError(
+            f"lm_type 'seq2seq' trains encoder-decoder models, but {type(model).__name__} is "
+            "not one. Pick an encoder-decoder (t5_tiny, transformer_tiny, ...) or lm_type "
+            "'arlm'.",
+            field="lm_type",
+            value="seq2seq",
+        )
+    if kind != "seq2seq":
+        raise ConfigError(
+            "lm_type 'seq2seq' needs prompt/target data (JSONL rows with 'prompt' and 'target'), "
+            "but the training data is plain text. Point data.train at seq2seq data.",
+            field="lm_type",
+            value="seq2seq",
+        )
+    pad = pad_id_of(tokenizer)
+    predictor = Seq2SeqPredictor(model, tokenizer, max_new_tokens=max_new_tokens)
+    return LmComponents(
+        train_collator=Seq2SeqCollator(pad_token_id=pad, max_length=seq_len),
+        loss=Seq2SeqLoss(model),
+        predictor=predictor,
+        prediction_collator=predictor.collator,
+        pad_token_id=pad,
+    )
+
+
+LM_TYPES: dict[str, Callable[..., LmComponents]] = {
+    "arlm": arlm_components,
+    "seq2seq": seq2seq_components,
+}
 """``lm_type`` -> the builder of its components."""

@@ -153,8 +153,9 @@ class TrainConfig:
     tokenizer: str | None = None
     """A tokenizer file or directory, or ``byte``; ``None`` takes the model's own (a checkpoint
     directory's or a card's), else the byte tokenizer."""
-    lm_type: Literal["arlm"] = "arlm"
-    """The kind of language model, which picks the collators, loss and predictor."""
+    lm_type: Literal["arlm", "seq2seq"] = "arlm"
+    """The kind of language model, which picks the collators, loss and predictor: ``arlm``
+    (causal decoders) or ``seq2seq`` (encoder-decoders on prompt/target data)."""
     data: DataConfig = field(default_factory=DataConfig)
     """The training and validation data."""
     seq_len: int = 256

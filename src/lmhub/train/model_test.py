@@ -31,6 +31,7 @@ from lmhub.errors import (
     NonFiniteLossError,
     TokenizerError,
 )
+from lmhub.generation.seq2seq import is_encoder_decoder
 from lmhub.train.checkpointing import disable_gradient_checkpointing, enable_gradient_checkpointing
 from lmhub.train.memory import describe_peak, peak_memory_bytes, reset_peak_memory
 from lmhub.train.optim_in_backward import fuse_optimizer_with_backward
@@ -305,7 +306,11 @@ def _train_steps(
         else:
             inputs, targets = masked_tokens(batch[:, :-1], vocab_size_of(module), masking)
         start = time.perf_counter()
-        logits = module(inputs)
+        if is_encoder_decoder(module):
+            # The encoder reads the sequence, the decoder learns it one token ahead.
+            logits = module(inputs, labels=targets)
+        else:
+            logits = module(inputs)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
         value = float(loss.detach())
         if not math.isfinite(value):  # before backward: a fused optimizer steps inside it

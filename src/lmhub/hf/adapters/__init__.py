@@ -33,6 +33,11 @@ from lmhub.hf.adapters.lmhub_model import (
     LmhubForSequenceClassification,
     LmhubModel,
 )
+from lmhub.hf.adapters.lmhub_seq2seq import (
+    LmhubForConditionalGeneration,
+    LmhubSeq2SeqConfig,
+    LmhubSeq2SeqModel,
+)
 from lmhub.hf.adapters.registration import register
 from lmhub.hf.adapters.wrap import to_hf_api
 
@@ -52,9 +57,12 @@ __all__ = [
     "LmhubEncoderForSequenceClassification",
     "LmhubEncoderModel",
     "LmhubForCausalLM",
+    "LmhubForConditionalGeneration",
     "LmhubForMaskedLM",
     "LmhubForSequenceClassification",
     "LmhubModel",
+    "LmhubSeq2SeqConfig",
+    "LmhubSeq2SeqModel",
     "MaskedLMHeadMixin",
     "SequenceClassificationLMHeadMixin",
     "register",

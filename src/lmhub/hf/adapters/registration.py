@@ -12,6 +12,11 @@ from lmhub.hf.adapters.lmhub_model import (
     LmhubForSequenceClassification,
     LmhubModel,
 )
+from lmhub.hf.adapters.lmhub_seq2seq import (
+    LmhubForConditionalGeneration,
+    LmhubSeq2SeqConfig,
+    LmhubSeq2SeqModel,
+)
 
 
 def register() -> None:
@@ -29,6 +34,7 @@ def register() -> None:
         AutoModel,
         AutoModelForCausalLM,
         AutoModelForMaskedLM,
+        AutoModelForSeq2SeqLM,
         AutoModelForSequenceClassification,
     )
 
@@ -44,3 +50,6 @@ def register() -> None:
     AutoModelForSequenceClassification.register(
         LmhubEncoderConfig, LmhubEncoderForSequenceClassification, exist_ok=True
     )
+    AutoConfig.register(LmhubSeq2SeqConfig.model_type, LmhubSeq2SeqConfig, exist_ok=True)
+    AutoModel.register(LmhubSeq2SeqConfig, LmhubSeq2SeqModel, exist_ok=True)
+    AutoModelForSeq2SeqLM.register(LmhubSeq2SeqConfig, LmhubForConditionalGeneration, exist_ok=True)

@@ -19,10 +19,11 @@ from lmhub.hf.adapters.lmhub_model import (
     LmhubModel,
     find_input_embedding,
 )
+from lmhub.hf.adapters.lmhub_seq2seq import LmhubForConditionalGeneration, LmhubSeq2SeqConfig
 from lmhub.models.family import ModelFamily
 from lmhub.models.registry import family_of, get_family
 
-Task = Literal["causal_lm", "masked_lm", "sequence_classification", "base"]
+Task = Literal["causal_lm", "masked_lm", "sequence_classification", "seq2seq_lm", "base"]
 
 _CLASSES: dict[tuple[str, str], type[Any]] = {
     ("decoder", "causal_lm"): LmhubForCausalLM,
@@ -31,6 +32,7 @@ _CLASSES: dict[tuple[str, str], type[Any]] = {
     ("encoder", "masked_lm"): LmhubForMaskedLM,
     ("encoder", "sequence_classification"): LmhubEncoderForSequenceClassification,
     ("encoder", "base"): LmhubEncoderModel,
+    ("encoder_decoder", "seq2seq_lm"): LmhubForConditionalGeneration,
 }
 
 
@@ -55,7 +57,12 @@ def _hf_config(
     if embedding is not None:
         vocab_size = vocab_size or embedding.num_embeddings
         hidden_size = hidden_size or embedding.embedding_dim
-    config_class = LmhubEncoderConfig if kind == "encoder" else LmhubDecoderConfig
+    config_class = {"encoder": LmhubEncoderConfig, "encoder_decoder": LmhubSeq2SeqConfig}.get(
+        kind, LmhubDecoderConfig
+    )
+    extra = {}
+    if kind == "encoder_decoder":
+        extra["decoder_start_token_id"] = _first_of(native_config, "decoder_start_token_id")
     lmhub_config = None
     if native_config is not None and family is not None:
         lmhub_config = to_dict(native_config)
@@ -71,6 +78,7 @@ def _hf_config(
         eos_token_id=_first_of(native_config, "eos_token_id"),
         num_labels=num_labels,
         dtype=next(model.parameters()).dtype,
+        **extra,
     )
 
 
@@ -84,7 +92,8 @@ def to_hf_api(
     """Wrap a native lmhub model as a ``transformers.PreTrainedModel`` (sharing its parameters).
 
     ``task`` is ``"causal_lm"`` (default for decoders; has ``generate()``), ``"masked_lm"``
-    (default for encoders), ``"sequence_classification"`` (a fresh ``num_labels`` head) or
+    (default for encoders), ``"seq2seq_lm"`` (the only one for encoder-decoders: ``generate()``
+    and labels shifted right), ``"sequence_classification"`` (a fresh ``num_labels`` head) or
     ``"base"`` (hidden states). ``family`` defaults to the registered family whose model class
     the model is; without one the wrapper works in memory but ``from_pretrained`` cannot rebuild
     it.
@@ -98,14 +107,10 @@ def to_hf_api(
         family = get_family(family)
     resolved = family if family is not None else family_of(model)
     kind = resolved.kind if resolved is not None else "decoder"
-    if kind == "encoder_decoder":
-        raise NotImplementedError(
-            "to_hf_api does not wrap encoder-decoder lmhub families yet. Adapt the model with "
-            "HFEncoderDecoderModelArchitecture and ConditionalGenerationLMHeadMixin instead."
-        )
     # transformers spells tasks with hyphens ("sequence-classification"); both spellings work.
     task = cast(Task, task.replace("-", "_")) if task else None
-    task = task or ("causal_lm" if kind == "decoder" else "masked_lm")
+    default = {"decoder": "causal_lm", "encoder": "masked_lm", "encoder_decoder": "seq2seq_lm"}
+    task = task or default[kind]
     cls = _CLASSES.get((kind, task))
     if cls is None:
         tasks = sorted(t for k, t in _CLASSES if k == kind)
