@@ -38,8 +38,12 @@ class DecoderLM(nn.Module):
     def normal_init_(self, std: float, *, reset: tuple[type[nn.Module], ...]) -> None:
         """The usual init most families build on: every ``nn.Linear``/``nn.Embedding`` weight
         from normal(0, ``std``), their biases zero, and ``reset_parameters()`` on every module of
-        the ``reset`` types (norms, ALiBi slopes), in module order."""
+        the ``reset`` types (norms, ALiBi slopes), in module order. Modules whose parameters
+        are not ``nn.Linear``s (stacked experts, routers, attention sinks) define
+        ``init_params_(std)`` and are initialised by it."""
         for module in self.modules():
+            if hasattr(module, "init_params_"):
+                module.init_params_(std)
             if isinstance(module, nn.Linear | nn.Embedding):
                 nn.init.normal_(module.weight, mean=0.0, std=std)
                 if getattr(module, "bias", None) is not None:
