@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -242,7 +242,22 @@ class Stack:
         return [t.contiguous() for t in ts[0].unbind(self.dim)]
 
 
-TensorOp = Transpose | Chunk | Concat | Stack
+class CustomOp(Protocol):
+    """An op defined elsewhere (e.g. :class:`lmhub.checkpoint.mxfp4.Mxfp4Dequantize`): it reads
+    ``arity`` external tensors into one native tensor."""
+
+    arity: int
+
+    def forward(
+        self, ts: list[torch.Tensor], n: int, resolve: Resolve, key: str
+    ) -> list[torch.Tensor]: ...
+
+    def inverse(
+        self, ts: list[torch.Tensor], n: int, resolve: Resolve, key: str
+    ) -> list[torch.Tensor]: ...
+
+
+TensorOp = Transpose | Chunk | Concat | Stack | CustomOp
 """One declarative step of a rule, applied external -> native on import and undone on export."""
 
 
@@ -292,12 +307,16 @@ class KeyRule:
                 "Stack numbers, which only the external patterns use."
             )
         joins = [op for op in self.ops if isinstance(op, Chunk | Concat)]
-        many = (len(ext) > 1) + (len(nat) > 1)
+        n_ext = len(ext)
+        readers = [getattr(op, "arity", 1) for op in self.ops if getattr(op, "arity", 1) > 1]
+        if readers == [n_ext]:  # a custom op reads every external tensor into one
+            n_ext = 1
+        many = (n_ext > 1) + (len(nat) > 1)
         fits = (
             (not joins and many == 0)
-            or (stacked and not joins and len(ext) == len(nat) == 1)
-            or (len(joins) == 1 and isinstance(joins[0], Chunk) and len(ext) == 1 < len(nat))
-            or (len(joins) == 1 and isinstance(joins[0], Concat) and len(nat) == 1 < len(ext))
+            or (stacked and not joins and n_ext == len(nat) == 1)
+            or (len(joins) == 1 and isinstance(joins[0], Chunk) and n_ext == 1 < len(nat))
+            or (len(joins) == 1 and isinstance(joins[0], Concat) and len(nat) == 1 < n_ext)
         )
         if not fits:
             raise ValueError(
