@@ -416,3 +416,20 @@ def load_balancing_loss(stats: list[RouterStats]) -> torch.Tensor:
     probs = torch.stack([s.prob_sum for s in stats]).sum(0)
     rows = sum(s.num_tokens for s in stats)
     return (counts / rows * (probs / rows)).sum() * counts.shape[0]
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """Return ``(total, active per token)`` parameter counts of ``model``: a token runs
+    ``top_k`` of each MoE layer's routed experts, so the others' share is not active (shared
+    experts, the router and everything outside the MoE layers are). Embeddings count in both.
+
+    Example:
+        >>> total, active = count_parameters(model)
+    """
+    total = sum(p.numel() for p in model.parameters())
+    idle = 0
+    for module in model.modules():
+        if isinstance(module, MoEFeedForward):
+            per_expert = sum(p.numel() for p in module.experts.parameters()) // module.num_experts
+            idle += (module.num_experts - module.top_k) * per_expert
+    return total, total - idle

@@ -68,17 +68,16 @@ gpt_oss_archs: Final = ArchRegistry(GPT_OSS_FAMILY, GptOssConfig)
 
 @gpt_oss_archs.register("gpt_oss_tiny")
 def gpt_oss_tiny() -> GptOssConfig:
-    """A ~1M-parameter gpt-oss for tests and demos (byte-level vocabulary, 4 experts, top 2,
+    """A ~1.7M-parameter gpt-oss for tests and demos (byte-level vocabulary, 8 experts, top 2,
     sliding then full layer over a window of 8)."""
-    moe = gpt_oss_moe(4, 64)
+    moe = gpt_oss_moe(8, 256)
     moe.top_k = 2
     return GptOssConfig(
-        model_dim=64,
+        model_dim=128,
         num_layers=2,
         num_heads=4,
         num_kv_heads=2,
-        head_dim=16,
-        ffn_inner_dim=64,
+        ffn_inner_dim=256,
         vocab_size=259,
         max_seq_len=512,
         sliding_window=8,

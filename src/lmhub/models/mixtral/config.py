@@ -29,12 +29,12 @@ mixtral_archs: Final = ArchRegistry(MIXTRAL_FAMILY, MixtralConfig)
 
 @mixtral_archs.register("mixtral_tiny")
 def mixtral_tiny() -> MixtralConfig:
-    """A ~3M-parameter Mixtral for tests and demos (byte-level vocabulary, 4 experts, top 2)."""
+    """A ~2M-parameter Mixtral for tests and demos (byte-level vocabulary, 4 experts, top 2)."""
     return MixtralConfig(
-        model_dim=128,
+        model_dim=256,
         num_layers=2,
-        num_heads=4,
-        num_kv_heads=2,
+        num_heads=8,
+        num_kv_heads=4,
         ffn_inner_dim=256,
         vocab_size=259,
         max_seq_len=512,

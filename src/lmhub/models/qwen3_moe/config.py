@@ -35,15 +35,15 @@ qwen3_moe_archs: Final = ArchRegistry(QWEN3_MOE_FAMILY, Qwen3MoeConfig)
 def qwen3_moe_tiny() -> Qwen3MoeConfig:
     """A ~2M-parameter Qwen3-MoE for tests and demos (byte-level vocabulary, 8 experts, top 2;
     the first of two layers is dense)."""
-    moe = _qwen3_moe(8, 2, 96)
+    moe = _qwen3_moe(8, 2, 128)
     moe.dense_layers = [0]
     return Qwen3MoeConfig(
-        model_dim=128,
+        model_dim=256,
         num_layers=2,
-        num_heads=4,
-        num_kv_heads=2,
-        head_dim=32,
-        ffn_inner_dim=256,
+        num_heads=8,
+        num_kv_heads=4,
+        head_dim=None,
+        ffn_inner_dim=688,
         vocab_size=259,
         max_seq_len=512,
         moe=moe,
