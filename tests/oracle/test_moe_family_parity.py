@@ -177,3 +177,33 @@ def test_fused_in_memory_layout_loads(tmp_path: Path, case: str) -> None:
         model.state_dict().items(), again.state_dict().items(), strict=True
     ):
         assert torch.equal(a, b), name
+
+
+def test_gpt_oss_mxfp4_checkpoint_dequantises_on_load(tmp_path: Path) -> None:
+    """A released-style checkpoint (experts as MXFP4 blocks and scales) loads as the dense
+    checkpoint of transformers' own dequantisation of the same blocks."""
+    from transformers.integrations.mxfp4 import convert_moe_packed_tensors
+
+    hf, _ = load_case(tmp_path / "hf", "gpt_oss")
+    state = load_file(tmp_path / "hf" / "model.safetensors")
+    gen = torch.Generator().manual_seed(0)
+    quantised, dense = dict(state), dict(state)
+    for key in [k for k in state if k.endswith(("experts.gate_up_proj", "experts.down_proj"))]:
+        e, cols, rows = state[key].shape  # HF keeps [experts, in, out]
+        blocks = torch.randint(0, 256, (e, rows, cols // 32, 16), generator=gen, dtype=torch.uint8)
+        scales = torch.randint(120, 130, (e, rows, cols // 32), generator=gen, dtype=torch.uint8)
+        del quantised[key]
+        quantised[f"{key}_blocks"], quantised[f"{key}_scales"] = blocks, scales
+        dense[key] = convert_moe_packed_tensors(blocks, scales, dtype=torch.bfloat16).float()
+    config = (tmp_path / "hf" / "config.json").read_text()
+    for name, tensors in (("q", quantised), ("d", dense)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(config)
+        save_file(tensors, tmp_path / name / "model.safetensors")
+    got, want = lmhub.load_model(tmp_path / "q"), lmhub.load_model(tmp_path / "d")
+    for (name, a), (_, b) in zip(got.state_dict().items(), want.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    assert not torch.equal(
+        got.layers[0].ffn.experts.up_proj,
+        hf.model.layers[0].mlp.experts.gate_up_proj.transpose(1, 2)[:, 1::2],
+    )

@@ -300,8 +300,10 @@ class KeyRule:
         ext, nat = _as_tuple(self.external), _as_tuple(self.native)
         stacked = {op.over for op in self.ops if isinstance(op, Stack)}
         names = [frozenset(m.group(1) for m in _PLACEHOLDER.finditer(p)) for p in ext]
-        names += [frozenset(m.group(1) for m in _PLACEHOLDER.finditer(p)) | stacked for p in nat]
-        if any(n != names[0] for n in names) or len(stacked) > 1 or not stacked <= names[0]:
+        native_names = [frozenset(m.group(1) for m in _PLACEHOLDER.finditer(p)) for p in nat]
+        names += [n | stacked for n in native_names]
+        in_native = any(stacked & n for n in native_names)
+        if any(n != names[0] for n in names) or len(stacked) > 1 or in_native:
             raise ValueError(
                 f"The patterns {ext + nat} must all use the same placeholders, except the one a "
                 "Stack numbers, which only the external patterns use."
