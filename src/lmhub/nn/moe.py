@@ -366,6 +366,7 @@ class MoEFeedForward(nn.Module):
         config.validate()
         self.num_experts = config.num_experts
         self.top_k = config.top_k
+        self.aux_loss_coef = config.aux_loss_coef
         self.router = Router(model_dim, config)
         self.experts = Experts(model_dim, config)
         width = config.shared_width()
@@ -384,8 +385,9 @@ class MoEFeedForward(nn.Module):
         shape = x.shape
         flat = x.reshape(-1, shape[-1])
         logits, weights, indices = self.router(flat)
-        if self.training or self.record_stats:
-            self.stats = _router_stats(logits, indices, self.num_experts)
+        # Only this forward's: an evaluation must not see the last training step's statistics.
+        record = self.training or self.record_stats
+        self.stats = _router_stats(logits, indices, self.num_experts) if record else None
         out = self.experts(flat, indices, weights)
         if self.shared_experts is not None:
             shared = self.shared_experts(flat)
@@ -433,3 +435,24 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
             per_expert = sum(p.numel() for p in module.experts.parameters()) // module.num_experts
             idle += (module.num_experts - module.top_k) * per_expert
     return total, total - idle
+
+
+def auxiliary_loss(model: nn.Module) -> torch.Tensor | None:
+    """The weighted load-balancing loss of ``model``'s MoE layers over their last recorded
+    forward (``aux_loss_coef * load_balancing_loss``), or ``None`` when there is none to add
+    (no MoE layer, a zero coefficient, or an evaluation forward)."""
+    layers = [m for m in model.modules() if isinstance(m, MoEFeedForward)]
+    stats = [m.stats for m in layers if m.stats is not None]
+    coef = max((m.aux_loss_coef for m in layers), default=0.0)
+    if not stats or coef == 0:
+        return None
+    return coef * load_balancing_loss(stats)
+
+
+def router_load(model: nn.Module) -> torch.Tensor | None:
+    """Tokens per expert, ``[moe layers, experts]``, of the MoE layers' last recorded forward
+    (``None`` when nothing was recorded), for logging how evenly the routers spread tokens."""
+    stats = [m.stats for m in model.modules() if isinstance(m, MoEFeedForward)]
+    if not stats or any(s is None for s in stats):
+        return None
+    return torch.stack([s.tokens_per_expert for s in stats if s is not None])
