@@ -16,8 +16,9 @@ Either way the kept weights are multiplied by ``routed_scaling_factor``.
 The experts are three stacked tensors ``gate_proj``/``up_proj`` ``[experts, inner, dim]`` and
 ``down_proj`` ``[experts, dim, inner]`` (each expert's slice is an ``nn.Linear`` weight, so
 per-expert checkpoints stack without a transpose). The dispatch sorts the ``tokens * top_k``
-assignments by expert, runs one product per expert over its contiguous run of tokens, and
-adds the weighted results back with one ``index_add_`` (no Python loop over tokens).
+assignments by expert, runs each projection as one grouped product over the experts' runs of
+rows (``F.grouped_mm``; a product per expert where PyTorch lacks it), and adds the weighted
+results back with one ``index_add_`` (no Python loop over tokens).
 
 Example:
     >>> moe = MoEFeedForward(64, MoeConfig(num_experts=4, top_k=2, expert_inner_dim=32))
@@ -295,13 +296,7 @@ class Experts(nn.Module):
         """Run expert ``e`` on ``x`` ``[tokens, dim]`` (the per-expert step of the dispatch)."""
         gate = F.linear(x, self.gate_proj[e], None if self.gate_bias is None else self.gate_bias[e])
         up = F.linear(x, self.up_proj[e], None if self.up_bias is None else self.up_bias[e])
-        if self.swiglu_limit is None:
-            h = self._act(gate) * up
-        else:  # gpt-oss's clamped SwiGLU
-            limit = self.swiglu_limit
-            gate = gate.clamp(max=limit)
-            up = up.clamp(min=-limit, max=limit)
-            h = (up + 1) * (gate * torch.sigmoid(gate * self.swiglu_alpha))
+        h = self._glu(gate, up)
         return F.linear(h, self.down_proj[e], None if self.down_bias is None else self.down_bias[e])
 
     def forward(
@@ -310,18 +305,59 @@ class Experts(nn.Module):
         """Return ``sum_k weights[t, k] * expert[indices[t, k]](x[t])`` for ``x`` ``[tokens, dim]``.
 
         The ``tokens * top_k`` assignments are sorted by expert (stably, so each token's
-        contributions are added in expert order, as transformers adds them); each expert runs
-        once over its run of rows.
+        contributions are added in expert order, as transformers adds them). Each projection is
+        then one grouped matrix product over the runs of rows (``F.grouped_mm``, no host sync),
+        or, where PyTorch has none for the device (``kernel="loop"``), one product per expert.
         """
         k = indices.shape[1]
         flat = indices.reshape(-1)
         order = torch.argsort(flat, stable=True)
         token_of = order // k
-        counts = torch.bincount(flat, minlength=self.num_experts).tolist()  # one host sync
         rows = x[token_of]
-        outs = [self.expert(e, chunk) for e, chunk in enumerate(rows.split(counts)) if counts[e]]
-        y = torch.cat(outs) * weights.reshape(-1)[order, None]
+        if self._use_grouped_mm(x):
+            y = self._grouped(rows, flat[order], torch.bincount(flat, minlength=self.num_experts))
+        else:
+            counts = torch.bincount(flat, minlength=self.num_experts).tolist()  # one host sync
+            parts = rows.split(counts)
+            y = torch.cat([self.expert(e, part) for e, part in enumerate(parts) if counts[e]])
+        y = y * weights.reshape(-1)[order, None]
         return torch.zeros_like(x).index_add_(0, token_of, y.to(x.dtype))
+
+    kernel: Literal["auto", "grouped_mm", "loop"] = "auto"
+    """How the experts run: ``auto`` takes ``F.grouped_mm`` where PyTorch has it for the device
+    (CPU; CUDA from compute capability 8.0), else a loop over the experts that got tokens."""
+
+    def _use_grouped_mm(self, x: torch.Tensor) -> bool:
+        if self.kernel != "auto":
+            return self.kernel == "grouped_mm"
+        if not hasattr(F, "grouped_mm"):
+            return False
+        if x.device.type == "cuda":
+            return torch.cuda.get_device_capability(x.device) >= (8, 0)
+        return x.device.type == "cpu"
+
+    def _grouped(
+        self, rows: torch.Tensor, expert_of: torch.Tensor, counts: torch.Tensor
+    ) -> torch.Tensor:
+        """All experts over ``rows`` sorted by expert (``expert_of``), ``counts`` rows each."""
+        offs = counts.cumsum(0).to(torch.int32)
+
+        def proj(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+            out = F.grouped_mm(h, w.transpose(-2, -1), offs=offs)
+            return out if b is None else out + b[expert_of]
+
+        gate = proj(rows, self.gate_proj, self.gate_bias)
+        up = proj(rows, self.up_proj, self.up_bias)
+        return proj(self._glu(gate, up), self.down_proj, self.down_bias)
+
+    def _glu(self, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        if self.swiglu_limit is None:
+            return self._act(gate) * up
+        # gpt-oss's clamped SwiGLU
+        limit = self.swiglu_limit
+        gate = gate.clamp(max=limit)
+        up = up.clamp(min=-limit, max=limit)
+        return (up + 1) * (gate * torch.sigmoid(gate * self.swiglu_alpha))
 
     @torch.no_grad()
     def init_params_(self, std: float) -> None:
