@@ -292,13 +292,6 @@ class Experts(nn.Module):
             self.up_bias = nn.Parameter(torch.empty(e, i))
             self.down_bias = nn.Parameter(torch.empty(e, d))
 
-    def expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
-        """Run expert ``e`` on ``x`` ``[tokens, dim]`` (the per-expert step of the dispatch)."""
-        gate = F.linear(x, self.gate_proj[e], None if self.gate_bias is None else self.gate_bias[e])
-        up = F.linear(x, self.up_proj[e], None if self.up_bias is None else self.up_bias[e])
-        h = self._glu(gate, up)
-        return F.linear(h, self.down_proj[e], None if self.down_bias is None else self.down_bias[e])
-
     def forward(
         self, x: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor
     ) -> torch.Tensor:
@@ -317,9 +310,7 @@ class Experts(nn.Module):
         if self._use_grouped_mm(x):
             y = self._grouped(rows, flat[order], torch.bincount(flat, minlength=self.num_experts))
         else:
-            counts = torch.bincount(flat, minlength=self.num_experts).tolist()  # one host sync
-            parts = rows.split(counts)
-            y = torch.cat([self.expert(e, part) for e, part in enumerate(parts) if counts[e]])
+            y = self._loop(rows, torch.bincount(flat, minlength=self.num_experts).tolist())
         y = y * weights.reshape(-1)[order, None]
         return torch.zeros_like(x).index_add_(0, token_of, y.to(x.dtype))
 
@@ -349,6 +340,22 @@ class Experts(nn.Module):
         gate = proj(rows, self.gate_proj, self.gate_bias)
         up = proj(rows, self.up_proj, self.up_bias)
         return proj(self._glu(gate, up), self.down_proj, self.down_bias)
+
+    def _loop(self, rows: torch.Tensor, counts: list[int]) -> torch.Tensor:
+        """Each expert that got rows over its run of ``rows`` (sorted by expert)."""
+        # unbind once: indexing a stacked weight per expert would make its backward write a
+        # full-size zero gradient per expert.
+        none = [None] * self.num_experts
+        stacked = (self.gate_proj, self.gate_bias, self.up_proj, self.up_bias)
+        stacked += (self.down_proj, self.down_bias)
+        params = [none if p is None else p.unbind(0) for p in stacked]
+        outs = []
+        for e, part in enumerate(rows.split(counts)):
+            if counts[e]:
+                gate_w, gate_b, up_w, up_b, down_w, down_b = (p[e] for p in params)
+                h = self._glu(F.linear(part, gate_w, gate_b), F.linear(part, up_w, up_b))
+                outs.append(F.linear(h, down_w, down_b))
+        return torch.cat(outs)
 
     def _glu(self, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
         if self.swiglu_limit is None:
