@@ -14,8 +14,8 @@ against transformers'.
                                   [--dir DIR]
 
 ``--bf16`` adds rows with both models in bfloat16; ``--no-fused`` adds lmhub rows without its
-decode-time model (``lmhub.nn.decode_weights``), to show what it brings. ``--moe`` adds the same
-rows for a ~80M-parameter Mixtral-style mixture of experts (model_dim 512, 4 layers, 8 experts of
+decode-time model (``lmhub.nn.decode_weights``), to show what it brings. ``--moe`` measures a
+~80M-parameter Mixtral-style mixture of experts instead (model_dim 512, 4 layers, 8 experts of
 width 1024, top 2; ~30M active), which exercises the MoE dispatch. ``--dir`` keeps the
 checkpoint there for the next run (default: a temporary directory). On a shared machine, pin the
 run (``taskset -c 0,1``) and compare ratios, which both sides' noise affects alike.
@@ -133,21 +133,16 @@ def main() -> None:
     parser.add_argument("--no-fused", action="store_true", help="also run lmhub plain")
     parser.add_argument("--dir", type=Path, default=None, help="where to save the checkpoint")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (both sides)")
-    parser.add_argument("--moe", action="store_true", help="also measure a Mixtral-style MoE")
+    parser.add_argument("--moe", action="store_true", help="a Mixtral-style MoE instead")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    rows: list[list[object]] = []
+    name = "Mixtral-style MoE 80M" if args.moe else "Llama 58M"
     with tempfile.TemporaryDirectory(prefix="lmhub-gen-bench-") as scratch:
         directory = args.dir or Path(scratch)
         if not (directory / "config.json").is_file():
-            build_checkpoint(directory)
-        rows += [["Llama 58M", *row] for row in table_rows(directory, args)]
-        if args.moe:
-            moe_dir = directory / "moe"
-            if not (moe_dir / "config.json").is_file():
-                build_checkpoint(moe_dir, moe=True)
-            rows += [["Mixtral-style MoE 80M", *row] for row in table_rows(moe_dir, args)]
+            build_checkpoint(directory, moe=args.moe)
+        rows = [[name, *row] for row in table_rows(directory, args)]
     print(f"CPU: {cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(
         f"prompt {PROMPT}, {NEW} new greedy tokens, median of {args.repeats}; "
