@@ -334,7 +334,8 @@ class Experts(nn.Module):
         offs = counts.cumsum(0).to(torch.int32)
 
         def proj(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-            out = F.grouped_mm(h, w.transpose(-2, -1), offs=offs)
+            # grouped_mm needs one dtype (autocast does not cover it).
+            out = F.grouped_mm(h.to(w.dtype), w.transpose(-2, -1), offs=offs)
             return out if b is None else out + b[expert_of]
 
         gate = proj(rows, self.gate_proj, self.gate_bias)
