@@ -35,6 +35,8 @@ DEFAULT_TARGETS: Final[Mapping[str, tuple[str, ...]]] = {
     "mixtral": ATTENTION_PROJECTIONS,
     "qwen3_moe": ATTENTION_PROJECTIONS,
     "gpt_oss": ATTENTION_PROJECTIONS,
+    "bert": ATTENTION_PROJECTIONS + MLP_PROJECTIONS,
+    "modernbert": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
 }
 """Per family: the attention and MLP projections LoRA adapts when ``targets`` is left empty."""
 
