@@ -31,6 +31,10 @@ DEFAULT_TARGETS: Final[Mapping[str, tuple[str, ...]]] = {
     "olmo3": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
     "smollm3": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
     "single_head": ("qk_proj", "v_proj", *MLP_PROJECTIONS),
+    # Mixtures of experts: the experts are stacked tensors, not nn.Linear; adapt attention.
+    "mixtral": ATTENTION_PROJECTIONS,
+    "qwen3_moe": ATTENTION_PROJECTIONS,
+    "gpt_oss": ATTENTION_PROJECTIONS,
     "bert": ATTENTION_PROJECTIONS + MLP_PROJECTIONS,
     "modernbert": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
 }
