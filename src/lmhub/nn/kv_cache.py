@@ -107,14 +107,16 @@ class StaticKVCache(KVCache):
         self._keys: dict[int, torch.Tensor] = {}
         self._values: dict[int, torch.Tensor] = {}
 
-    def _buffers(self, layer_idx: int, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _buffers(
+        self, layer_idx: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         keys = self._keys.get(layer_idx)
         if keys is None:
-            b, h, _, d = k.shape
             size = self.windows.get(layer_idx, self.max_seq_len)
-            keys = k.new_zeros(b, h, size, d)
+            # Sized apart: keys and values may differ in heads and width (MLA's latent cache).
+            keys = k.new_zeros(k.shape[0], k.shape[1], size, k.shape[3])
             self._keys[layer_idx] = keys
-            self._values[layer_idx] = keys.clone()
+            self._values[layer_idx] = v.new_zeros(v.shape[0], v.shape[1], size, v.shape[3])
         return keys, self._values[layer_idx]
 
     def update(
@@ -127,7 +129,7 @@ class StaticKVCache(KVCache):
                 f"The static KV cache holds {self.max_seq_len} positions, but {end} are needed. "
                 "Size it for the prompt plus every new token."
             )
-        keys, values = self._buffers(layer_idx, k)
+        keys, values = self._buffers(layer_idx, k, v)
         window = self.windows.get(layer_idx)
         if window is None:
             keys[:, :, start:end].copy_(k)
