@@ -10,7 +10,9 @@ native one and undone in reverse on export:
 - :class:`Transpose` swaps two dimensions (GPT-2's ``Conv1D`` stores ``[in, out]``);
 - :class:`Chunk` splits one external tensor into the rule's native tensors (a fused ``c_attn``
   into q/k/v), optionally per group of rows (GPT-NeoX interleaves q/k/v per head);
-- :class:`Concat` joins several external tensors into one native tensor.
+- :class:`Concat` joins several external tensors into one native tensor;
+- :class:`Stack` stacks the tensors of every value of one placeholder (an expert index) into
+  one native tensor (per-expert checkpoints into stacked expert weights).
 
 A rule with several keys on one side is a group: its tensors are converted together once every
 member has arrived, so a stream buffers only the pieces of the groups still incomplete. Sizes
@@ -203,7 +205,44 @@ class Concat:
         return Chunk(self.dim, self.sizes, self.groups).forward(ts, n, resolve, key)
 
 
-TensorOp = Transpose | Chunk | Concat
+@dataclass(frozen=True)
+class Stack:
+    """Stack the external tensors of ``over`` = 0 .. ``count`` - 1 into one native tensor along
+    a new dimension ``dim`` (export unbinds it). The placeholder ``over`` appears in the external
+    patterns only: ``model.layers.{i}.mlp.experts.{e}.up_proj.weight`` with ``Stack("e",
+    "moe.num_experts")`` gathers every expert of layer ``i`` into ``[experts, out, in]``."""
+
+    over: str
+    """The external placeholder that numbers the stacked tensors."""
+
+    count: Size
+    """How many tensors are stacked (a number or a config field)."""
+
+    dim: int = 0
+    """The new dimension."""
+
+    def forward(
+        self, ts: list[torch.Tensor], n: int, resolve: Resolve, key: str
+    ) -> list[torch.Tensor]:
+        del n, resolve
+        try:
+            return [torch.stack(ts, self.dim)]
+        except RuntimeError:
+            shapes = sorted({tuple(t.shape) for t in ts})
+            raise WeightMapError(
+                f"The tensors stacked into '{key}' have shapes {shapes}, which differ. Check "
+                "that the checkpoint fits the model's config.",
+                key=key,
+            ) from None
+
+    def inverse(
+        self, ts: list[torch.Tensor], n: int, resolve: Resolve, key: str
+    ) -> list[torch.Tensor]:
+        del n, resolve, key
+        return [t.contiguous() for t in ts[0].unbind(self.dim)]
+
+
+TensorOp = Transpose | Chunk | Concat | Stack
 """One declarative step of a rule, applied external -> native on import and undone on export."""
 
 
@@ -244,13 +283,19 @@ class KeyRule:
 
     def __post_init__(self) -> None:
         ext, nat = _as_tuple(self.external), _as_tuple(self.native)
-        names = [frozenset(m.group(1) for m in _PLACEHOLDER.finditer(p)) for p in ext + nat]
-        if any(n != names[0] for n in names):
-            raise ValueError(f"The patterns {ext + nat} must all use the same placeholders.")
+        stacked = {op.over for op in self.ops if isinstance(op, Stack)}
+        names = [frozenset(m.group(1) for m in _PLACEHOLDER.finditer(p)) for p in ext]
+        names += [frozenset(m.group(1) for m in _PLACEHOLDER.finditer(p)) | stacked for p in nat]
+        if any(n != names[0] for n in names) or len(stacked) > 1 or not stacked <= names[0]:
+            raise ValueError(
+                f"The patterns {ext + nat} must all use the same placeholders, except the one a "
+                "Stack numbers, which only the external patterns use."
+            )
         joins = [op for op in self.ops if isinstance(op, Chunk | Concat)]
         many = (len(ext) > 1) + (len(nat) > 1)
         fits = (
             (not joins and many == 0)
+            or (stacked and not joins and len(ext) == len(nat) == 1)
             or (len(joins) == 1 and isinstance(joins[0], Chunk) and len(ext) == 1 < len(nat))
             or (len(joins) == 1 and isinstance(joins[0], Concat) and len(nat) == 1 < len(ext))
         )
@@ -287,17 +332,37 @@ class KeyRule:
 class _Match:
     rule: KeyRule
     index: int
-    """Which pattern of the source side matched."""
+    """Which pattern of the source side matched (with a Stack on import: which member)."""
     values: dict[str, str]
+    resolve: Resolve
+
+    def _stack(self) -> Stack | None:
+        return next((op for op in self.rule.ops if isinstance(op, Stack)), None)
 
     def keys(self, to_native: bool) -> list[str]:
         """The keys of every pattern on the destination side."""
-        dst = self.rule._nat if to_native else self.rule._ext
-        return [template.format(**self.values) for _, template in dst]
+        if to_native:
+            return [template.format(**self.values) for _, template in self.rule._nat]
+        stack = self._stack()
+        if stack is None:
+            return [template.format(**self.values) for _, template in self.rule._ext]
+        count = self.resolve(stack.count)
+        return [
+            template.format(**{**self.values, stack.over: str(j)})
+            for _, template in self.rule._ext
+            for j in range(count)
+        ]
 
     def sources(self, to_native: bool) -> list[str]:
         """The keys of every pattern on the source side (the members of the group)."""
         return self.keys(not to_native)
+
+    def slot(self) -> tuple[int, tuple[tuple[str, str], ...]]:
+        """The group this key belongs to: its rule and placeholder values (a Stack's own
+        placeholder left out, so every numbered member lands in one group)."""
+        stack = self._stack()
+        values = {k: v for k, v in self.values.items() if stack is None or k != stack.over}
+        return id(self.rule), tuple(sorted(values.items()))
 
 
 class WeightMap:
@@ -333,12 +398,14 @@ class WeightMap:
     def _resolve(self, size: Size) -> int:
         if isinstance(size, int):
             return size
-        if self.config is None or not hasattr(self.config, size):
+        if self.config is None or not hasattr(self.config, size.split(".")[0]):
             raise WeightMapError(
                 f"The weight map sizes a tensor by the config field '{size}', but it is not bound "
                 "to a config that has it. Call weight_map.bind(config) with the model's config.",
             )
-        value = getattr(self.config, size)
+        value = self.config
+        for part in size.split("."):  # a nested field: "moe.num_experts"
+            value = getattr(value, part) if value is not None else None
         return int(value() if callable(value) else value)
 
     def _find(self, key: str, *, to_native: bool) -> _Match | None:
@@ -346,8 +413,24 @@ class WeightMap:
             for index, (pattern, _) in enumerate(rule._ext if to_native else rule._nat):
                 m = pattern.match(key)
                 if m:
-                    return _Match(rule, index, m.groupdict())
+                    found = _Match(rule, index, m.groupdict(), self._resolve)
+                    stack = found._stack()
+                    if stack is not None and to_native:
+                        found.index = self._stack_member(found, stack, key)
+                    return found
         return None
+
+    def _stack_member(self, found: _Match, stack: Stack, key: str) -> int:
+        """The position of ``key`` among the members of its Stack group."""
+        count = self._resolve(stack.count)
+        member = found.values[stack.over]
+        if not member.isdigit() or int(member) >= count:
+            raise WeightMapError(
+                f"The checkpoint key '{key}' numbers its tensor {member!r}, but the model stacks "
+                f"{count} of them ({stack.count!r}). Check that the checkpoint fits the config.",
+                key=key,
+            )
+        return found.index * count + int(member)
 
     def to_native(self, key: str) -> str | None:
         """Return the native key for an external ``key``, or ``None`` if no rule matches.
@@ -400,7 +483,7 @@ class WeightMap:
             if len(sources) == 1:
                 group = [tensor]
             else:
-                slot = (id(found.rule), tuple(sorted(found.values.items())))
+                slot = found.slot()
                 members = pending.setdefault(slot, {})
                 members[found.index] = (key, tensor)
                 if len(members) < len(sources):

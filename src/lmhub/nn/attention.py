@@ -42,6 +42,7 @@ def scaled_dot_product_attention(
     softcap: float | None = None,
     dropout_p: float = 0.0,
     impl: str = "sdpa",
+    sinks: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Attend ``q`` ``[b, h, q, d]`` over ``k``/``v`` ``[b, h, kv, d]`` (heads already matched).
 
@@ -50,7 +51,8 @@ def scaled_dot_product_attention(
     fused kernel) or ``"eager"`` (explicit softmax in float32; the reference). ``softcap``
     squashes the scaled scores into ``(-softcap, softcap)`` with ``softcap * tanh(s / softcap)``
     (Gemma 2); PyTorch's SDPA kernels cannot do that, so a softcapped call always runs the eager
-    path, whatever ``impl`` says.
+    path, whatever ``impl`` says. ``sinks`` ``[heads]`` are learned per-head logits that join
+    each softmax as one more column without a value (gpt-oss); they also run eagerly.
     """
     if is_causal and mask is None and q.shape[-2] != k.shape[-2]:
         # The queries are the last q_len positions (a cache holds the rest): a single query sees
@@ -59,7 +61,7 @@ def scaled_dot_product_attention(
         is_causal = False
         if q_len > 1:
             mask = causal_mask(q_len, kv_len, device=q.device)
-    if impl == "sdpa" and softcap is None:
+    if impl == "sdpa" and softcap is None and sinks is None:
         attn_mask: torch.Tensor | None = mask
         if bias is not None:
             attn_mask = bias.to(q.dtype)
@@ -84,7 +86,12 @@ def scaled_dot_product_attention(
         mask = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
     if mask is not None:
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+    if sinks is not None:
+        sink = sinks.to(scores.dtype).view(1, -1, 1, 1).expand(*scores.shape[:-1], 1)
+        probs = torch.softmax(torch.cat([scores, sink], -1), dim=-1, dtype=torch.float32)
+        probs = probs[..., :-1].to(q.dtype)
+    else:
+        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
     if dropout_p > 0.0:
         probs = F.dropout(probs, p=dropout_p)
     return torch.matmul(probs, v)
@@ -100,6 +107,7 @@ class Attention(nn.Module):
     ``softcap`` caps the scores with a tanh (see :func:`scaled_dot_product_attention`).
     With ``qk_norm_scope="projection"`` the norms span the whole query/key projection
     (``heads * head_dim`` wide) instead of one head (OLMo 2/3).
+    ``sinks`` gives each head a learned sink logit (gpt-oss).
     ``sliding_window`` is informational: the
     layer's window (``None`` for full attention), which the model reads to give the layer its
     mask and the KV cache its ring size; the mask itself comes in through ``forward``.
@@ -128,6 +136,7 @@ class Attention(nn.Module):
         scale: float | None = None,
         softcap: float | None = None,
         qk_norm_scope: str = "head",
+        sinks: bool = False,
     ) -> None:
         super().__init__()
         if num_heads % num_kv_heads != 0:
@@ -153,6 +162,8 @@ class Attention(nn.Module):
         # None is a plain attribute, so models without them keep their state-dict keys.
         self.q_norm = q_norm
         self.k_norm = k_norm
+        self.sinks = nn.Parameter(torch.empty(num_heads)) if sinks else None
+        """Per-head learned sink logits (gpt-oss), or ``None``."""
 
     def forward(
         self,
@@ -182,6 +193,7 @@ class Attention(nn.Module):
             softcap=self.softcap,
             dropout_p=self.dropout_p if self.training else 0.0,
             impl=self.attn_impl,
+            sinks=self.sinks,
         )
         out = out.transpose(1, 2).reshape(b, s, -1)
         return self.o_proj(out)
@@ -218,6 +230,12 @@ class Attention(nn.Module):
         b, h, s, d = x.shape
         whole = norm(x.transpose(1, 2).reshape(b, s, h * d))
         return whole.view(b, s, h, d).transpose(1, 2)
+
+    @torch.no_grad()
+    def init_params_(self, std: float) -> None:
+        """Draw the sink logits, where the layer has them, from normal(0, ``std``)."""
+        if self.sinks is not None:
+            nn.init.normal_(self.sinks, mean=0.0, std=std)
 
     def extra_repr(self) -> str:
         window = f", sliding_window={self.sliding_window}" if self.sliding_window else ""

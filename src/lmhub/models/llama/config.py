@@ -6,6 +6,7 @@ from typing import Final, Literal
 from lmhub.models.archs import ArchRegistry
 from lmhub.models.validation import check_common, check_positive
 from lmhub.nn.ffn import ACTIVATIONS
+from lmhub.nn.moe import MoeConfig
 from lmhub.nn.rope import RopeScaling, rotary_dims
 
 LLAMA_FAMILY: Final = "llama"
@@ -163,6 +164,17 @@ class LlamaConfig:
     """The indices of the layers that apply no RoPE (SmolLM3's NoPE layers); ``None`` (or
     empty) means every layer rotates."""
 
+    # -- mixture-of-experts and gpt-oss knobs ----------------------------------------------------
+
+    moe: MoeConfig | None = None
+    """The mixture-of-experts feed-forward of the sparse layers (Mixtral, Qwen3-MoE, gpt-oss);
+    ``None`` for a dense model. Its ``first_dense_layers``/``dense_layers`` keep some layers
+    dense, with ``ffn_inner_dim`` as their width."""
+
+    attn_sinks: bool = False
+    """Whether each attention head has a learned sink logit that joins the softmax and takes
+    probability mass without contributing a value (gpt-oss). Attention then runs eagerly."""
+
     def resolved_head_dim(self) -> int:
         """Return ``head_dim``, or ``model_dim // num_heads`` when it is unset."""
         return self.head_dim if self.head_dim is not None else self.model_dim // self.num_heads
@@ -268,6 +280,8 @@ class LlamaConfig:
                 field="partial_rotary_factor",
                 value=self.partial_rotary_factor,
             )
+        if self.moe is not None:
+            self.moe.validate()
         if self.rope_scaling is not None:
             try:
                 self.rope_scaling.validate()

@@ -17,6 +17,7 @@ from lmhub.nn.attention import Attention
 from lmhub.nn.ffn import GLUFeedForward
 from lmhub.nn.kv_cache import KVCache
 from lmhub.nn.masks import build_attention_mask
+from lmhub.nn.moe import MoEFeedForward
 from lmhub.nn.norm import RMSNorm
 from lmhub.nn.rope import RotaryEmbedding
 from lmhub.nn.transformer import PreNormDecoderLayer
@@ -86,14 +87,10 @@ class LlamaModel(DecoderLM):
                     scale=scale,
                     softcap=config.attn_logit_softcap,
                     qk_norm_scope=config.qk_norm_scope,
+                    sinks=config.attn_sinks,
                 ),
                 ffn_norm=norm(config.model_dim) if config.pre_norms else None,
-                ffn=GLUFeedForward(
-                    config.model_dim,
-                    config.ffn_inner_dim,
-                    activation=config.ffn_activation,
-                    bias=config.ffn_bias,
-                ),
+                ffn=self._ffn(i),
                 attn_post_norm=norm(config.model_dim) if config.sandwich_norms else None,
                 ffn_post_norm=norm(config.model_dim) if config.sandwich_norms else None,
                 residual_multiplier=config.residual_multiplier,
@@ -103,6 +100,18 @@ class LlamaModel(DecoderLM):
         self.final_norm = norm(config.model_dim)
         self.lm_head = nn.Linear(config.model_dim, config.vocab_size, bias=False)
         self.finish_init()
+
+    def _ffn(self, layer_idx: int) -> nn.Module:
+        """Layer ``layer_idx``'s feed-forward: mixture-of-experts where the config says so."""
+        config = self.config
+        if config.moe is not None and config.moe.layer_is_sparse(layer_idx):
+            return MoEFeedForward(config.model_dim, config.moe)
+        return GLUFeedForward(
+            config.model_dim,
+            config.ffn_inner_dim,
+            activation=config.ffn_activation,
+            bias=config.ffn_bias,
+        )
 
     @property
     def kv_cache_windows(self) -> list[int | None] | None:
