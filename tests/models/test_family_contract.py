@@ -48,6 +48,17 @@ SHRINK: dict[str, dict[str, object]] = {
     "deepone": DEFAULT_SHRINK,
     "causal_lm": {**DEFAULT_SHRINK, "ffn_inner_dim": 128},  # plain MHA: no num_kv_heads
     "single_head": {**DEFAULT_SHRINK, "model_dim": 48},  # one head of width model_dim
+    # Latent attention: a key/value per head, heads qk_nope + qk_rope = model_dim / heads wide.
+    "deepseek_v3": {
+        **DEFAULT_SHRINK,
+        "num_kv_heads": 4,
+        "head_dim": None,
+        "qk_nope_head_dim": 8,
+        "qk_rope_head_dim": 8,
+        "v_head_dim": 8,
+        "q_lora_rank": 32,
+        "kv_lora_rank": 16,
+    },
 }
 
 # Values `validate()` must reject, each with the field it must name. The common checks apply to

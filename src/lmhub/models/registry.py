@@ -31,6 +31,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "lmhub.models.olmo2",
     "lmhub.models.olmo3",
     "lmhub.models.smollm3",
+    "lmhub.models.deepseek_v3",
     "lmhub.models.causal_lm",
     "lmhub.models.single_head",
     "lmhub.models.deepone",

@@ -175,7 +175,8 @@ class MultiHeadLatentAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"layer_idx={self.layer_idx}, heads={self.num_heads}, kv_lora_rank={self.kv_lora_rank}, "
-            f"qk_nope_dim={self.qk_nope_dim}, qk_rope_dim={self.qk_rope_dim}, "
+            f"layer_idx={self.layer_idx}, heads={self.num_heads}, "
+            f"kv_lora_rank={self.kv_lora_rank}, qk_nope_dim={self.qk_nope_dim}, "
+            f"qk_rope_dim={self.qk_rope_dim}, "
             f"v_head_dim={self.v_head_dim}"
         )

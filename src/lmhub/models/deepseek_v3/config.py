@@ -18,9 +18,10 @@ DEEPSEEK_V3_FAMILY: Final = "deepseek_v3"
 class DeepseekV3Config(LlamaConfig):
     """Holds the shape and options of a DeepSeek-V3 decoder (DeepSeek-AI, 2024).
 
-    A pre-norm decoder whose attention is multi-head latent attention
-    (:mod:`lmhub.nn.mla`) and whose feed-forwards are, after the first dense ones, a
-    mixture of experts routed by sigmoid scores with group-limited top-k (``moe``). The
+    A pre-norm decoder whose attention is multi-head latent attention (:mod:`lmhub.nn.mla`) and
+    whose feed-forwards are, after the first dense ones, a mixture of experts routed by sigmoid
+    scores with group-limited top-k (``moe``; its ``first_dense_layers`` is HF
+    ``first_k_dense_replace``). The
     :class:`~lmhub.models.llama.config.LlamaConfig` fields keep their meaning; ``head_dim`` is
     the query/key head width ``qk_nope_head_dim + qk_rope_head_dim`` and ``num_kv_heads``
     equals ``num_heads`` (every head decompresses its own key and value).
@@ -46,10 +47,6 @@ class DeepseekV3Config(LlamaConfig):
     """Whether the rotary dimensions pair up interleaved (DeepSeek's checkpoints) rather than
     as halves."""
 
-    moe: MoeConfig | None = None
-    """The mixture-of-experts feed-forward of the sparse layers (its ``first_dense_layers`` is
-    HF ``first_k_dense_replace``); ``None``: every layer is dense."""
-
     def qk_head_dim(self) -> int:
         """Return the width of a query/key head (non-rotary + rotary)."""
         return self.qk_nope_head_dim + self.qk_rope_head_dim
@@ -68,8 +65,8 @@ class DeepseekV3Config(LlamaConfig):
         """Raise :class:`~lmhub.errors.ConfigError` if the fields do not describe a valid model."""
         super().validate()
         check_positive(
-            self, ["q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
-                   "v_head_dim"]
+            self,
+            ["q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"],
         )
         if self.qk_rope_head_dim % 2:
             raise ConfigError(
@@ -94,8 +91,6 @@ class DeepseekV3Config(LlamaConfig):
                 field="num_kv_heads",
                 value=self.num_kv_heads,
             )
-        if self.moe is not None:
-            self.moe.validate()
 
 
 deepseek_v3_archs: Final = ArchRegistry(DEEPSEEK_V3_FAMILY, DeepseekV3Config)
@@ -103,10 +98,10 @@ deepseek_v3_archs: Final = ArchRegistry(DEEPSEEK_V3_FAMILY, DeepseekV3Config)
 
 @deepseek_v3_archs.register("deepseek_v3_tiny")
 def deepseek_v3_tiny() -> DeepseekV3Config:
-    """A ~2M-parameter DeepSeek-V3 for tests and demos (byte-level vocabulary; one dense layer,
-    then sparse layers of 8 experts in 4 groups)."""
+    """A ~2.7M-parameter DeepSeek-V3 for tests and demos (byte-level vocabulary; one dense
+    layer, then two sparse layers of 8 experts in 4 groups)."""
     return DeepseekV3Config(
-        model_dim=128,
+        model_dim=256,
         num_layers=3,
         num_heads=4,
         num_kv_heads=4,
@@ -116,14 +111,14 @@ def deepseek_v3_tiny() -> DeepseekV3Config:
         qk_nope_head_dim=32,
         qk_rope_head_dim=16,
         v_head_dim=32,
-        ffn_inner_dim=344,
+        ffn_inner_dim=688,
         vocab_size=259,
         max_seq_len=512,
         norm_eps=1e-6,
         moe=MoeConfig(
             num_experts=8,
             top_k=2,
-            expert_inner_dim=64,
+            expert_inner_dim=128,
             scoring="sigmoid",
             norm_topk=True,
             routed_scaling_factor=2.5,

@@ -11,7 +11,7 @@ from lmhub.nn.ffn import GLUFeedForward
 from lmhub.nn.kv_cache import KVCache
 from lmhub.nn.masks import build_attention_mask
 from lmhub.nn.mla import MultiHeadLatentAttention
-from lmhub.nn.moe import Experts, MoEFeedForward, Router
+from lmhub.nn.moe import MoEFeedForward
 from lmhub.nn.norm import RMSNorm
 from lmhub.nn.rope import RotaryEmbedding
 from lmhub.nn.transformer import PreNormDecoderLayer
@@ -53,7 +53,7 @@ class DeepseekV3Model(DecoderLM):
                     qk_rope_dim=config.qk_rope_head_dim,
                     v_head_dim=config.v_head_dim,
                     bias=config.attn_bias,
-                    norm_eps=config.norm_eps,
+                    norm_eps=1e-6,  # the latent norms' eps is fixed, whatever rms_norm_eps
                     interleaved_rope=config.rope_interleave,
                     scale=config.softmax_scale(),
                     dropout_p=config.dropout_p,
@@ -81,9 +81,6 @@ class DeepseekV3Model(DecoderLM):
         """Initialise weights: normal(0, init_std) for linears, embeddings, routers and experts
         (correction biases zero), ones for norms."""
         self.normal_init_(self.config.init_std, reset=(RMSNorm,))
-        for module in self.modules():
-            if isinstance(module, Router | Experts):
-                module.init_params_(self.config.init_std)
 
     def forward(
         self,
