@@ -185,3 +185,16 @@ def test_the_latent_cache_is_71_times_smaller_than_a_gqa_cache() -> None:
             qk_rope_dim=tiny.qk_rope_head_dim,
         )
     )
+
+
+def test_the_multi_token_prediction_layer_of_the_checkpoint_is_skipped() -> None:
+    weight_map = deepseek_v3_family.weight_map.bind(deepseek_v3_family.archs.get("deepseek_v3"))
+    t = torch.zeros(1)
+    keys = [
+        "model.layers.61.eh_proj.weight",
+        "model.layers.61.mlp.experts.7.up_proj.weight",
+        "model.layers.61.shared_head.norm.weight",
+        "model.layers.60.self_attn.kv_a_proj_with_mqa.weight",
+    ]
+    out = [(new, old) for new, _, old in weight_map.convert_to_native((k, t) for k in keys)]
+    assert out == [("layers.60.attn.kv_a_proj.weight", keys[-1])]

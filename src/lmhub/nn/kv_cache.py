@@ -28,6 +28,9 @@ class KVCache:
     def __init__(self) -> None:
         self.seq_len = 0
         """The number of positions cached before the current forward call."""
+        self.layer_states: dict[int, dict[str, torch.Tensor]] = {}
+        """What recurrent layers (linear attention) carry from call to call, by layer index:
+        a fixed-size state each layer reads and replaces itself, beside the keys and values."""
 
     def update(
         self, layer_idx: int, k: torch.Tensor, v: torch.Tensor

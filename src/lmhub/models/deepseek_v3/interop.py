@@ -29,9 +29,7 @@ _ATTN_RENAMES: Final = {
 
 # The released checkpoint carries its multi-token-prediction module as layer 61 (one past the
 # model's 61 layers, counted from 0); transformers skips it on load, and so does lmhub.
-_MTP_KEYS: Final = tuple(
-    "model.layers.61." + ".".join(f"{{p{j}}}" for j in range(depth)) for depth in range(1, 8)
-)
+_MTP_KEYS: Final = ("model.layers.61.{rest:path}",)
 
 DEEPSEEK_V3_WEIGHT_MAP: Final = WeightMap(
     [
