@@ -59,6 +59,15 @@ SHRINK: dict[str, dict[str, object]] = {
         "q_lora_rank": 32,
         "kv_lora_rank": 16,
     },
+    # Hybrid: full-attention heads of their own width, small linear-attention heads.
+    "qwen3_5": {
+        **DEFAULT_SHRINK,
+        "head_dim": None,
+        "linear_num_key_heads": 2,
+        "linear_num_value_heads": 4,
+        "linear_key_head_dim": 8,
+        "linear_value_head_dim": 8,
+    },
 }
 
 # Values `validate()` must reject, each with the field it must name. The common checks apply to

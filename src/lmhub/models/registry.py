@@ -32,6 +32,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "lmhub.models.olmo3",
     "lmhub.models.smollm3",
     "lmhub.models.deepseek_v3",
+    "lmhub.models.qwen3_5",
     "lmhub.models.causal_lm",
     "lmhub.models.single_head",
     "lmhub.models.deepone",
