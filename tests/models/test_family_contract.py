@@ -59,9 +59,10 @@ SHRINK: dict[str, dict[str, object]] = {
         "q_lora_rank": 32,
         "kv_lora_rank": 16,
     },
-    # Hybrid: full-attention heads of their own width, small linear-attention heads.
+    # Hybrid: one linear-attention layer and one full one (heads of their own width).
     "qwen3_5": {
         **DEFAULT_SHRINK,
+        "mixer_types": ["linear", "full"],
         "head_dim": None,
         "linear_num_key_heads": 2,
         "linear_num_value_heads": 4,

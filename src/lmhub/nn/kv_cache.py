@@ -199,9 +199,36 @@ class ExternalCacheBridge(KVCache):
         super().__init__()
         self.cache = cache
         """The wrapped cache; it stores the keys and values."""
-        self.seq_len = int(cache.get_seq_length())
+        # Recurrent layers' states and the length they have seen ride on the wrapped object, so
+        # they outlive the bridge (a model of linear-attention layers alone stores no keys).
+        extra = cache.__dict__.get("lmhub_extra")
+        if extra is None:
+            extra = cache.__dict__["lmhub_extra"] = {"seq_len": 0, "layer_states": {}}
+            _follow_beam_reordering(cache, extra["layer_states"])
+        self.layer_states = extra["layer_states"]
+        self.seq_len = max(int(cache.get_seq_length()), extra["seq_len"])
+
+    def advance(self, num_new: int) -> None:
+        super().advance(num_new)
+        self.cache.__dict__["lmhub_extra"]["seq_len"] = self.seq_len
 
     def update(
         self, layer_idx: int, k: torch.Tensor, v: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.cache.update(k, v, layer_idx)
+
+
+def _follow_beam_reordering(cache: Any, states: dict[int, dict[str, torch.Tensor]]) -> None:
+    """Make ``cache.reorder_cache(beam_idx)`` (beam search) reorder ``states`` too."""
+    reorder = getattr(cache, "reorder_cache", None)
+    if reorder is None:
+        return
+
+    def reorder_cache(beam_idx: torch.Tensor) -> Any:
+        result = reorder(beam_idx)
+        for state in states.values():
+            for name, t in state.items():
+                state[name] = t.index_select(0, beam_idx.to(t.device))
+        return result
+
+    cache.reorder_cache = reorder_cache
