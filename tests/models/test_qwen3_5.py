@@ -154,3 +154,17 @@ def test_unknown_layer_types_are_named() -> None:
     with pytest.raises(ConfigError, match="sliding_attention") as info:
         hf().config_from_hf({"num_hidden_layers": 2, "layer_types": ["sliding_attention"] * 2})
     assert info.value.field == "layer_types"
+
+
+def test_a_packed_document_mask_is_refused_by_the_linear_layers() -> None:
+    import torch
+
+    from lmhub.errors import UnsupportedMaskError
+
+    hub = lmhub.get_model_hub("qwen3_5")
+    model = hub.create_new_model(hub.get_arch_config("qwen3_5_tiny")).eval()
+    ids = torch.randint(0, 256, (1, 6))
+    mask = torch.ones(1, 1, 6, 6, dtype=torch.bool).tril()  # one causal document
+    with pytest.raises(UnsupportedMaskError, match="packed") as info:
+        model(ids, attention_mask=mask)
+    assert info.value.shape == (1, 1, 6, 6)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lmhub.errors import UnsupportedMaskError
 from lmhub.models.decoder import DecoderLM
 from lmhub.models.qwen3_5.attention import GatedAttention
 from lmhub.models.qwen3_5.config import Qwen3_5Config
@@ -109,7 +110,8 @@ class Qwen3_5Model(DecoderLM):
 
         Args:
             attention_mask: ``[batch, cached + seq]``, 1 for real tokens and 0 for padding
-                (padded tokens are also kept out of the linear-attention state).
+                (padded tokens are also kept out of the linear-attention state). A 4D
+                document mask is refused while the model has linear-attention layers.
             position_ids: ``[batch, seq]``; defaults to positions after what ``cache`` holds.
             cache: a KV cache: the full-attention layers keep keys and values in it, the
                 linear-attention layers their convolution window and state matrices.
@@ -127,6 +129,15 @@ class Qwen3_5Model(DecoderLM):
             mask = build_attention_mask(q_len=s, kv_len=past + s, padding_mask=attention_mask)
             if attention_mask.dim() == 2:  # (transformers skips it for one token: no-op there)
                 padding = attention_mask[:, -s:]
+            elif "linear" in self.mixer_types:
+                raise UnsupportedMaskError(
+                    f"Qwen3.5's linear-attention layers carry one state along the whole row, so "
+                    f"they cannot keep the documents of a packed row apart, but the model got a "
+                    f"{tuple(attention_mask.shape)} attention mask. Pass a [batch, seq] padding "
+                    "mask: put one document in each row (no packing).",
+                    family="qwen3_5",
+                    shape=tuple(attention_mask.shape),
+                )
         for layer, kind in zip(self.layers, self.mixer_types, strict=True):
             if kind == "linear":
                 x = layer(x, mask=padding, cache=cache)
