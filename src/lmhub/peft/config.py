@@ -37,6 +37,8 @@ DEFAULT_TARGETS: Final[Mapping[str, tuple[str, ...]]] = {
     "deepseek_v3": ("q_a_proj", "q_b_proj", "kv_a_proj", "kv_b_proj", "o_proj", *GLU_PROJECTIONS),
     # Full-attention and Gated DeltaNet projections (not the per-head beta/decay ones).
     "qwen3_5": (*ATTENTION_PROJECTIONS, "in_proj_qkv", "in_proj_z", "out_proj", *GLU_PROJECTIONS),
+    "bert": ATTENTION_PROJECTIONS + MLP_PROJECTIONS,
+    "modernbert": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
 }
 """Per family: the attention and MLP projections LoRA adapts when ``targets`` is left empty."""
 
