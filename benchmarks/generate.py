@@ -10,10 +10,13 @@ included) and lmhub's ratio. The CPU model, the thread count and the kernel lmhu
 weight shape and row count are printed beside the table, and every runner's tokens are checked
 against transformers'.
 
-    python benchmarks/generate.py [--repeats 5] [--threads 2] [--bf16] [--no-fused] [--dir DIR]
+    python benchmarks/generate.py [--repeats 5] [--threads 2] [--bf16] [--no-fused] [--moe]
+                                  [--dir DIR]
 
 ``--bf16`` adds rows with both models in bfloat16; ``--no-fused`` adds lmhub rows without its
-decode-time model (``lmhub.nn.decode_weights``), to show what it brings. ``--dir`` keeps the
+decode-time model (``lmhub.nn.decode_weights``), to show what it brings. ``--moe`` measures a
+~80M-parameter Mixtral-style mixture of experts instead (model_dim 512, 4 layers, 8 experts of
+width 1024, top 2; ~30M active), which exercises the MoE dispatch. ``--dir`` keeps the
 checkpoint there for the next run (default: a temporary directory). On a shared machine, pin the
 run (``taskset -c 0,1``) and compare ratios, which both sides' noise affects alike.
 """
@@ -38,11 +41,26 @@ PROMPT, NEW = 32, 128
 VOCAB = 32000
 
 
-def build_checkpoint(directory: Path) -> None:
-    """Save a random HF Llama of the benchmark's shape to ``directory``."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+def build_checkpoint(directory: Path, moe: bool = False) -> None:
+    """Save a random HF Llama (or Mixtral) of the benchmark's shape to ``directory``."""
+    from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM
 
     torch.manual_seed(0)
+    if moe:
+        mixtral = MixtralConfig(
+            vocab_size=VOCAB,
+            hidden_size=512,
+            intermediate_size=1024,
+            num_hidden_layers=4,
+            num_attention_heads=8,
+            num_key_value_heads=8,
+            num_local_experts=8,
+            num_experts_per_tok=2,
+            max_position_embeddings=2048,
+            tie_word_embeddings=False,
+        )
+        MixtralForCausalLM(mixtral).save_pretrained(directory)
+        return
     config = LlamaConfig(
         vocab_size=VOCAB,
         hidden_size=512,
@@ -60,11 +78,11 @@ def runners(
     directory: Path, dtype: torch.dtype, fused: bool
 ) -> dict[str, Callable[..., torch.Tensor]]:
     """Return ``{name: run(ids) -> output ids}`` for transformers and lmhub on the same weights."""
-    from transformers import LlamaForCausalLM
+    from transformers import AutoModelForCausalLM
 
     import lmhub
 
-    hf = LlamaForCausalLM.from_pretrained(directory, dtype=dtype).eval()
+    hf = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype).eval()
     ours = lmhub.load_model(directory, dtype=dtype, progress=False).eval()
 
     def run_hf(ids: torch.Tensor) -> torch.Tensor:
@@ -115,20 +133,23 @@ def main() -> None:
     parser.add_argument("--no-fused", action="store_true", help="also run lmhub plain")
     parser.add_argument("--dir", type=Path, default=None, help="where to save the checkpoint")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (both sides)")
+    parser.add_argument("--moe", action="store_true", help="a Mixtral-style MoE instead")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
+    name = "Mixtral-style MoE 80M" if args.moe else "Llama 58M"
     with tempfile.TemporaryDirectory(prefix="lmhub-gen-bench-") as scratch:
         directory = args.dir or Path(scratch)
         if not (directory / "config.json").is_file():
-            build_checkpoint(directory)
-        rows = table_rows(directory, args)
+            build_checkpoint(directory, moe=args.moe)
+        rows = [[name, *row] for row in table_rows(directory, args)]
     print(f"CPU: {cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(
-        f"Llama 58M, prompt {PROMPT}, {NEW} new greedy tokens, median of {args.repeats}; "
+        f"prompt {PROMPT}, {NEW} new greedy tokens, median of {args.repeats}; "
         "tokens identical to transformers'"
     )
-    print_table(["implementation", "dtype", "batch", "tokens/s", "vs transformers"], rows)
+    header = ["model", "implementation", "dtype", "batch", "tokens/s", "vs transformers"]
+    print_table(header, rows)
     print("\nlmhub's kernels (measured at first use): [out, in] weight, dtype, rows -> kernel")
     for (_, out_f, in_f, dtype, _, rows, _), kernel in sorted(
         kernel_choices().items(), key=lambda kv: (str(kv[0][3]), kv[0][5], kv[0][1], kv[0][2])

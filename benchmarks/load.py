@@ -5,7 +5,12 @@ vocab 32000) is saved once by transformers with max_shard_size="500MB". Then, in
 processes, alternating, each library loads it in bf16; we record the load call's wall time and
 the process's peak RSS (VmHWM), plus the RSS growth over the state right after imports.
 
-    python benchmarks/load.py [--rounds 5] [--dir bench-out/llama-0.6b]
+``--moe`` loads a ~1.0B-parameter bf16 Mixtral-style mixture of experts instead (model_dim 1024,
+12 layers, 8 experts of width 3072, top 2; vocab 32000), which transformers saves one tensor per
+expert: lmhub stacks each layer's experts as they stream in (a copy, so its peak RSS is one copy
+of the weights rather than mmap's near zero).
+
+    python benchmarks/load.py [--rounds 5] [--dir bench-out/llama-0.6b] [--moe]
 """
 
 from __future__ import annotations
@@ -51,26 +56,42 @@ LOADERS = {
 }
 
 
-def make_checkpoint(directory: Path) -> None:
+def make_checkpoint(directory: Path, moe: bool = False) -> None:
     """Save the benchmark model with transformers unless it is already there."""
     if (directory / "model.safetensors.index.json").is_file():
         return
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM
 
-    config = LlamaConfig(
-        hidden_size=1536,
-        num_hidden_layers=20,
-        intermediate_size=4096,
-        num_attention_heads=24,
-        num_key_value_heads=8,
-        vocab_size=32000,
-        max_position_embeddings=4096,
-        dtype="bfloat16",
-    )
+    if moe:
+        config: LlamaConfig | MixtralConfig = MixtralConfig(
+            hidden_size=1024,
+            num_hidden_layers=12,
+            intermediate_size=3072,
+            num_attention_heads=16,
+            num_key_value_heads=8,
+            num_local_experts=8,
+            num_experts_per_tok=2,
+            vocab_size=32000,
+            max_position_embeddings=4096,
+            dtype="bfloat16",
+        )
+        model_class: type = MixtralForCausalLM
+    else:
+        config = LlamaConfig(
+            hidden_size=1536,
+            num_hidden_layers=20,
+            intermediate_size=4096,
+            num_attention_heads=24,
+            num_key_value_heads=8,
+            vocab_size=32000,
+            max_position_embeddings=4096,
+            dtype="bfloat16",
+        )
+        model_class = LlamaForCausalLM
     torch.manual_seed(0)
     with torch.device("cpu"):
-        model = LlamaForCausalLM(config).to(torch.bfloat16)
+        model = model_class(config).to(torch.bfloat16)
     n = sum(p.numel() for p in model.parameters())
     print(f"saving a {n / 1e9:.2f}B-parameter model to {directory}")
     model.save_pretrained(directory, max_shard_size="500MB")
@@ -79,9 +100,12 @@ def make_checkpoint(directory: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--dir", type=Path, default=Path("bench-out/llama-0.6b"))
+    parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--moe", action="store_true", help="a ~1B Mixtral-style MoE instead")
     args = parser.parse_args()
-    make_checkpoint(args.dir)
+    if args.dir is None:
+        args.dir = Path("bench-out/mixtral-1b" if args.moe else "bench-out/llama-0.6b")
+    make_checkpoint(args.dir, moe=args.moe)
     variants = {
         "transformers": LOADERS["transformers"],
         "lmhub": (LOADERS["lmhub"][0], LOADERS["lmhub"][1].replace("{extra}", "")),

@@ -89,15 +89,22 @@ VARIANTS = {
 }
 
 
+KERNELS = ["loop"] + (["grouped_mm"] if hasattr(F, "grouped_mm") else [])
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_matches_naive_per_token_reference(variant: str) -> None:
+def test_matches_naive_per_token_reference(variant: str, kernel: str) -> None:
     moe = _moe(**VARIANTS[variant])  # type: ignore[arg-type]
+    moe.experts.kernel = kernel  # type: ignore[assignment]
     x = torch.randn(3, 7, DIM)
     torch.testing.assert_close(moe(x), _naive(moe, x), atol=1e-5, rtol=1e-5)
 
 
-def test_gradients_match_reference() -> None:
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_gradients_match_reference(kernel: str) -> None:
     moe = _moe(expert_bias=True)
+    moe.experts.kernel = kernel  # type: ignore[assignment]
     x = torch.randn(2, 5, DIM)
     moe(x).square().sum().backward()
     fast = {n: p.grad.clone() for n, p in moe.named_parameters()}  # type: ignore[union-attr]

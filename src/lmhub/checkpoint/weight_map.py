@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -242,7 +242,22 @@ class Stack:
         return [t.contiguous() for t in ts[0].unbind(self.dim)]
 
 
-TensorOp = Transpose | Chunk | Concat | Stack
+class CustomOp(Protocol):
+    """An op defined elsewhere (e.g. :class:`lmhub.checkpoint.mxfp4.Mxfp4Dequantize`): it reads
+    ``arity`` external tensors into one native tensor."""
+
+    arity: int
+
+    def forward(
+        self, ts: list[torch.Tensor], n: int, resolve: Resolve, key: str
+    ) -> list[torch.Tensor]: ...
+
+    def inverse(
+        self, ts: list[torch.Tensor], n: int, resolve: Resolve, key: str
+    ) -> list[torch.Tensor]: ...
+
+
+TensorOp = Transpose | Chunk | Concat | Stack | CustomOp
 """One declarative step of a rule, applied external -> native on import and undone on export."""
 
 
@@ -285,19 +300,25 @@ class KeyRule:
         ext, nat = _as_tuple(self.external), _as_tuple(self.native)
         stacked = {op.over for op in self.ops if isinstance(op, Stack)}
         names = [frozenset(m.group(1) for m in _PLACEHOLDER.finditer(p)) for p in ext]
-        names += [frozenset(m.group(1) for m in _PLACEHOLDER.finditer(p)) | stacked for p in nat]
-        if any(n != names[0] for n in names) or len(stacked) > 1 or not stacked <= names[0]:
+        native_names = [frozenset(m.group(1) for m in _PLACEHOLDER.finditer(p)) for p in nat]
+        names += [n | stacked for n in native_names]
+        in_native = any(stacked & n for n in native_names)
+        if any(n != names[0] for n in names) or len(stacked) > 1 or in_native:
             raise ValueError(
                 f"The patterns {ext + nat} must all use the same placeholders, except the one a "
                 "Stack numbers, which only the external patterns use."
             )
         joins = [op for op in self.ops if isinstance(op, Chunk | Concat)]
-        many = (len(ext) > 1) + (len(nat) > 1)
+        n_ext = len(ext)
+        readers = [getattr(op, "arity", 1) for op in self.ops if getattr(op, "arity", 1) > 1]
+        if readers == [n_ext]:  # a custom op reads every external tensor into one
+            n_ext = 1
+        many = (n_ext > 1) + (len(nat) > 1)
         fits = (
             (not joins and many == 0)
-            or (stacked and not joins and len(ext) == len(nat) == 1)
-            or (len(joins) == 1 and isinstance(joins[0], Chunk) and len(ext) == 1 < len(nat))
-            or (len(joins) == 1 and isinstance(joins[0], Concat) and len(nat) == 1 < len(ext))
+            or (stacked and not joins and n_ext == len(nat) == 1)
+            or (len(joins) == 1 and isinstance(joins[0], Chunk) and n_ext == 1 < len(nat))
+            or (len(joins) == 1 and isinstance(joins[0], Concat) and len(nat) == 1 < n_ext)
         )
         if not fits:
             raise ValueError(

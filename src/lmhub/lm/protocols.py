@@ -67,6 +67,9 @@ class LossOutput(TypedDict):
     by the target tokens of all accumulated micro-batches instead of averaging means."""
     num_tokens: NotRequired[torch.Tensor]
     """How many target tokens the loss covers (an integer tensor)."""
+    aux_loss: NotRequired[torch.Tensor]
+    """An auxiliary loss per target token, already weighted (a mixture of experts' load
+    balancing): the trainer adds it to the objective and logs it apart from ``loss``."""
 
 
 @runtime_checkable

@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from lmhub.nn import moe
+
 
 class DecoderLM(nn.Module):
     """Base class of decoder-only language models.
@@ -55,6 +57,16 @@ class DecoderLM(nn.Module):
         """Make ``lm_head`` share the embedding matrix when the config asks for it."""
         if self.config.tie_embeddings:
             self.lm_head.weight = self.embed.weight
+
+    def auxiliary_loss(self) -> torch.Tensor | None:
+        """The auxiliary training loss of the last training forward, already weighted, which
+        the LM losses add to theirs (the MoE load-balancing loss); ``None`` when there is none."""
+        return moe.auxiliary_loss(self)
+
+    def router_load(self) -> torch.Tensor | None:
+        """Tokens per expert ``[moe layers, experts]`` of the last training forward (``None``
+        for a dense model), for logging."""
+        return moe.router_load(self)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Project final hidden states (``return_hidden=True``) to vocabulary logits.

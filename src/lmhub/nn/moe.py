@@ -16,8 +16,9 @@ Either way the kept weights are multiplied by ``routed_scaling_factor``.
 The experts are three stacked tensors ``gate_proj``/``up_proj`` ``[experts, inner, dim]`` and
 ``down_proj`` ``[experts, dim, inner]`` (each expert's slice is an ``nn.Linear`` weight, so
 per-expert checkpoints stack without a transpose). The dispatch sorts the ``tokens * top_k``
-assignments by expert, runs one product per expert over its contiguous run of tokens, and
-adds the weighted results back with one ``index_add_`` (no Python loop over tokens).
+assignments by expert, runs each projection as one grouped product over the experts' runs of
+rows (``F.grouped_mm``; a product per expert where PyTorch lacks it), and adds the weighted
+results back with one ``index_add_`` (no Python loop over tokens).
 
 Example:
     >>> moe = MoEFeedForward(64, MoeConfig(num_experts=4, top_k=2, expert_inner_dim=32))
@@ -295,37 +296,79 @@ class Experts(nn.Module):
             self.up_bias = nn.Parameter(torch.empty(e, i))
             self.down_bias = nn.Parameter(torch.empty(e, d))
 
-    def expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
-        """Run expert ``e`` on ``x`` ``[tokens, dim]`` (the per-expert step of the dispatch)."""
-        gate = F.linear(x, self.gate_proj[e], None if self.gate_bias is None else self.gate_bias[e])
-        up = F.linear(x, self.up_proj[e], None if self.up_bias is None else self.up_bias[e])
-        if self.swiglu_limit is None:
-            h = self._act(gate) * up
-        else:  # gpt-oss's clamped SwiGLU
-            limit = self.swiglu_limit
-            gate = gate.clamp(max=limit)
-            up = up.clamp(min=-limit, max=limit)
-            h = (up + 1) * (gate * torch.sigmoid(gate * self.swiglu_alpha))
-        return F.linear(h, self.down_proj[e], None if self.down_bias is None else self.down_bias[e])
-
     def forward(
         self, x: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor
     ) -> torch.Tensor:
         """Return ``sum_k weights[t, k] * expert[indices[t, k]](x[t])`` for ``x`` ``[tokens, dim]``.
 
         The ``tokens * top_k`` assignments are sorted by expert (stably, so each token's
-        contributions are added in expert order, as transformers adds them); each expert runs
-        once over its run of rows.
+        contributions are added in expert order, as transformers adds them). Each projection is
+        then one grouped matrix product over the runs of rows (``F.grouped_mm``, no host sync),
+        or, where PyTorch has none for the device (``kernel="loop"``), one product per expert.
         """
         k = indices.shape[1]
         flat = indices.reshape(-1)
         order = torch.argsort(flat, stable=True)
         token_of = order // k
-        counts = torch.bincount(flat, minlength=self.num_experts).tolist()  # one host sync
         rows = x[token_of]
-        outs = [self.expert(e, chunk) for e, chunk in enumerate(rows.split(counts)) if counts[e]]
-        y = torch.cat(outs) * weights.reshape(-1)[order, None]
+        if self._use_grouped_mm(x):
+            y = self._grouped(rows, flat[order], torch.bincount(flat, minlength=self.num_experts))
+        else:
+            y = self._loop(rows, torch.bincount(flat, minlength=self.num_experts).tolist())
+        y = y * weights.reshape(-1)[order, None]
         return torch.zeros_like(x).index_add_(0, token_of, y.to(x.dtype))
+
+    kernel: Literal["auto", "grouped_mm", "loop"] = "auto"
+    """How the experts run: ``auto`` takes ``F.grouped_mm`` where PyTorch has it for the device
+    (CPU; CUDA from compute capability 8.0), else a loop over the experts that got tokens."""
+
+    def _use_grouped_mm(self, x: torch.Tensor) -> bool:
+        if self.kernel != "auto":
+            return self.kernel == "grouped_mm"
+        if not hasattr(F, "grouped_mm"):
+            return False
+        if x.device.type == "cuda":
+            return torch.cuda.get_device_capability(x.device) >= (8, 0)
+        return x.device.type == "cpu"
+
+    def _grouped(
+        self, rows: torch.Tensor, expert_of: torch.Tensor, counts: torch.Tensor
+    ) -> torch.Tensor:
+        """All experts over ``rows`` sorted by expert (``expert_of``), ``counts`` rows each."""
+        offs = counts.cumsum(0).to(torch.int32)
+
+        def proj(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+            out = F.grouped_mm(h, w.transpose(-2, -1), offs=offs)
+            return out if b is None else out + b[expert_of]
+
+        gate = proj(rows, self.gate_proj, self.gate_bias)
+        up = proj(rows, self.up_proj, self.up_bias)
+        return proj(self._glu(gate, up), self.down_proj, self.down_bias)
+
+    def _loop(self, rows: torch.Tensor, counts: list[int]) -> torch.Tensor:
+        """Each expert that got rows over its run of ``rows`` (sorted by expert)."""
+        # unbind once: indexing a stacked weight per expert would make its backward write a
+        # full-size zero gradient per expert.
+        none = [None] * self.num_experts
+        stacked = (self.gate_proj, self.gate_bias, self.up_proj, self.up_bias)
+        stacked += (self.down_proj, self.down_bias)
+        params = [none if p is None else p.unbind(0) for p in stacked]
+        outs = []
+        for e, part in enumerate(rows.split(counts)):
+            if counts[e]:
+                gate_w, gate_b, up_w, up_b, down_w, down_b = (p[e] for p in params)
+                h = self._glu(F.linear(part, gate_w, gate_b), F.linear(part, up_w, up_b))
+                outs.append(F.linear(h, down_w, down_b))
+        return torch.cat(outs)
+
+    def _glu(self, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        if self.swiglu_limit is None:
+            return self._act(gate) * up
+        # gpt-oss's clamped SwiGLU
+        limit = self.swiglu_limit
+        gate = gate.clamp(max=limit)
+        up = up.clamp(min=-limit, max=limit)
+        return (up + 1) * (gate * torch.sigmoid(gate * self.swiglu_alpha))
 
     @torch.no_grad()
     def init_params_(self, std: float) -> None:
@@ -370,6 +413,7 @@ class MoEFeedForward(nn.Module):
         config.validate()
         self.num_experts = config.num_experts
         self.top_k = config.top_k
+        self.aux_loss_coef = config.aux_loss_coef
         self.router = Router(model_dim, config)
         self.experts = Experts(model_dim, config)
         width = config.shared_width()
@@ -388,8 +432,9 @@ class MoEFeedForward(nn.Module):
         shape = x.shape
         flat = x.reshape(-1, shape[-1])
         logits, weights, indices = self.router(flat)
-        if self.training or self.record_stats:
-            self.stats = _router_stats(logits, indices, self.num_experts)
+        # Only this forward's: an evaluation must not see the last training step's statistics.
+        record = self.training or self.record_stats
+        self.stats = _router_stats(logits, indices, self.num_experts) if record else None
         out = self.experts(flat, indices, weights)
         if self.shared_experts is not None:
             shared = self.shared_experts(flat)
@@ -420,3 +465,41 @@ def load_balancing_loss(stats: list[RouterStats]) -> torch.Tensor:
     probs = torch.stack([s.prob_sum for s in stats]).sum(0)
     rows = sum(s.num_tokens for s in stats)
     return (counts / rows * (probs / rows)).sum() * counts.shape[0]
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """Return ``(total, active per token)`` parameter counts of ``model``: a token runs
+    ``top_k`` of each MoE layer's routed experts, so the others' share is not active (shared
+    experts, the router and everything outside the MoE layers are). Embeddings count in both.
+
+    Example:
+        >>> total, active = count_parameters(model)
+    """
+    total = sum(p.numel() for p in model.parameters())
+    idle = 0
+    for module in model.modules():
+        if isinstance(module, MoEFeedForward):
+            per_expert = sum(p.numel() for p in module.experts.parameters()) // module.num_experts
+            idle += (module.num_experts - module.top_k) * per_expert
+    return total, total - idle
+
+
+def auxiliary_loss(model: nn.Module) -> torch.Tensor | None:
+    """The weighted load-balancing loss of ``model``'s MoE layers over their last recorded
+    forward (``aux_loss_coef * load_balancing_loss``), or ``None`` when there is none to add
+    (no MoE layer, a zero coefficient, or an evaluation forward)."""
+    layers = [m for m in model.modules() if isinstance(m, MoEFeedForward)]
+    stats = [m.stats for m in layers if m.stats is not None]
+    coef = max((m.aux_loss_coef for m in layers), default=0.0)
+    if not stats or coef == 0:
+        return None
+    return coef * load_balancing_loss(stats)
+
+
+def router_load(model: nn.Module) -> torch.Tensor | None:
+    """Tokens per expert, ``[moe layers, experts]``, of the MoE layers' last recorded forward
+    (``None`` when nothing was recorded), for logging how evenly the routers spread tokens."""
+    stats = [m.stats for m in model.modules() if isinstance(m, MoEFeedForward)]
+    if not stats or any(s is None for s in stats):
+        return None
+    return torch.stack([s.tokens_per_expert for s in stats if s is not None])

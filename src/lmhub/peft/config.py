@@ -39,6 +39,10 @@ DEFAULT_TARGETS: Final[Mapping[str, tuple[str, ...]]] = {
     "qwen3_5": (*ATTENTION_PROJECTIONS, "in_proj_qkv", "in_proj_z", "out_proj", *GLU_PROJECTIONS),
     "bert": ATTENTION_PROJECTIONS + MLP_PROJECTIONS,
     "modernbert": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
+    # Mixtures of experts: the experts are stacked tensors, not nn.Linear; adapt attention.
+    "mixtral": ATTENTION_PROJECTIONS,
+    "qwen3_moe": ATTENTION_PROJECTIONS,
+    "gpt_oss": ATTENTION_PROJECTIONS,
 }
 """Per family: the attention and MLP projections LoRA adapts when ``targets`` is left empty."""
 

@@ -126,6 +126,10 @@ class ModelTestResult:
     losses: list[float] = field(default_factory=list)
     """The loss of every step, in order."""
 
+    aux_losses: list[float] = field(default_factory=list)
+    """The weighted auxiliary loss (MoE load balancing) added to each step's, where the model
+    has one."""
+
     logits_shape: tuple[int, ...] = ()
     """The shape of the last step's logits ``(batch, seq, vocab)``."""
 
@@ -310,6 +314,11 @@ def _train_steps(
         value = float(loss.detach())
         if not math.isfinite(value):  # before backward: a fused optimizer steps inside it
             raise NonFiniteLossError(step, value)
+        aux_fn = getattr(module, "auxiliary_loss", None)
+        aux = aux_fn() if aux_fn is not None else None  # a mixture of experts' load balancing
+        if aux is not None:
+            result.aux_losses.append(float(aux.detach()))
+            loss = loss + aux
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -322,7 +331,8 @@ def _train_steps(
             timed_tokens += inputs.numel()
             timed_seconds += seconds
         result.losses.append(value)
-        echo(f"step {step}/{options.steps}: loss {value:.4f} ({seconds * 1000:.0f} ms)")
+        extra = f", aux loss {result.aux_losses[-1]:.4f}" if aux is not None else ""
+        echo(f"step {step}/{options.steps}: loss {value:.4f}{extra} ({seconds * 1000:.0f} ms)")
     result.peak_memory_bytes = peak_memory_bytes(device)
     return logits_shape, timed_tokens, timed_seconds
 

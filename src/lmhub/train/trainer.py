@@ -186,16 +186,22 @@ class Trainer:
         lr = self.schedule(step)
         self._set_lr(lr)
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float32)
+        aux_sum: torch.Tensor | None = None
         num_tokens = 0
         for batch in self._micro_batches():
             with self.autocast():
                 out = self.components.loss.loss_fn(batch, dataloader_name="lm")
             count = int(out["num_tokens"]) if "num_tokens" in out else 1
             micro_sum = out["loss_sum"] if "loss_sum" in out else out["loss"] * count
+            objective = micro_sum.float()
+            if "aux_loss" in out:  # per token, so weighted like the loss by the token count
+                aux = out["aux_loss"].float() * count
+                objective = objective + aux
+                aux_sum = aux.detach() if aux_sum is None else aux_sum + aux.detach()
             if self.config.optimizer.in_backward:  # steps inside backward: give it the mean
-                (micro_sum.float() / max(count, 1)).backward()
+                (objective / max(count, 1)).backward()
             else:  # divided by all micro-batches' tokens in _finish_gradients
-                micro_sum.float().backward()
+                objective.backward()
             loss_sum += micro_sum.detach().float()
             num_tokens += count
         loss = float(loss_sum) / max(num_tokens, 1)
@@ -208,7 +214,20 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step = step
         self.tokens_seen += num_tokens
-        return {"step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": num_tokens}
+        row = {"step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": num_tokens}
+        if aux_sum is not None:
+            row["aux_loss"] = float(aux_sum) / max(num_tokens, 1)
+        return {**row, **self._router_metrics()}
+
+    def _router_metrics(self) -> dict[str, float]:
+        """``expert_load_max``: the busiest expert's share of tokens over the mean share, in the
+        worst MoE layer of the last micro-batch (1 is perfectly even); nothing for dense models."""
+        load_fn = getattr(self.model, "router_load", None)
+        load = load_fn() if load_fn is not None else None
+        if load is None:
+            return {}
+        per_layer = load.max(dim=1).values / load.mean(dim=1).clamp(min=1e-9)
+        return {"expert_load_max": float(per_layer.max())}
 
     def _set_lr(self, lr: float) -> None:
         if hasattr(self.optimizer, "set_lr"):  # optimizer-in-backward

@@ -27,6 +27,7 @@ class ARLMLoss:
 
     Returns ``loss`` (mean over target tokens), ``loss_sum`` and ``num_tokens``: a trainer
     accumulating micro-batches divides the summed ``loss_sum`` by the summed ``num_tokens``.
+    A model with an auxiliary loss (a mixture of experts' load balancing) adds ``aux_loss``.
 
     Example:
         >>> loss = ARLMLoss(model)  # doctest: +SKIP
@@ -57,11 +58,15 @@ class ARLMLoss:
                 scored_hidden, targets, self.model.logits, chunk_size=self.chunk_size
             )
         num_tokens = scored.sum()
-        return {
+        out: LossOutput = {
             "loss": loss_sum / num_tokens.clamp(min=1),
             "loss_sum": loss_sum,
             "num_tokens": num_tokens,
         }
+        aux = self.model.auxiliary_loss() if hasattr(self.model, "auxiliary_loss") else None
+        if aux is not None:  # e.g. the MoE load-balancing loss of this forward
+            out["aux_loss"] = aux
+        return out
 
     def hidden_states(self, batch: ARLMBatch) -> torch.Tensor:
         """Run the model on ``batch`` up to its final hidden states ``[batch, seq, dim]``."""

@@ -69,6 +69,8 @@ DECODER_KNOB_DEFAULTS: Final[Mapping[str, Any]] = {
     "qk_norm_scope": "head",
     "pre_norms": True,
     "nope_layers": None,
+    "moe": None,
+    "attn_sinks": False,
 }
 """The shared-config knobs only some HF families have a key for, at the values every other HF
 family hard-codes; export refuses a config that changes one its family cannot express."""

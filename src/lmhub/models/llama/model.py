@@ -3,7 +3,8 @@
 Mistral, Qwen2, Qwen3, Gemma 1/2/3, OLMo 2/3 and SmolLM3 are this model with other config knobs
 (sliding windows per layer, projection biases, per-head or whole-projection q/k norms, Gemma's
 (1 + w) norms, scaled embeddings, sandwich or post-only norms, softcaps, local RoPE bases, layers
-without RoPE); their model classes subclass it to carry their name.
+without RoPE); their model classes subclass it to carry their name. Mixtral, Qwen3-MoE and
+gpt-oss add mixture-of-experts feed-forwards (``config.moe``) and attention sinks.
 """
 
 from __future__ import annotations
