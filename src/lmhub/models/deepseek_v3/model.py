@@ -90,6 +90,7 @@ class DeepseekV3Model(DecoderLM):
         position_ids: torch.Tensor | None = None,
         cache: KVCache | None = None,
         return_hidden: bool = False,
+        causal: bool = True,
     ) -> torch.Tensor:
         """Return logits ``[batch, seq, vocab]`` for token ids ``[batch, seq]``.
 
@@ -100,6 +101,8 @@ class DeepseekV3Model(DecoderLM):
             cache: a KV cache to read from and append to; it stores each layer's latent and
                 rotary key (see :mod:`lmhub.nn.mla`).
             return_hidden: return the final normed hidden states instead of logits.
+            causal: ``False`` lets every position attend to every other (masked and diffusion
+                LMs); padding keys stay masked. Incremental decoding needs the default.
         """
         b, s = input_ids.shape
         past = cache.seq_len if cache is not None else 0
@@ -109,9 +112,11 @@ class DeepseekV3Model(DecoderLM):
         rope = self.rope(position_ids, x.dtype)
         mask = None
         if attention_mask is not None:
-            mask = build_attention_mask(q_len=s, kv_len=past + s, padding_mask=attention_mask)
+            mask = build_attention_mask(
+                q_len=s, kv_len=past + s, padding_mask=attention_mask, causal=causal
+            )
         for layer in self.layers:
-            x = layer(x, rope=rope, mask=mask, is_causal=mask is None, cache=cache)
+            x = layer(x, rope=rope, mask=mask, is_causal=causal and mask is None, cache=cache)
         if cache is not None:
             cache.advance(s)
         x = self.final_norm(x)

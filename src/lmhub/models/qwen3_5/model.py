@@ -105,6 +105,7 @@ class Qwen3_5Model(DecoderLM):
         position_ids: torch.Tensor | None = None,
         cache: KVCache | None = None,
         return_hidden: bool = False,
+        causal: bool = True,
     ) -> torch.Tensor:
         """Return logits ``[batch, seq, vocab]`` for token ids ``[batch, seq]``.
 
@@ -116,6 +117,9 @@ class Qwen3_5Model(DecoderLM):
             cache: a KV cache: the full-attention layers keep keys and values in it, the
                 linear-attention layers their convolution window and state matrices.
             return_hidden: return the final normed hidden states instead of logits.
+            causal: ``False`` lets the full-attention layers attend both ways (masked and
+                diffusion LMs; padding keys stay masked); the linear-attention layers stay
+                causal, their state being a left-to-right recurrence. Decoding needs the default.
         """
         b, s = input_ids.shape
         past = cache.seq_len if cache is not None else 0
@@ -126,7 +130,9 @@ class Qwen3_5Model(DecoderLM):
         mask = None
         padding = None
         if attention_mask is not None:
-            mask = build_attention_mask(q_len=s, kv_len=past + s, padding_mask=attention_mask)
+            mask = build_attention_mask(
+                q_len=s, kv_len=past + s, padding_mask=attention_mask, causal=causal
+            )
             if attention_mask.dim() == 2:  # (transformers skips it for one token: no-op there)
                 padding = attention_mask[:, -s:]
             elif "linear" in self.mixer_types:
@@ -142,7 +148,7 @@ class Qwen3_5Model(DecoderLM):
             if kind == "linear":
                 x = layer(x, mask=padding, cache=cache)
             else:
-                x = layer(x, rope=rope, mask=mask, is_causal=mask is None, cache=cache)
+                x = layer(x, rope=rope, mask=mask, is_causal=causal and mask is None, cache=cache)
         if cache is not None:
             cache.advance(s)
         x = self.final_norm(x)
