@@ -156,7 +156,6 @@ def deepseek_v3_config_to_hf(config: DeepseekV3Config) -> dict[str, Any]:
     Raises:
         ConfigError: if the config uses a knob transformers' DeepSeek-V3 lacks.
     """
-    hf = decoder_config_to_hf(config, fixed=DEEPSEEK_V3_HF_FIXED, model_type="deepseek_v3")
     moe = config.moe
     if moe is not None and (moe.scoring, moe.correction_bias) != ("sigmoid", True):
         raise ConfigError(
@@ -168,6 +167,9 @@ def deepseek_v3_config_to_hf(config: DeepseekV3Config) -> dict[str, Any]:
             field="moe.scoring",
             value=moe.scoring,
         )
+    hf = decoder_config_to_hf(
+        config, fixed=DEEPSEEK_V3_HF_FIXED, model_type="deepseek_v3", own=("moe",)
+    )
     sparse = {
         "n_routed_experts": 1,
         "num_experts_per_tok": 1,

@@ -227,7 +227,7 @@ def qwen3_5_config_to_hf(config: Qwen3_5Config) -> dict[str, Any]:
         config,
         fixed=QWEN3_5_HF_FIXED,
         model_type="qwen3_5_text",
-        own=("partial_rotary_factor", "norm_unit_offset"),
+        own=("partial_rotary_factor", "norm_unit_offset", "moe"),
     )
     hf["rope_parameters"]["partial_rotary_factor"] = config.partial_rotary_factor
     hf.update(
