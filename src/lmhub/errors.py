@@ -321,3 +321,16 @@ class ParallelLayoutError(LmhubError, ValueError):
         self.field = field
         self.value = value
         self.divisor = divisor
+
+
+class UnsupportedMaskError(LmhubError, ValueError):
+    """A model cannot honour the attention mask it was given (a recurrent layer's state runs
+    along the whole row, so it cannot keep packed documents apart).
+
+    ``family`` names the model family and ``shape`` is the mask's shape.
+    """
+
+    def __init__(self, message: str, *, family: str, shape: tuple[int, ...]) -> None:
+        super().__init__(message)
+        self.family = family
+        self.shape = shape

@@ -58,6 +58,27 @@ SHRINK: dict[str, dict[str, object]] = {
     "deepone": DEFAULT_SHRINK,
     "causal_lm": {**DEFAULT_SHRINK, "ffn_inner_dim": 128},  # plain MHA: no num_kv_heads
     "single_head": {**DEFAULT_SHRINK, "model_dim": 48},  # one head of width model_dim
+    # Latent attention: a key/value per head, heads qk_nope + qk_rope = model_dim / heads wide.
+    "deepseek_v3": {
+        **DEFAULT_SHRINK,
+        "num_kv_heads": 4,
+        "head_dim": None,
+        "qk_nope_head_dim": 8,
+        "qk_rope_head_dim": 8,
+        "v_head_dim": 8,
+        "q_lora_rank": 32,
+        "kv_lora_rank": 16,
+    },
+    # Hybrid: one linear-attention layer and one full one (heads of their own width).
+    "qwen3_5": {
+        **DEFAULT_SHRINK,
+        "mixer_types": ["linear", "full"],
+        "head_dim": None,
+        "linear_num_key_heads": 2,
+        "linear_num_value_heads": 4,
+        "linear_key_head_dim": 8,
+        "linear_value_head_dim": 8,
+    },
 }
 
 # Values `validate()` must reject, each with the field it must name. The common checks apply to

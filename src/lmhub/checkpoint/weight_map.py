@@ -401,7 +401,11 @@ class WeightMap:
         self.ignored = tuple(ignored)
         """External key patterns skipped on import: buffers some checkpoints carry that the
         model recomputes (causal-mask tables, RoPE frequencies)."""
-        self._ignored = [_compile(p, frozenset())[0] for p in self.ignored]
+        # `{name:path}` spans several components here too (a whole skipped module).
+        self._ignored = [
+            _compile(p, frozenset(m.group(1) for m in _PLACEHOLDER.finditer(p) if m.group(2)))[0]
+            for p in self.ignored
+        ]
         self.tied: dict[str, str] = dict(tied or {})
         """Native keys that alias another native key when weights are tied (alias -> source)."""
         self.config = config

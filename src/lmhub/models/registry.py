@@ -31,6 +31,8 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "lmhub.models.olmo2",
     "lmhub.models.olmo3",
     "lmhub.models.smollm3",
+    "lmhub.models.deepseek_v3",
+    "lmhub.models.qwen3_5",
     "lmhub.models.mixtral",
     "lmhub.models.qwen3_moe",
     "lmhub.models.gpt_oss",

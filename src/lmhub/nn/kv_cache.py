@@ -28,6 +28,9 @@ class KVCache:
     def __init__(self) -> None:
         self.seq_len = 0
         """The number of positions cached before the current forward call."""
+        self.layer_states: dict[int, dict[str, torch.Tensor]] = {}
+        """What recurrent layers (linear attention) carry from call to call, by layer index:
+        a fixed-size state each layer reads and replaces itself, beside the keys and values."""
 
     def update(
         self, layer_idx: int, k: torch.Tensor, v: torch.Tensor
@@ -107,14 +110,16 @@ class StaticKVCache(KVCache):
         self._keys: dict[int, torch.Tensor] = {}
         self._values: dict[int, torch.Tensor] = {}
 
-    def _buffers(self, layer_idx: int, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _buffers(
+        self, layer_idx: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         keys = self._keys.get(layer_idx)
         if keys is None:
-            b, h, _, d = k.shape
             size = self.windows.get(layer_idx, self.max_seq_len)
-            keys = k.new_zeros(b, h, size, d)
+            # Sized apart: keys and values may differ in heads and width (MLA's latent cache).
+            keys = k.new_zeros(k.shape[0], k.shape[1], size, k.shape[3])
             self._keys[layer_idx] = keys
-            self._values[layer_idx] = keys.clone()
+            self._values[layer_idx] = v.new_zeros(v.shape[0], v.shape[1], size, v.shape[3])
         return keys, self._values[layer_idx]
 
     def update(
@@ -127,7 +132,7 @@ class StaticKVCache(KVCache):
                 f"The static KV cache holds {self.max_seq_len} positions, but {end} are needed. "
                 "Size it for the prompt plus every new token."
             )
-        keys, values = self._buffers(layer_idx, k)
+        keys, values = self._buffers(layer_idx, k, v)
         window = self.windows.get(layer_idx)
         if window is None:
             keys[:, :, start:end].copy_(k)
@@ -194,9 +199,36 @@ class ExternalCacheBridge(KVCache):
         super().__init__()
         self.cache = cache
         """The wrapped cache; it stores the keys and values."""
-        self.seq_len = int(cache.get_seq_length())
+        # Recurrent layers' states and the length they have seen ride on the wrapped object, so
+        # they outlive the bridge (a model of linear-attention layers alone stores no keys).
+        extra = cache.__dict__.get("lmhub_extra")
+        if extra is None:
+            extra = cache.__dict__["lmhub_extra"] = {"seq_len": 0, "layer_states": {}}
+            _follow_beam_reordering(cache, extra["layer_states"])
+        self.layer_states = extra["layer_states"]
+        self.seq_len = max(int(cache.get_seq_length()), extra["seq_len"])
+
+    def advance(self, num_new: int) -> None:
+        super().advance(num_new)
+        self.cache.__dict__["lmhub_extra"]["seq_len"] = self.seq_len
 
     def update(
         self, layer_idx: int, k: torch.Tensor, v: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.cache.update(k, v, layer_idx)
+
+
+def _follow_beam_reordering(cache: Any, states: dict[int, dict[str, torch.Tensor]]) -> None:
+    """Make ``cache.reorder_cache(beam_idx)`` (beam search) reorder ``states`` too."""
+    reorder = getattr(cache, "reorder_cache", None)
+    if reorder is None:
+        return
+
+    def reorder_cache(beam_idx: torch.Tensor) -> Any:
+        result = reorder(beam_idx)
+        for state in states.values():
+            for name, t in state.items():
+                state[name] = t.index_select(0, beam_idx.to(t.device))
+        return result
+
+    cache.reorder_cache = reorder_cache

@@ -214,8 +214,12 @@ class Router(nn.Module):
         self.topk_groups = config.topk_groups
         self.weight = nn.Parameter(torch.empty(config.num_experts, model_dim))
         self.bias = nn.Parameter(torch.empty(config.num_experts)) if config.router_bias else None
+        # Not trained by gradients (none reach it through the top-k choice): DeepSeek adjusts it
+        # from the load between steps.
         self.e_score_correction_bias = (
-            nn.Parameter(torch.zeros(config.num_experts)) if config.correction_bias else None
+            nn.Parameter(torch.zeros(config.num_experts), requires_grad=False)
+            if config.correction_bias
+            else None
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -58,9 +58,10 @@ def matches(name: str, pattern: str) -> bool:
 def default_targets(model: nn.Module) -> list[str]:
     """The target patterns LoRA uses for ``model`` when ``LoraConfig.targets`` is empty."""
     family = family_of(model)
-    if family is not None and family.name in DEFAULT_TARGETS:
-        return list(DEFAULT_TARGETS[family.name])
     names = linear_names(model)
+    if family is not None and family.name in DEFAULT_TARGETS:
+        # Those the model has: a family's sizes may differ in their projections (DeepSeek).
+        return [t for t in DEFAULT_TARGETS[family.name] if any(matches(n, t) for n in names)]
     return [t for t in FALLBACK_TARGETS if any(matches(n, t) for n in names)]
 
 

@@ -31,6 +31,12 @@ DEFAULT_TARGETS: Final[Mapping[str, tuple[str, ...]]] = {
     "olmo3": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
     "smollm3": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
     "single_head": ("qk_proj", "v_proj", *MLP_PROJECTIONS),
+    # Latent attention's projections (V2-Lite's one-step q_proj is left out, like V3's absent
+    # ones are skipped there); routed experts are stacked tensors, so the GLU names reach the
+    # dense layers and the shared experts.
+    "deepseek_v3": ("q_a_proj", "q_b_proj", "kv_a_proj", "kv_b_proj", "o_proj", *GLU_PROJECTIONS),
+    # Full-attention and Gated DeltaNet projections (not the per-head beta/decay ones).
+    "qwen3_5": (*ATTENTION_PROJECTIONS, "in_proj_qkv", "in_proj_z", "out_proj", *GLU_PROJECTIONS),
     # Mixtures of experts: the experts are stacked tensors, not nn.Linear; adapt attention.
     "mixtral": ATTENTION_PROJECTIONS,
     "qwen3_moe": ATTENTION_PROJECTIONS,

@@ -1,0 +1,172 @@
+"""lmhub's Qwen3.5 (hybrid Gated DeltaNet / gated attention; dense and MoE) against transformers
+on the same random weights.
+
+Cases: a dense text model with transformers' default 3:1 layer pattern, a dense one with an
+explicit pattern and tied embeddings, and a MoE one (softmax top-k with a gated shared expert).
+Each is checked for logits under both kernels (with left padding, and over more than one
+64-token chunk of the delta rule), greedy generation with every cache (one prompt and a
+left-padded batch), an exact export round trip, and loading the published multimodal layout
+(text config under ``text_config``, keys under ``model.language_model.``, vision tower and MTP
+head skipped).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import lmhub
+import lmhub.hf
+from lmhub.nn.attention import ATTN_IMPLS
+from tests.generation.test_generate_oracle import hf_generate, left_padded
+from tests.oracle.hf_models import save_tiny_hf
+
+pytest.importorskip("transformers")
+
+ATOL = 1e-5
+VOCAB = 160
+# Small weights: at transformers' usual test scale (0.2) this hybrid amplifies float rounding
+# far more than a plain transformer (a linear-attention head whose output is near zero is normed
+# back to unit size; a router near a tie shifts its weights): transformers' own logits then move
+# by ~1e-4 when its first layer's output moves by one ulp, and a 1e-5 comparison means nothing.
+INIT_STD = 0.05
+
+SHAPE: dict[str, Any] = dict(
+    num_hidden_layers=4,
+    head_dim=16,
+    linear_num_key_heads=2,
+    linear_num_value_heads=4,
+    linear_key_head_dim=32,
+    linear_value_head_dim=16,
+)
+
+# case -> (model_type, HF config overrides)
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "dense": ("qwen3_5_text", {}),
+    "dense-pattern-tied": (
+        "qwen3_5_text",
+        {
+            "num_hidden_layers": 3,
+            "layer_types": ["full_attention", "linear_attention", "full_attention"],
+            "tie_word_embeddings": True,
+        },
+    ),
+    "moe": (
+        "qwen3_5_moe_text",
+        {
+            "num_experts": 8,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 32,
+            "shared_expert_intermediate_size": 48,
+        },
+    ),
+}
+
+
+def load_case(directory: Path, case: str, **lmhub_config: Any) -> tuple[Any, Any]:
+    model_type, overrides = CASES[case]
+    hf = save_tiny_hf(directory, model_type, initializer_range=INIT_STD, **{**SHAPE, **overrides})
+    hf.generation_config.eos_token_id = None  # nothing stops early
+    model = lmhub.load_model(directory, config=lmhub_config or None).eval()
+    assert type(model).__name__ == "Qwen3_5Model"
+    want = [t.removesuffix("_attention") for t in hf.config.layer_types]
+    assert list(model.mixer_types) == want
+    return hf, model
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a - b).abs().max().item()
+
+
+@pytest.mark.parametrize("attn_impl", ATTN_IMPLS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_logits_match_transformers(tmp_path: Path, case: str, attn_impl: str) -> None:
+    hf, model = load_case(tmp_path, case, attn_impl=attn_impl)
+    hf.set_attn_implementation(attn_impl)  # the same kernel on both sides
+    ids = torch.randint(0, VOCAB, (2, 70))  # two chunks of the delta rule
+    mask = torch.ones_like(ids)
+    mask[1, :5] = 0  # left padding
+    with torch.no_grad():
+        assert max_diff(model(ids), hf(ids).logits) <= ATOL
+        got, want = model(ids, attention_mask=mask), hf(ids, attention_mask=mask).logits
+    real = mask.bool()
+    assert max_diff(got[real], want[real]) <= ATOL
+
+
+@pytest.mark.parametrize(
+    ("cache", "fused"), [("static", True), ("static", False), ("dynamic", False), (None, False)]
+)
+@pytest.mark.parametrize("case", list(CASES))
+def test_greedy_generation_matches_transformers(
+    tmp_path: Path, case: str, cache: str | None, fused: bool
+) -> None:
+    hf, model = load_case(tmp_path, case)
+    kw: dict[str, Any] = {"cache": cache, "fused_weights": fused}
+    ids = torch.randint(0, VOCAB, (1, 9))
+    want = hf_generate(hf, ids, None, 12)
+    got = lmhub.generate(model, ids, max_new_tokens=12, **kw)
+    assert torch.equal(got, want)
+    assert len(got[0, ids.shape[1] :].unique()) >= 3  # not one token over and over
+
+    prompts = [torch.randint(1, VOCAB, (n,)) for n in (10, 3, 6)]
+    ids, mask = left_padded(prompts)
+    want = hf_generate(hf, ids, mask, 8)
+    got = lmhub.generate(model, ids, attention_mask=mask, max_new_tokens=8, **kw)
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_export_round_trips_exactly(tmp_path: Path, case: str) -> None:
+    from transformers import AutoModelForCausalLM
+
+    hf, model = load_case(tmp_path / "hf", case)
+    lmhub.hf.export(model, tmp_path / "out")
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["model_type"] == CASES[case][0]
+
+    original = load_file(tmp_path / "hf" / "model.safetensors")
+    exported = load_file(tmp_path / "out" / "model.safetensors")
+    assert exported.keys() == original.keys()
+    assert all(torch.equal(exported[k], original[k]) for k in original)
+
+    back = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
+    assert type(back) is type(hf)
+    for key in ("layer_types", "tie_word_embeddings", "head_dim", "linear_num_value_heads"):
+        assert getattr(back.config, key) == getattr(hf.config, key), key
+    assert back.config.rope_parameters["partial_rotary_factor"] == 0.25
+    ids = torch.randint(0, VOCAB, (2, 12))
+    with torch.no_grad():
+        assert max_diff(back(ids).logits, hf(ids).logits) == 0.0
+        assert max_diff(model(ids), back(ids).logits) <= ATOL
+
+
+def test_the_published_multimodal_layout_loads_its_text_model(tmp_path: Path) -> None:
+    hf, _ = load_case(tmp_path / "text", "dense")
+    text_config = json.loads((tmp_path / "text" / "config.json").read_text())
+    tensors = load_file(tmp_path / "text" / "model.safetensors")
+    renamed = {
+        k.replace("model.", "model.language_model.", 1) if k.startswith("model.") else k: v
+        for k, v in tensors.items()
+    }
+    renamed["model.visual.blocks.0.attn.qkv.weight"] = torch.zeros(3, 3)
+    renamed["mtp.layers.0.mlp.up_proj.weight"] = torch.zeros(3, 3)
+    out = tmp_path / "vl"
+    out.mkdir()
+    save_file(renamed, out / "model.safetensors", metadata={"format": "pt"})
+    config = {
+        "model_type": "qwen3_5",
+        "architectures": ["Qwen3_5ForConditionalGeneration"],
+        "text_config": {**text_config, "model_type": "qwen3_5_text"},
+        "vision_config": {"depth": 1},
+        "tie_word_embeddings": False,
+    }
+    (out / "config.json").write_text(json.dumps(config))
+    model = lmhub.load_model(out).eval()
+    ids = torch.randint(0, VOCAB, (1, 10))
+    with torch.no_grad():
+        assert max_diff(model(ids), hf(ids).logits) <= ATOL
