@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from lmhub.cli import catalog, demo, generate, model, model_test, train
+from lmhub.cli import catalog, checkpoint, demo, generate, model, model_test, train
 from lmhub.errors import LmhubError
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
 )
 catalog.register(app)
+checkpoint.register(app)
 demo.register(app)
 generate.register(app)
 model_test.register(model.model_app)
