@@ -60,3 +60,21 @@ def test_fake_gangs_keep_their_api() -> None:
     assert (gangs.root.size, gangs.dp.size, gangs.tp.size, gangs.tp.rank) == (1, 1, 1, 0)
     assert gangs.tp.group is None and gangs.tp.mesh is None
     assert gangs.device == torch.device("cpu")
+
+
+def test_every_dense_family_declares_a_plan_where_it_differs() -> None:
+    olmo2 = get_model_hub("olmo2")
+    plan = olmo2.family.tp_plan(olmo2.get_arch_config("olmo2_tiny"), 2)
+    assert plan["layers.*.attn.k_proj"] == "colwise_gather"  # the k norm spans every head
+    assert plan["layers.*.attn.o_proj"] == "rowwise_from_replicated"
+    qwen3 = get_model_hub("qwen3")
+    plan = qwen3.family.tp_plan(qwen3.get_arch_config("qwen3_tiny"), 2)
+    assert plan["layers.*.attn.k_proj"] == "colwise"  # per-head norms: each rank its heads
+    gpt2 = get_model_hub("gpt2")
+    plan = gpt2.family.tp_plan(gpt2.get_arch_config("gpt2_tiny"), 2)
+    assert (plan["layers.*.ffn.fc1"], plan["layers.*.ffn.fc2"]) == ("colwise", "rowwise")
+    assert "lm_head" not in plan  # tied
+    for name in ("gemma", "gemma2", "gemma3", "phi3", "granite", "olmo3", "smollm3", "gpt_neox"):
+        assert get_model_hub(name).family.tp_plan is not None, name
+    with pytest.raises(ParallelLayoutError, match="ffn_inner_dim"):
+        gpt2.family.tp_plan(gpt2.get_model_config("gpt2_tiny", {"ffn_inner_dim": 30}), 4)
