@@ -47,9 +47,10 @@ def _load_and_touch(path: Path, gangs: object = None) -> float:
         local = p.to_local() if isinstance(p, DTensor) else p
         total += float(local.detach().double().sum())
     assert math.isfinite(total)  # every value was read
-    return mapped_bytes((path / "model.safetensors").resolve()) / (
-        path / "model.safetensors"
-    ).stat().st_size
+    return (
+        mapped_bytes((path / "model.safetensors").resolve())
+        / (path / "model.safetensors").stat().st_size
+    )
 
 
 def _tp_worker(root: str) -> None:

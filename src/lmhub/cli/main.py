@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from lmhub.cli import catalog, checkpoint, demo, generate, model, model_test, train
+from lmhub.cli import catalog, checkpoint, demo, generate, model, model_test, plan, train
 from lmhub.errors import LmhubError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ demo.register(app)
 generate.register(app)
 model_test.register(model.model_app)
 model.register(app)
+plan.register(app)
 train.register(app)
 
 USER_ERROR = 2
