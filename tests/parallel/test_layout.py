@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from lmhub import get_model_hub
-from lmhub.errors import ParallelLayoutError
+from lmhub.config import apply_overrides
+from lmhub.errors import ConfigError, ParallelLayoutError
 from lmhub.models.llama.tp import llama_tp_plan
 from lmhub.parallel import Gang, Gangs, fake_gangs
 from lmhub.parallel.setup import plan_layout
+from lmhub.train.config import TrainConfig, check_parallel_train_config
 
 
 def test_layouts_fill_the_world() -> None:
@@ -78,3 +80,20 @@ def test_every_dense_family_declares_a_plan_where_it_differs() -> None:
         assert get_model_hub(name).family.tp_plan is not None, name
     with pytest.raises(ParallelLayoutError, match="ffn_inner_dim"):
         gpt2.family.tp_plan(gpt2.get_model_config("gpt2_tiny", {"ffn_inner_dim": 30}), 4)
+
+
+def test_train_config_parallel_section() -> None:
+    config = apply_overrides(
+        TrainConfig(), ["parallel.tp_size=2", "parallel.mixed_precision=bf16", "batch_size=6"]
+    )
+    assert (config.parallel.tp_size, config.parallel.dp_shard) == (2, -1)
+    check_parallel_train_config(config, dp_size=2)
+    check_parallel_train_config(config, dp_size=3)
+    with pytest.raises(ConfigError, match="'batch_size' is 6, which does not split over 4") as e:
+        check_parallel_train_config(config, dp_size=4)
+    assert e.value.field == "batch_size"
+    lora = apply_overrides(config, ["lora.rank=4"])
+    with pytest.raises(ConfigError, match="'lora' is not supported with a sharded model"):
+        check_parallel_train_config(lora, dp_size=1)  # bf16 mixed precision shards at dp=1
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        apply_overrides(TrainConfig(), ["parallel.mixed_precision=fp8"])

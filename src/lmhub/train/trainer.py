@@ -233,7 +233,8 @@ class Trainer:
             loss_sum += micro_sum.detach().float()
             num_tokens += count
         if self.gangs.dp.size > 1:  # the whole batch's loss and tokens, over every dp rank
-            totals = torch.stack([loss_sum.double(), torch.tensor(float(num_tokens))])
+            count = torch.tensor(float(num_tokens), dtype=torch.float64, device=loss_sum.device)
+            totals = torch.stack([loss_sum.double(), count])
             dist.all_reduce(totals, group=self.gangs.dp.group)  # type: ignore[arg-type]
             loss_sum, num_tokens = totals[0].float(), int(totals[1])
         loss = float(loss_sum) / max(num_tokens, 1)
