@@ -215,6 +215,37 @@ def test_future_tokens_do_not_change_earlier_logits(family: str) -> None:
     assert max_diff(a[:, 7:], b[:, 7:]) > 1e-3
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_bidirectional_mode_lets_earlier_positions_see_later_tokens(family: str) -> None:
+    model = small_model(family)
+    ids = random_ids(2, 12)
+    changed = ids.clone()
+    changed[:, 7] = (changed[:, 7] + 1) % VOCAB
+    with torch.no_grad():
+        a, b = model(ids, causal=False), model(changed, causal=False)
+        causal = model(ids, causal=True)
+    # Position 6 is next to the change, so even a sliding window covers it.
+    assert max_diff(a[:, 6], b[:, 6]) > 1e-5  # the causal test bounds the unaffected by 1e-6
+    assert max_diff(a, causal) > 1e-5
+
+
+@pytest.mark.parametrize("attn_impl", ["eager", "sdpa"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_bidirectional_mode_ignores_padding_keys(family: str, attn_impl: str) -> None:
+    model = small_model(family, attn_impl=attn_impl)
+    seqs = [random_ids(1, n)[0] for n in (9, 5)]
+    ids = torch.zeros(2, 9, dtype=torch.long)
+    mask = torch.zeros(2, 9, dtype=torch.long)
+    for row, seq in enumerate(seqs):  # right padding: real tokens keep positions 0..n-1
+        ids[row, : len(seq)] = seq
+        mask[row, : len(seq)] = 1
+    with torch.no_grad():
+        batched = model(ids, attention_mask=mask, causal=False)
+        for row, seq in enumerate(seqs):
+            alone = model(seq[None], causal=False)[0]
+            assert max_diff(batched[row, : len(seq)], alone) <= ATOL
+
+
 @pytest.mark.parametrize("attn_impl", ["eager", "sdpa"])
 @pytest.mark.parametrize("family", FAMILIES)
 def test_left_padding_gives_the_logits_of_each_sequence_alone(family: str, attn_impl: str) -> None:

@@ -65,3 +65,17 @@ def test_cached_queries_attend_like_the_last_rows_of_full_causal_attention() -> 
             torch.testing.assert_close(got, full[:, :, -q_len:], rtol=0, atol=1e-5)
     top_left = F.scaled_dot_product_attention(q[:, :, -3:], k, v, is_causal=True)
     assert not torch.allclose(top_left, full[:, :, -3:])
+
+
+def test_a_bidirectional_window_reaches_both_ways() -> None:
+    mask = build_attention_mask(q_len=5, kv_len=5, causal=False, sliding_window=2)
+    assert mask is not None
+    expected = torch.tensor(
+        [[abs(i - j) < 2 for j in range(5)] for i in range(5)], dtype=torch.bool
+    )
+    assert torch.equal(mask[0, 0], expected)
+    # The ring-buffer path (absolute key positions) agrees.
+    ring = build_attention_mask(
+        q_len=5, kv_len=5, causal=False, sliding_window=2, key_positions=torch.arange(5)
+    )
+    assert ring is not None and torch.equal(ring[0, 0], expected)

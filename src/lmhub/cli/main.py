@@ -9,7 +9,17 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from lmhub.cli import catalog, checkpoint, demo, generate, model, model_test, plan, train
+from lmhub.cli import (
+    catalog,
+    checkpoint,
+    data,
+    demo,
+    generate,
+    model,
+    model_test,
+    plan,
+    train,
+)
 from lmhub.errors import LmhubError
 
 app = typer.Typer(
@@ -21,6 +31,7 @@ app = typer.Typer(
 )
 catalog.register(app)
 checkpoint.register(app)
+data.register(app)
 demo.register(app)
 generate.register(app)
 model_test.register(model.model_app)

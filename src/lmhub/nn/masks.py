@@ -93,9 +93,11 @@ def build_attention_mask(
     mask: torch.Tensor | None = None
     if causal:
         mask = causal_mask(q_len, kv_len, sliding_window=sliding_window, device=device)[None, None]
-    elif sliding_window is not None:  # only the window's far edge: keys too far back
-        offset = kv_len - q_len - sliding_window + 1
-        mask = torch.ones(q_len, kv_len, dtype=torch.bool, device=device).triu(offset)[None, None]
+    elif sliding_window is not None:  # both ways: keys fewer than `window` positions away
+        offset = kv_len - q_len
+        band = torch.ones(q_len, kv_len, dtype=torch.bool, device=device)
+        band = band.triu(offset - sliding_window + 1).tril(offset + sliding_window - 1)
+        mask = band[None, None]
     if padding_mask is not None:
         keys = padding_mask.bool()[:, None, None, :]
         mask = keys if mask is None else mask & keys
@@ -118,7 +120,7 @@ def _mask_for_positions(
     q_pos = torch.arange(kv_len - q_len, kv_len, device=device)[:, None]
     mask = (k_pos >= 0) & (k_pos <= q_pos) if causal else (k_pos >= 0).expand(q_len, -1)
     if sliding_window is not None:
-        mask = mask & (k_pos > q_pos - sliding_window)
+        mask = mask & ((q_pos - k_pos).abs() < sliding_window)
     mask = mask[None, None]
     if padding_mask is not None:
         keys = padding_mask.bool()[:, k_pos[0].clamp(min=0)][:, None, None, :]

@@ -59,6 +59,7 @@ from lmhub.train.checkpointing import enable_gradient_checkpointing
 from lmhub.train.components import LM_TYPES
 from lmhub.train.config import TrainConfig, check_parallel_train_config, check_train_config
 from lmhub.train.data import NamedLoader, TrainBatches, load_examples
+from lmhub.train.memory import set_malloc_mmap_threshold
 from lmhub.train.optim_in_backward import fuse_optimizer_with_backward
 from lmhub.train.progress import TrainProgress
 from lmhub.train.resume import ADAPTER_DIR, find_resume_checkpoint, list_checkpoints
@@ -157,6 +158,8 @@ def build_trainer(
     main = gangs is None or gangs.root.rank == 0
     checkpoint = resume_checkpoint(config)
     device = gangs.device if gangs is not None else as_device(config.device)
+    if config.malloc_mmap_threshold_mib is not None:
+        set_malloc_mmap_threshold(config.malloc_mmap_threshold_mib)
     torch.manual_seed(config.seed)  # the same on every rank: the same initial weights
 
     source = resolve_model_source(config.model)

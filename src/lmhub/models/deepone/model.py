@@ -87,6 +87,7 @@ class DeepOneModel(DecoderLM):
         position_ids: torch.Tensor | None = None,
         cache: KVCache | None = None,
         return_hidden: bool = False,
+        causal: bool = True,
     ) -> torch.Tensor:
         """Return logits ``[batch, seq, vocab]`` for token ids ``[batch, seq]``.
 
@@ -96,14 +97,18 @@ class DeepOneModel(DecoderLM):
                 padding does not change.
             cache: a KV cache to read from and append to (incremental decoding).
             return_hidden: return the last layer's (normed) hidden states instead of logits.
+            causal: ``False`` lets every position attend to every other (masked and diffusion LMs);
+                padding keys stay masked. Incremental decoding with a cache needs the default.
         """
         del position_ids
         s = input_ids.shape[1]
         past = cache.seq_len if cache is not None else 0
         x = self.embed(input_ids)
-        mask = build_attention_mask(q_len=s, kv_len=past + s, padding_mask=attention_mask)
+        mask = build_attention_mask(
+            q_len=s, kv_len=past + s, padding_mask=attention_mask, causal=causal
+        )
         for layer in self.layers:
-            x = layer(x, mask=mask, is_causal=mask is None, cache=cache)
+            x = layer(x, mask=mask, is_causal=causal and mask is None, cache=cache)
         if cache is not None:
             cache.advance(s)
         return x if return_hidden else self.logits(x)

@@ -74,6 +74,7 @@ class GPT2Model(DecoderLM):
         position_ids: torch.Tensor | None = None,
         cache: KVCache | None = None,
         return_hidden: bool = False,
+        causal: bool = True,
     ) -> torch.Tensor:
         """Return logits ``[batch, seq, vocab]`` for token ids ``[batch, seq]``.
 
@@ -83,15 +84,19 @@ class GPT2Model(DecoderLM):
             position_ids: ``[batch, seq]``; defaults to :func:`default_positions`.
             cache: a KV cache to read from and append to (incremental decoding).
             return_hidden: return the final normed hidden states instead of logits.
+            causal: ``False`` lets every position attend to every other (masked and diffusion LMs);
+                padding keys stay masked. Incremental decoding with a cache needs the default.
         """
         s = input_ids.shape[1]
         past = cache.seq_len if cache is not None else 0
         if position_ids is None:
             position_ids = default_positions(input_ids, attention_mask, past)
         x = self.embed(input_ids) + self.pos_embed(position_ids)
-        mask = build_attention_mask(q_len=s, kv_len=past + s, padding_mask=attention_mask)
+        mask = build_attention_mask(
+            q_len=s, kv_len=past + s, padding_mask=attention_mask, causal=causal
+        )
         for layer in self.layers:
-            x = layer(x, mask=mask, is_causal=mask is None, cache=cache)
+            x = layer(x, mask=mask, is_causal=causal and mask is None, cache=cache)
         if cache is not None:
             cache.advance(s)
         x = self.final_norm(x)

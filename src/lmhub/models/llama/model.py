@@ -124,6 +124,7 @@ class LlamaModel(DecoderLM):
         position_ids: torch.Tensor | None = None,
         cache: KVCache | None = None,
         return_hidden: bool = False,
+        causal: bool = True,
     ) -> torch.Tensor:
         """Return logits ``[batch, seq, vocab]`` for token ids ``[batch, seq]``.
 
@@ -133,6 +134,8 @@ class LlamaModel(DecoderLM):
             position_ids: ``[batch, seq]``; defaults to positions after what ``cache`` holds.
             cache: a KV cache to read from and append to (incremental decoding).
             return_hidden: return the final normed hidden states instead of logits.
+            causal: ``False`` lets every position attend to every other (masked and diffusion LMs);
+                padding keys stay masked. Incremental decoding with a cache needs the default.
         """
         b, s = input_ids.shape
         past = cache.seq_len if cache is not None else 0
@@ -151,10 +154,10 @@ class LlamaModel(DecoderLM):
         layers = zip(self.layers, self.layer_windows, self.layer_rotates, strict=True)
         for i, (layer, window, rotates) in enumerate(layers):
             if window not in masks:
-                masks[window] = self._mask(i, window, s, past, attention_mask, cache)
+                masks[window] = self._mask(i, window, s, past, attention_mask, cache, causal)
             mask = masks[window]
             layer_rope = (rope if window is None else local_rope) if rotates else None
-            x = layer(x, rope=layer_rope, mask=mask, is_causal=mask is None, cache=cache)
+            x = layer(x, rope=layer_rope, mask=mask, is_causal=causal and mask is None, cache=cache)
         if cache is not None:
             cache.advance(s)
         x = self.final_norm(x)
@@ -168,8 +171,10 @@ class LlamaModel(DecoderLM):
         past: int,
         attention_mask: torch.Tensor | None,
         cache: KVCache | None,
+        causal: bool = True,
     ) -> torch.Tensor | None:
-        """The mask of a layer with sliding ``window``; ``None`` means plain causal."""
+        """The mask of a layer with sliding ``window``; ``None`` means nothing to mask beyond
+        ``causal`` (the kernel's own causal mask when it is set)."""
         positions = cache.key_positions(layer_idx, q_len) if cache is not None else None
         if positions is None and window is not None and window >= past + q_len:
             window = None  # the window covers every position: a causal mask is the same
@@ -181,4 +186,5 @@ class LlamaModel(DecoderLM):
             padding_mask=attention_mask,
             sliding_window=window,
             key_positions=positions,
+            causal=causal,
         )
