@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import lmhub
+from lmhub.config import apply_overrides
 from lmhub.train.config import TrainConfig
 from lmhub.train.run import train
 from tests.parallel.torchrun import torchrun_train
@@ -19,7 +20,7 @@ STEPS = 20
 
 def _config(tmp_path: Path, name: str) -> TrainConfig:
     data = write_text(tmp_path, chars=6000)
-    return tiny_config(
+    config = tiny_config(
         tmp_path,
         data,
         max_steps=STEPS,
@@ -28,14 +29,21 @@ def _config(tmp_path: Path, name: str) -> TrainConfig:
         # 260 = 2 x 130: the TP runs split the embedding and the output head by vocabulary too.
         model_config={"vocab_size": 260},
         checkpoint={"register_cards": False},
+        # Validation (no gradients) between steps: the sharded head must be whole for the loss,
+        # and training must go on with fresh weights after it.
+        eval={"every_steps": 7},
     )
+    return apply_overrides(config, ["data.valid_fraction=0.1"])
 
 
 def _curves(output_dir: Path) -> tuple[list[float], list[float]]:
-    """The per-step losses and gradient norms (before clipping to 1.0) of a run."""
+    """The per-step losses (then the validation losses at steps 7, 14, 20) and gradient norms
+    (before clipping to 1.0) of a run."""
     rows = metric_rows(output_dir)
+    valid = metric_rows(output_dir, "valid")
     assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
-    return [r["loss"] for r in rows], [r["grad_norm"] for r in rows]
+    assert [r["step"] for r in valid] == [7, 14, 20]
+    return [r["loss"] for r in rows + valid], [r["grad_norm"] for r in rows]
 
 
 Reference = tuple[Path, tuple[list[float], list[float]]]

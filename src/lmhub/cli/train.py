@@ -63,12 +63,21 @@ def train(
         command = [*torchrun, f"--nproc-per-node={nproc_per_node}", "-m", "lmhub", "train"]
         command += [config, *(overrides or [])]
         raise typer.Exit(subprocess.run(command, check=False).returncode)
+    import torch.distributed as dist
+
     from lmhub.train.run import train as run_training
 
-    console.print("[bold]Training config[/]")
-    console.print(to_yaml(resolved), markup=False)
-    final = run_training(resolved)
-    console.print(f"Done: the trained model is in {final}", markup=False)
+    main = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 speaks for all
+    if main:
+        console.print("[bold]Training config[/]")
+        console.print(to_yaml(resolved), markup=False)
+    try:
+        final = run_training(resolved)
+    finally:
+        if dist.is_initialized():  # set up by the run (under torchrun): release it cleanly
+            dist.destroy_process_group()
+    if main:
+        console.print(f"Done: the trained model is in {final}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -34,6 +34,7 @@ from lmhub.data.tokenizers import Tokenizer
 from lmhub.errors import NonFiniteLossError
 from lmhub.lm.metrics import MeanLoss, Seq2SeqExactMatch, Seq2SeqTokenAccuracy
 from lmhub.models.family import ModelFamily
+from lmhub.parallel.fsdp import hold_gathered
 from lmhub.parallel.gangs import Gangs, fake_gangs
 from lmhub.parallel.shard import grad_norm_, is_sharded
 from lmhub.train.cards import write_run_cards
@@ -281,11 +282,13 @@ class Trainer:
         rows = []
         self.model.eval()
         try:
-            for loader in self.eval_loaders:
-                if loader.name == "lm":
-                    rows.append(self._eval_lm(loader))
-                elif loader.name == "prediction":
-                    rows.append(self._eval_prediction(loader))
+            # A sharded model's root stays gathered while the loss reads its output head.
+            with hold_gathered(self.model):
+                for loader in self.eval_loaders:
+                    if loader.name == "lm":
+                        rows.append(self._eval_lm(loader))
+                    elif loader.name == "prediction":
+                        rows.append(self._eval_prediction(loader))
         finally:
             self.model.train()
         for row in rows:
