@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from lmhub import get_model_hub
-from lmhub.errors import ParallelLayoutError
+from lmhub.config import apply_overrides
+from lmhub.errors import ConfigError, ParallelLayoutError
 from lmhub.models.llama.tp import llama_tp_plan
 from lmhub.parallel import Gang, Gangs, fake_gangs
 from lmhub.parallel.setup import plan_layout
+from lmhub.train.config import TrainConfig, check_parallel_train_config
 
 
 def test_layouts_fill_the_world() -> None:
@@ -60,3 +62,38 @@ def test_fake_gangs_keep_their_api() -> None:
     assert (gangs.root.size, gangs.dp.size, gangs.tp.size, gangs.tp.rank) == (1, 1, 1, 0)
     assert gangs.tp.group is None and gangs.tp.mesh is None
     assert gangs.device == torch.device("cpu")
+
+
+def test_every_dense_family_declares_a_plan_where_it_differs() -> None:
+    olmo2 = get_model_hub("olmo2")
+    plan = olmo2.family.tp_plan(olmo2.get_arch_config("olmo2_tiny"), 2)
+    assert plan["layers.*.attn.k_proj"] == "colwise_gather"  # the k norm spans every head
+    assert plan["layers.*.attn.o_proj"] == "rowwise_from_replicated"
+    qwen3 = get_model_hub("qwen3")
+    plan = qwen3.family.tp_plan(qwen3.get_arch_config("qwen3_tiny"), 2)
+    assert plan["layers.*.attn.k_proj"] == "colwise"  # per-head norms: each rank its heads
+    gpt2 = get_model_hub("gpt2")
+    plan = gpt2.family.tp_plan(gpt2.get_arch_config("gpt2_tiny"), 2)
+    assert (plan["layers.*.ffn.fc1"], plan["layers.*.ffn.fc2"]) == ("colwise", "rowwise")
+    assert "lm_head" not in plan  # tied
+    for name in ("gemma", "gemma2", "gemma3", "phi3", "granite", "olmo3", "smollm3", "gpt_neox"):
+        assert get_model_hub(name).family.tp_plan is not None, name
+    with pytest.raises(ParallelLayoutError, match="ffn_inner_dim"):
+        gpt2.family.tp_plan(gpt2.get_model_config("gpt2_tiny", {"ffn_inner_dim": 30}), 4)
+
+
+def test_train_config_parallel_section() -> None:
+    config = apply_overrides(
+        TrainConfig(), ["parallel.tp_size=2", "parallel.mixed_precision=bf16", "batch_size=6"]
+    )
+    assert (config.parallel.tp_size, config.parallel.dp_shard) == (2, -1)
+    check_parallel_train_config(config, dp_size=2)
+    check_parallel_train_config(config, dp_size=3)
+    with pytest.raises(ConfigError, match="'batch_size' is 6, which does not split over 4") as e:
+        check_parallel_train_config(config, dp_size=4)
+    assert e.value.field == "batch_size"
+    lora = apply_overrides(config, ["lora.rank=4"])
+    with pytest.raises(ConfigError, match="'lora' is not supported with a sharded model"):
+        check_parallel_train_config(lora, dp_size=1)  # bf16 mixed precision shards at dp=1
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        apply_overrides(TrainConfig(), ["parallel.mixed_precision=fp8"])

@@ -11,6 +11,7 @@ from torch.distributed.tensor import DTensor
 from lmhub import get_model_hub, save_checkpoint
 from lmhub.errors import ParallelLayoutError
 from lmhub.generation import generate
+from lmhub.hf.export import export
 from lmhub.parallel import setup_gangs
 from tests.parallel.launch import launch
 
@@ -22,7 +23,20 @@ CASES = {
     ),
     # Biases on q/k/v, a sliding layer, 259 tokens: embedding and head stay whole.
     "qwen2": ("qwen2_tiny", {}),
+    # Tied embeddings, (1 + w) norms, sandwich norms, attention and final logit soft-caps.
+    "gemma2": ("gemma2_tiny", {}),
+    # Per-head q/k norms, local RoPE bases.
+    "gemma3": ("gemma3_tiny", {}),
+    # Norms over the whole q/k projection: q/k/v gathered, o from the whole input.
+    "olmo2": ("olmo2_tiny", {}),
+    # Loaded from its HF export, whose fused qkv and gate_up the weight map splits.
+    "phi3": ("phi3_tiny", {}),
+    # Fused Conv1D c_attn in the HF export, a two-layer GELU MLP, tied embeddings.
+    "gpt2": ("gpt2_tiny", {}),
+    # Parallel residual, partial rotary, an untied vocabulary of 260 split in two.
+    "gpt_neox": ("gpt_neox_tiny", {"vocab_size": 260}),
 }
+HF_EXPORTED = {"phi3", "gpt2"}
 
 
 def _config(family: str):
@@ -59,9 +73,14 @@ def _tp_worker(root: str) -> None:
         hub.create_new_model(config, gangs=gangs)
 
 
+@pytest.mark.slow
 def test_tp2_matches_one_process(tmp_path: Path) -> None:
     torch.manual_seed(0)
     for family in CASES:
         hub, config = _config(family)
-        save_checkpoint(tmp_path / family, hub.create_new_model(config, device="cpu"))
+        model = hub.create_new_model(config, device="cpu")
+        if family in HF_EXPORTED:
+            export(model, tmp_path / family)
+        else:
+            save_checkpoint(tmp_path / family, model)
     launch(_tp_worker, str(tmp_path))

@@ -9,7 +9,17 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from lmhub.cli import catalog, data, demo, generate, model, model_test, train
+from lmhub.cli import (
+    catalog,
+    checkpoint,
+    data,
+    demo,
+    generate,
+    model,
+    model_test,
+    plan,
+    train,
+)
 from lmhub.errors import LmhubError
 
 app = typer.Typer(
@@ -20,11 +30,13 @@ app = typer.Typer(
     add_completion=False,
 )
 catalog.register(app)
+checkpoint.register(app)
 data.register(app)
 demo.register(app)
 generate.register(app)
 model_test.register(model.model_app)
 model.register(app)
+plan.register(app)
 train.register(app)
 
 USER_ERROR = 2

@@ -60,7 +60,7 @@ def _target_device(device: torch.device | str | None, gangs: Gangs | None) -> to
 # they are imported inside these two functions rather than with `import lmhub`.
 
 
-def _tp_plan(family: ModelFamily[Any, Any], config: Any, gangs: Gangs | None) -> TpPlan | None:
+def tp_plan_of(family: ModelFamily[Any, Any], config: Any, gangs: Gangs | None) -> TpPlan | None:
     """The family's tensor-parallel plan for ``gangs.tp`` (``None`` without TP); checked before
     anything is built, so an impossible split fails fast."""
     if gangs is None or gangs.tp.size == 1:
@@ -198,7 +198,7 @@ class ModelHub(Generic[ModelT, ConfigT]):
         target = _target_device(device, gangs)
         resolved_dtype = as_dtype(dtype) or torch.get_default_dtype()
         _validate(config)
-        plan = _tp_plan(self.family, config, gangs)
+        plan = tp_plan_of(self.family, config, gangs)
         model = build_on_meta(self.family.builder, config, resolved_dtype)
         # Split on meta, then allocate: each rank only ever holds its own shards.
         _apply_tp(model, plan, gangs)
@@ -257,7 +257,7 @@ class ModelHub(Generic[ModelT, ConfigT]):
         target = _target_device(device, gangs)
         resolved_dtype = as_dtype(dtype)
         _validate(config)
-        plan = _tp_plan(self.family, config, gangs)
+        plan = tp_plan_of(self.family, config, gangs)
         reader = open_checkpoint(path, mmap=mmap, restrict=restrict)
         try:
             keys = reader.keys()

@@ -18,11 +18,7 @@ from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_di
 from torch.optim import Optimizer
 
 from lmhub.errors import ModelCheckpointError
-
-
-def _barrier() -> None:
-    if dist.is_initialized():
-        dist.barrier()
+from lmhub.parallel.setup import barrier
 
 
 def save_sharded(
@@ -37,16 +33,16 @@ def save_sharded(
     rank0 = not dist.is_initialized() or dist.get_rank() == 0
     if rank0 and partial.exists():
         shutil.rmtree(partial)  # left by a killed save
-    _barrier()
+    barrier()
     model_state, optim_state = get_state_dict(model, optimizer if optimizer is not None else [])
     state = {"model": model_state, **({"optim": optim_state} if optimizer is not None else {})}
     dcp.save(state, checkpoint_id=partial)
-    _barrier()
+    barrier()
     if rank0:
         if target.exists():
             shutil.rmtree(target)
         partial.rename(target)
-    _barrier()
+    barrier()
     return target
 
 

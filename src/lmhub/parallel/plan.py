@@ -12,12 +12,23 @@ from typing import Literal
 
 from lmhub.errors import ParallelLayoutError
 
-TpStyle = Literal["colwise", "rowwise", "vocab_embedding", "vocab_output"]
+TpStyle = Literal[
+    "colwise",
+    "rowwise",
+    "colwise_gather",
+    "rowwise_from_replicated",
+    "vocab_embedding",
+    "vocab_output",
+]
 """How a module is split over the tensor-parallel gang:
 
 - ``colwise``: a linear's output features (its weight's rows and its bias) are split; the
   output stays split along the last dimension (e.g. q/k/v, gate/up: each rank owns some heads).
 - ``rowwise``: a linear's input features are split and the partial outputs summed (o/down).
+- ``colwise_gather``: split like ``colwise``, but the output is gathered whole on every rank
+  (for what must see the whole projection next, e.g. OLMo 2's q/k norms over all heads).
+- ``rowwise_from_replicated``: split like ``rowwise``, taking a whole (replicated) input that
+  each rank slices itself (the partner of ``colwise_gather``).
 - ``vocab_embedding``: an embedding's vocabulary rows are split; each rank looks up its rows
   and the results are summed.
 - ``vocab_output``: the output projection's vocabulary rows are split; the logits are gathered.

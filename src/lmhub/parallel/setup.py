@@ -146,6 +146,12 @@ def setup_gangs(
     return gangs_from_mesh(mesh, target)
 
 
+def barrier() -> None:
+    """Wait for every process of the default group (nothing to wait for without one)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def _gang(mesh: DeviceMesh, device: torch.device, group: object) -> Gang:
     return Gang(
         rank=dist.get_rank(group),  # type: ignore[arg-type]

@@ -21,9 +21,10 @@ def torch_style(style: TpStyle) -> ParallelStyle:
         return ColwiseParallel()
     if style == "rowwise":
         return RowwiseParallel()
-    if style == "vocab_embedding":
+    # For an embedding, RowwiseParallel splits the vocabulary rows; for a linear, the input.
+    if style in ("vocab_embedding", "rowwise_from_replicated"):
         return RowwiseParallel(input_layouts=Replicate())
-    if style == "vocab_output":
+    if style in ("vocab_output", "colwise_gather"):
         return ColwiseParallel(output_layouts=Replicate())
     raise ValueError(f"Unknown tensor-parallel style '{style}'; use one of {TpStyle}.")
 

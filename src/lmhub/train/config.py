@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lmhub.errors import ConfigError
+from lmhub.parallel.config import ParallelConfig
 from lmhub.peft.config import LoraConfig
 
 __all__ = [
@@ -186,6 +187,9 @@ class TrainConfig:
     a heap that fragments, so a training process holds several hundred MiB it no longer uses."""
     device: str = "cpu"
     """Where to train: ``cpu``, ``cuda``, ``cuda:1``, ..."""
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    """How the processes of a torchrun launch split the work (tensor parallel, FSDP2 shards,
+    replicas, mixed precision); ignored by a single process."""
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     """Checkpointing."""
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -269,6 +273,7 @@ def check_train_config(config: TrainConfig) -> None:
                 field=f"lora.{exc.field}",
                 value=exc.value,
             ) from None
+    check_parallel_train_config(config)
     if config.optimizer.in_backward and (
         config.grad_accum_steps != 1 or config.optimizer.grad_clip is not None
     ):
@@ -279,3 +284,33 @@ def check_train_config(config: TrainConfig) -> None:
             field="optimizer.in_backward",
             value=True,
         )
+
+
+def check_parallel_train_config(config: TrainConfig, dp_size: int = 1) -> None:
+    """Refuse what a sharded run cannot do: a batch that does not split over ``dp_size``
+    data-parallel ranks, and (when anything is sharded) LoRA and optimizer-in-backward.
+
+    Raises:
+        ConfigError: naming the field.
+    """
+    if config.batch_size % dp_size != 0:
+        raise ConfigError(
+            f"The field 'batch_size' is {config.batch_size}, which does not split over "
+            f"{dp_size} data-parallel ranks. Set batch_size to a multiple of {dp_size} (it is "
+            "the whole batch of all ranks).",
+            field="batch_size",
+            value=config.batch_size,
+        )
+    par = config.parallel
+    sharded = dp_size > 1 or par.tp_size > 1 or par.mixed_precision != "off"
+    for name, on in (
+        ("lora", config.lora is not None),
+        ("optimizer.in_backward", config.optimizer.in_backward),
+    ):
+        if sharded and on:
+            raise ConfigError(
+                f"The field '{name}' is not supported with a sharded model (parallel: "
+                f"tp_size={par.tp_size}, {dp_size} data-parallel ranks, mixed_precision="
+                f"{par.mixed_precision}). Train with one process, or turn {name} off.",
+                field=name,
+            )

@@ -118,6 +118,11 @@ class TrainBatches:
     """Endless training batches: ``batch_size`` examples at a time, shuffled epoch by epoch.
 
     :meth:`state_dict` is the sampler's position after the batches handed out so far.
+
+    ``shard=(rank, count)``: every data-parallel rank draws the same ``batch_size`` examples and
+    collates its ``batch_size / count`` consecutive rows of them, so the ranks' rows make up the
+    one-process batch, and the data position is the same on every rank (a run resumes at another
+    world size exactly).
     """
 
     def __init__(
@@ -127,7 +132,10 @@ class TrainBatches:
         *,
         batch_size: int,
         seed: int,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
+        rank, count = shard  # the caller checks that count divides batch_size
+        self.rows = slice(rank * batch_size // count, (rank + 1) * batch_size // count)
         self.examples = examples
         self.collate = collate
         self.batch_size = batch_size
@@ -144,7 +152,8 @@ class TrainBatches:
 
     def next_batch(self) -> Any:
         """Collate the next ``batch_size`` examples (crossing into the next epoch as needed)."""
-        return self.collate([self.examples[self._next_index()] for _ in range(self.batch_size)])
+        indices = [self._next_index() for _ in range(self.batch_size)]
+        return self.collate([self.examples[i] for i in indices[self.rows]])
 
     def state_dict(self) -> dict[str, Any]:
         """The data position to checkpoint."""

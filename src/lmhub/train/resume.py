@@ -49,11 +49,14 @@ __all__ = [
     "CHECKPOINTS_DIR",
     "TrainState",
     "find_resume_checkpoint",
+    "fsync_tree",
     "list_checkpoints",
     "load_train_checkpoint",
+    "read_train_state",
     "rng_state",
     "save_train_checkpoint",
     "set_rng_state",
+    "train_state_dict",
 ]
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -113,7 +116,8 @@ def model_dir_config(model: nn.Module, family_name: str) -> dict[str, Any]:
     }
 
 
-def _fsync_tree(directory: Path) -> None:
+def fsync_tree(directory: Path) -> None:
+    """Flush every file under ``directory``, and the directory itself, to disk."""
     for path in sorted(directory.rglob("*")):
         if path.is_file():
             with path.open("rb") as handle:
@@ -170,16 +174,8 @@ def save_train_checkpoint(
         if tokenizer is not None:
             write_tokenizer_files(tokenizer, staging)
         torch.save(optimizer.state_dict(), staging / OPTIMIZER_FILE)
-        torch.save(
-            {
-                "step": state.step,
-                "tokens_seen": state.tokens_seen,
-                "data_position": state.data_position,
-                "rng": state.rng,
-            },
-            staging / STATE_FILE,
-        )
-        _fsync_tree(staging)
+        torch.save(train_state_dict(state), staging / STATE_FILE)
+        fsync_tree(staging)
         if before_publish is not None:
             before_publish(staging)
         if target.exists():  # the same step saved again (e.g. the final step): replace it
@@ -243,7 +239,22 @@ def load_train_checkpoint(
     optimizer.load_state_dict(
         torch.load(directory / OPTIMIZER_FILE, map_location=device, weights_only=True)
     )
-    raw = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)
+    return read_train_state(directory / STATE_FILE)
+
+
+def train_state_dict(state: TrainState) -> dict[str, Any]:
+    """What ``trainer_state.pt`` holds (plain types, for ``torch.load(weights_only=True)``)."""
+    return {
+        "step": state.step,
+        "tokens_seen": state.tokens_seen,
+        "data_position": state.data_position,
+        "rng": state.rng,
+    }
+
+
+def read_train_state(path: Path) -> TrainState:
+    """Read a file written from :func:`train_state_dict`."""
+    raw = torch.load(path, map_location="cpu", weights_only=True)
     return TrainState(
         step=int(raw["step"]),
         tokens_seen=int(raw["tokens_seen"]),

@@ -17,6 +17,11 @@ the absolute path of that base directory; ``final/`` itself holds the tokenizer 
 ``lora.merge_on_export`` the merged model as an ordinary HF directory (what ``RUN@last`` then
 names; otherwise ``RUN@last`` loads the base and applies ``final/adapter/``).
 
+Under torchrun (``WORLD_SIZE`` set) the processes set up :class:`~lmhub.parallel.Gangs` from the
+config's ``parallel:`` section; each builds the same model (same seed or checkpoint) and keeps
+its shards (:func:`lmhub.parallel.shard.shard_model`), so the run takes the same steps as one
+process on the whole batch. Rank 0 writes the config, metrics, cards and ``final/``.
+
 Example:
     >>> config = apply_overrides(TrainConfig(), ["data.train=corpus.txt", "max_steps=100"])
     >>> final = train(config)  # doctest: +SKIP
@@ -24,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -38,21 +44,26 @@ from lmhub.errors import ConfigError, ModelCheckpointError
 from lmhub.hf.export import export
 from lmhub.hf.tokenizer_files import write_tokenizer_files
 from lmhub.lm.arlm import pad_id_of
+from lmhub.models.hub import tp_plan_of
 from lmhub.models.resolve import (
     ModelSource,
     instantiate,
     load_source_tokenizer,
     resolve_model_source,
 )
+from lmhub.parallel.gangs import Gangs
+from lmhub.parallel.setup import barrier, setup_gangs
+from lmhub.parallel.shard import shard_model
 from lmhub.peft import apply_lora, merge_lora, save_adapter
 from lmhub.train.checkpointing import enable_gradient_checkpointing
 from lmhub.train.components import LM_TYPES
-from lmhub.train.config import TrainConfig, check_train_config
+from lmhub.train.config import TrainConfig, check_parallel_train_config, check_train_config
 from lmhub.train.data import NamedLoader, TrainBatches, load_examples
 from lmhub.train.memory import set_malloc_mmap_threshold
 from lmhub.train.optim_in_backward import fuse_optimizer_with_backward
 from lmhub.train.progress import TrainProgress
 from lmhub.train.resume import ADAPTER_DIR, find_resume_checkpoint, list_checkpoints
+from lmhub.train.sharded import consolidated_model
 from lmhub.train.sinks import METRICS_FILE, JsonlSink, MetricSink, TensorBoardSink, truncate_metrics
 from lmhub.train.trainer import StepCallback, Trainer, build_optimizer
 from lmhub.utils import as_device
@@ -77,6 +88,19 @@ def _tokenizer(config: TrainConfig, source: Any) -> Tokenizer:
         return load_tokenizer(config.tokenizer)
     found = load_source_tokenizer(source)
     return found if found is not None else load_tokenizer("byte")
+
+
+def parallel_gangs(config: TrainConfig) -> Gangs | None:
+    """The gangs of a torchrun launch (or of one process that asks for tensor parallelism or
+    FSDP2 mixed precision), per ``config.parallel``; ``None`` for a plain single process."""
+    par = config.parallel
+    if "WORLD_SIZE" not in os.environ and par.tp_size == 1 and par.mixed_precision == "off":
+        return None
+    # "cuda" or "cuda:N": each rank takes its LOCAL_RANK's GPU.
+    device = None if config.device.startswith("cuda") else config.device
+    return setup_gangs(
+        tp_size=par.tp_size, dp_shard=par.dp_shard, dp_replicate=par.dp_replicate, device=device
+    )
 
 
 def resume_checkpoint(config: TrainConfig) -> Path | None:
@@ -129,11 +153,14 @@ def build_trainer(
     if config.lm_type not in LM_TYPES:  # the Literal type already refuses others
         raise ConfigError(f"Unknown lm_type {config.lm_type!r}.", field="lm_type")
     output = Path(config.output_dir)
+    gangs = parallel_gangs(config)
+    check_parallel_train_config(config, gangs.dp.size if gangs is not None else 1)
+    main = gangs is None or gangs.root.rank == 0
     checkpoint = resume_checkpoint(config)
-    device = as_device(config.device)
+    device = gangs.device if gangs is not None else as_device(config.device)
     if config.malloc_mmap_threshold_mib is not None:
         set_malloc_mmap_threshold(config.malloc_mmap_threshold_mib)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # the same on every rank: the same initial weights
 
     source = resolve_model_source(config.model)
     dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
@@ -154,8 +181,11 @@ def build_trainer(
         apply_lora(model, config.lora)
     if config.gradient_checkpointing:
         enable_gradient_checkpointing(model)
+    if gangs is not None:
+        plan = tp_plan_of(source.family, model.config, gangs)
+        shard_model(model, plan, gangs, mixed_precision=config.parallel.mixed_precision)
 
-    progress = TrainProgress(config.max_steps, mode=config.log.progress)
+    progress = TrainProgress(config.max_steps, mode=config.log.progress if main else "none")
     data = config.data
     kind, train_examples, valid_examples = load_examples(
         data.train,
@@ -175,7 +205,11 @@ def build_trainer(
         model, tokenizer, kind, seq_len=config.seq_len, max_new_tokens=config.eval.max_new_tokens
     )
     train_batches = TrainBatches(
-        train_examples, components.train_collator, batch_size=config.batch_size, seed=config.seed
+        train_examples,
+        components.train_collator,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        shard=(gangs.dp.rank, gangs.dp.size) if gangs is not None else (0, 1),
     )
     eval_loaders = []
     if valid_examples is not None:
@@ -219,10 +253,11 @@ def build_trainer(
         )
 
     output.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(output / CONFIG_FILE, to_yaml(config))
     metrics = output / METRICS_FILE
-    if checkpoint is None:
-        metrics.unlink(missing_ok=True)
+    if main:
+        atomic_write_text(output / CONFIG_FILE, to_yaml(config))
+        if checkpoint is None:
+            metrics.unlink(missing_ok=True)
     sinks: list[MetricSink] = []
     trainer = Trainer(
         config=config,
@@ -238,13 +273,16 @@ def build_trainer(
         device=device,
         callbacks=callbacks,
         lora_base=lora_base,
+        gangs=gangs,
     )
     if checkpoint is not None:
         trainer.restore(checkpoint)
-        truncate_metrics(metrics, trainer.step)
-    sinks.append(JsonlSink(metrics))
-    if config.log.tensorboard:
-        sinks.append(TensorBoardSink(output / "tensorboard"))
+        if main:
+            truncate_metrics(metrics, trainer.step)
+    if main:
+        sinks.append(JsonlSink(metrics))
+        if config.log.tensorboard:
+            sinks.append(TensorBoardSink(output / "tensorboard"))
     return trainer, checkpoint
 
 
@@ -257,6 +295,13 @@ def fit_and_export(trainer: Trainer) -> Path:
             sink.close()
     final = trainer.output_dir / FINAL_DIR
     lora = trainer.config.lora
+    if trainer.sharded:  # gathered on rank 0, which exports it
+        whole = consolidated_model(trainer.model, trainer.family)
+        if whole is not None:
+            export(whole, final, tokenizer=trainer.tokenizer, overwrite=True)
+            trainer.write_cards(final=final)
+        barrier()  # the other ranks return once final/ is written
+        return final
     if lora is None or trainer.lora_base is None:
         export(trainer.model, final, tokenizer=trainer.tokenizer, overwrite=True)
     else:

@@ -8,6 +8,11 @@ the micro-batches, so ``k`` micro-batches of ``b`` rows give the gradient of one
 made and the checkpoints already written stay the last good ones (with
 ``optimizer.in_backward`` the parameters step during the backward pass, so the check comes after
 that step: resume from the last checkpoint).
+
+Under torchrun the model is sharded over :class:`~lmhub.parallel.Gangs`: each data-parallel rank
+runs its share of every micro-batch's rows, the loss sums and token counts are summed over the
+data-parallel gang, and the gradients (which FSDP2 averages over the gang) are divided so that
+the step equals one process's on the whole batch. Rank 0 alone writes metrics and cards.
 """
 
 from __future__ import annotations
@@ -15,18 +20,23 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from lmhub.data.tokenizers import Tokenizer
 from lmhub.errors import NonFiniteLossError
 from lmhub.lm.metrics import MeanLoss, Seq2SeqExactMatch, Seq2SeqTokenAccuracy
 from lmhub.models.family import ModelFamily
+from lmhub.parallel.fsdp import hold_gathered
+from lmhub.parallel.gangs import Gangs, fake_gangs
+from lmhub.parallel.shard import grad_norm_, is_sharded
 from lmhub.train.cards import write_run_cards
 from lmhub.train.components import LmComponents
 from lmhub.train.config import TrainConfig
@@ -35,12 +45,12 @@ from lmhub.train.progress import TrainProgress
 from lmhub.train.resume import (
     TrainState,
     list_checkpoints,
-    load_train_checkpoint,
     rng_state,
     save_train_checkpoint,
     set_rng_state,
 )
 from lmhub.train.schedules import LrSchedule
+from lmhub.train.sharded import load_any_train_checkpoint, save_sharded_train_checkpoint
 from lmhub.train.sinks import MetricSink
 
 __all__ = ["StepCallback", "Trainer", "build_optimizer", "move_batch"]
@@ -92,6 +102,7 @@ class Trainer:
         device: torch.device,
         callbacks: list[StepCallback] | None = None,
         lora_base: Path | None = None,
+        gangs: Gangs | None = None,
     ) -> None:
         self.config = config
         self.model = model
@@ -108,6 +119,12 @@ class Trainer:
         self.lora_base = lora_base
         """A LoRA run's base weights directory (``None``: a full run); checkpoints then hold
         only the adapters."""
+        self.gangs = gangs if gangs is not None else fake_gangs(device)
+        """The gangs the model is sharded over (single-process ones when it is not)."""
+        self.is_main = self.gangs.root.rank == 0
+        """Whether this process writes the run's outputs (rank 0)."""
+        self.sharded = is_sharded(model)
+        """Whether the model's parameters are DTensors (checkpoints are then DCP)."""
         self.output_dir = Path(config.output_dir)
         self.run_name = config.run_name or self.output_dir.resolve().name
         self.schedule = LrSchedule(
@@ -126,8 +143,12 @@ class Trainer:
 
     def restore(self, checkpoint: Path) -> None:
         """Continue from ``checkpoint``: model, optimizer, data position, RNG, counters."""
-        state = load_train_checkpoint(
-            checkpoint, model=self.model, optimizer=self.optimizer, device=self.device
+        state = load_any_train_checkpoint(
+            checkpoint,
+            model=self.model,
+            optimizer=self.optimizer,
+            device=self.device,
+            rank=self.gangs.root.rank,
         )
         self.step, self.tokens_seen = state.step, state.tokens_seen
         self.train_batches.load_state_dict(state.data_position)
@@ -135,22 +156,36 @@ class Trainer:
 
     def save(self) -> Path:
         """Write the checkpoint of the current step; register the run's cards."""
-        path = save_train_checkpoint(
-            self.output_dir,
-            model=self.model,
-            family_name=self.family.name,
-            tokenizer=self.tokenizer,
-            optimizer=self.optimizer,
-            state=TrainState(
-                step=self.step,
-                tokens_seen=self.tokens_seen,
-                data_position=self.train_batches.state_dict(),
-                rng=rng_state(),
-            ),
-            keep_last=self.config.checkpoint.keep_last,
-            adapter_base=str(self.lora_base) if self.lora_base is not None else None,
+        state = TrainState(
+            step=self.step,
+            tokens_seen=self.tokens_seen,
+            data_position=self.train_batches.state_dict(),
+            rng=rng_state(),
         )
-        self.write_cards(final=None)
+        if self.sharded:
+            path = save_sharded_train_checkpoint(
+                self.output_dir,
+                model=self.model,
+                family_name=self.family.name,
+                tokenizer=self.tokenizer,
+                optimizer=self.optimizer,
+                state=state,
+                keep_last=self.config.checkpoint.keep_last,
+                gangs=self.gangs,
+            )
+        else:
+            path = save_train_checkpoint(
+                self.output_dir,
+                model=self.model,
+                family_name=self.family.name,
+                tokenizer=self.tokenizer,
+                optimizer=self.optimizer,
+                state=state,
+                keep_last=self.config.checkpoint.keep_last,
+                adapter_base=str(self.lora_base) if self.lora_base is not None else None,
+            )
+        if self.is_main:
+            self.write_cards(final=None)
         return path
 
     def write_cards(self, *, final: Path | None) -> None:
@@ -204,6 +239,11 @@ class Trainer:
                 objective.backward()
             loss_sum += micro_sum.detach().float()
             num_tokens += count
+        if self.gangs.dp.size > 1:  # the whole batch's loss and tokens, over every dp rank
+            count = torch.tensor(float(num_tokens), dtype=torch.float64, device=loss_sum.device)
+            totals = torch.stack([loss_sum.double(), count])
+            dist.all_reduce(totals, group=self.gangs.dp.group)  # type: ignore[arg-type]
+            loss_sum, num_tokens = totals[0].float(), int(totals[1])
         loss = float(loss_sum) / max(num_tokens, 1)
         if not math.isfinite(loss):
             raise NonFiniteLossError(step, loss)
@@ -237,12 +277,19 @@ class Trainer:
             group["lr"] = lr
 
     def _finish_gradients(self, num_tokens: int) -> float | None:
-        """Divide the summed gradients by the target tokens, clip; return the global norm."""
+        """Divide the summed gradients by the target tokens (of all data-parallel ranks), clip;
+        return the global norm."""
         grads = [p.grad for p in self.params if p.grad is not None]
         if not grads:  # optimizer-in-backward already stepped and freed them
             return None
-        torch._foreach_div_(grads, float(max(num_tokens, 1)))
+        # FSDP2 has already averaged the gradients over the dp ranks (divided by their count).
+        divisor = max(num_tokens, 1) / self.gangs.dp.size
         clip = self.config.optimizer.grad_clip
+        if self.sharded:
+            for grad in grads:
+                grad.div_(divisor)
+            return grad_norm_(self.params, clip if clip is not None else math.inf)
+        torch._foreach_div_(grads, float(divisor))
         norm = torch.nn.utils.clip_grad_norm_(
             self.params, clip if clip is not None else math.inf, error_if_nonfinite=False
         )
@@ -254,11 +301,13 @@ class Trainer:
         rows = []
         self.model.eval()
         try:
-            for loader in self.eval_loaders:
-                if loader.name == "lm":
-                    rows.append(self._eval_lm(loader))
-                elif loader.name == "prediction":
-                    rows.append(self._eval_prediction(loader))
+            # A sharded model's root stays gathered while the loss reads its output head.
+            with hold_gathered(self.model):
+                for loader in self.eval_loaders:
+                    if loader.name == "lm":
+                        rows.append(self._eval_lm(loader))
+                    elif loader.name == "prediction":
+                        rows.append(self._eval_prediction(loader))
         finally:
             self.model.train()
         for row in rows:
@@ -291,7 +340,8 @@ class Trainer:
         exact, accuracy = Seq2SeqExactMatch(), Seq2SeqTokenAccuracy()
         path = self.output_dir / "predictions" / f"step_{self.step}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as out:
+        # Every rank predicts (sharded models need all of them); rank 0 alone writes.
+        with open(path if self.is_main else os.devnull, "w", encoding="utf-8") as out:
             for batch in loader:
                 batch = move_batch(batch, self.device)
                 with self.autocast():

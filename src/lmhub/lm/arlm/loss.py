@@ -48,8 +48,11 @@ class ARLMLoss:
         labels = batch["labels"][:, 1:]
         scored = labels != IGNORE_INDEX
         scored_hidden, targets = hidden[:, :-1][scored], labels[scored]
-        if type(self.model).logits is DecoderLM.logits:  # the head is lm_head alone
-            head = self.model.lm_head
+        head = self.model.lm_head
+        # A head split by vocabulary over tensor-parallel ranks (a DTensor weight, which has a
+        # device_mesh) goes through its module, which gathers the logits.
+        split_head = getattr(head.weight, "device_mesh", None) is not None
+        if type(self.model).logits is DecoderLM.logits and not split_head:  # lm_head alone
             loss_sum = linear_cross_entropy(
                 scored_hidden, head.weight, targets, bias=head.bias, chunk_size=self.chunk_size
             )

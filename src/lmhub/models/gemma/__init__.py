@@ -8,6 +8,7 @@ from lmhub.models.gemma.interop import gemma_config_from_hf, gemma_config_to_hf
 from lmhub.models.gemma.model import GemmaModel
 from lmhub.models.hub import ModelHub, get_model_hub
 from lmhub.models.llama.interop import LLAMA_WEIGHT_MAP
+from lmhub.models.llama.tp import llama_tp_plan
 
 gemma_family: Final[ModelFamily[GemmaModel, GemmaConfig]] = ModelFamily(
     name=GEMMA_FAMILY,
@@ -23,6 +24,7 @@ gemma_family: Final[ModelFamily[GemmaModel, GemmaConfig]] = ModelFamily(
         config_to_hf=gemma_config_to_hf,
     ),
     kind="decoder",
+    tp_plan=llama_tp_plan,
     description="Google's Gemma 2B / 7B decoders ((1 + w) RMSNorm, sqrt(d) embedding scale, "
     "GeGLU, tied embeddings).",
 )

@@ -11,6 +11,7 @@ from lmhub.models.gemma2.interop import (
 )
 from lmhub.models.gemma2.model import Gemma2Model
 from lmhub.models.hub import ModelHub, get_model_hub
+from lmhub.models.llama.tp import llama_tp_plan
 
 gemma2_family: Final[ModelFamily[Gemma2Model, Gemma2Config]] = ModelFamily(
     name=GEMMA2_FAMILY,
@@ -26,6 +27,7 @@ gemma2_family: Final[ModelFamily[Gemma2Model, Gemma2Config]] = ModelFamily(
         config_to_hf=gemma2_config_to_hf,
     ),
     kind="decoder",
+    tp_plan=llama_tp_plan,
     description="Google's Gemma 2 decoders (Gemma with sandwich norms, alternating "
     "sliding/global layers, query_pre_attn_scalar, attention and final-logit softcaps).",
 )

@@ -8,6 +8,7 @@ from lmhub.models.gemma3.config import GEMMA3_FAMILY, Gemma3Config, gemma3_archs
 from lmhub.models.gemma3.interop import gemma3_config_from_hf, gemma3_config_to_hf
 from lmhub.models.gemma3.model import Gemma3Model
 from lmhub.models.hub import ModelHub, get_model_hub
+from lmhub.models.llama.tp import llama_tp_plan
 
 gemma3_family: Final[ModelFamily[Gemma3Model, Gemma3Config]] = ModelFamily(
     name=GEMMA3_FAMILY,
@@ -23,6 +24,7 @@ gemma3_family: Final[ModelFamily[Gemma3Model, Gemma3Config]] = ModelFamily(
         config_to_hf=gemma3_config_to_hf,
     ),
     kind="decoder",
+    tp_plan=llama_tp_plan,
     description="Google's Gemma 3 text decoders (Gemma 2 with q/k norms, 5 sliding : 1 global "
     "layers, local and global RoPE bases, no softcaps).",
 )

@@ -6,6 +6,7 @@ from lmhub.models.family import HfInterop, ModelFamily
 from lmhub.models.gpt2.config import GPT2_FAMILY, GPT2Config, gpt2_archs
 from lmhub.models.gpt2.interop import GPT2_WEIGHT_MAP, gpt2_config_from_hf, gpt2_config_to_hf
 from lmhub.models.gpt2.model import GPT2Model
+from lmhub.models.gpt2.tp import mlp_decoder_tp_plan
 from lmhub.models.hub import ModelHub, get_model_hub
 
 gpt2_family: Final[ModelFamily[GPT2Model, GPT2Config]] = ModelFamily(
@@ -22,6 +23,7 @@ gpt2_family: Final[ModelFamily[GPT2Model, GPT2Config]] = ModelFamily(
         config_to_hf=gpt2_config_to_hf,
     ),
     kind="decoder",
+    tp_plan=mlp_decoder_tp_plan,
     description="OpenAI's GPT-2 (learned positions, pre-LayerNorm, GELU MLP, tied head).",
 )
 

@@ -3,6 +3,7 @@
 from typing import Final
 
 from lmhub.models.family import HfInterop, ModelFamily
+from lmhub.models.gpt2.tp import mlp_decoder_tp_plan
 from lmhub.models.gpt_neox.config import GPT_NEOX_FAMILY, GPTNeoXConfig, gpt_neox_archs
 from lmhub.models.gpt_neox.interop import (
     GPT_NEOX_WEIGHT_MAP,
@@ -26,6 +27,7 @@ gpt_neox_family: Final[ModelFamily[GPTNeoXModel, GPTNeoXConfig]] = ModelFamily(
         config_to_hf=gpt_neox_config_to_hf,
     ),
     kind="decoder",
+    tp_plan=mlp_decoder_tp_plan,
     description="EleutherAI's GPT-NeoX / Pythia (partial RoPE, parallel residual, LayerNorm, "
     "GELU MLP).",
 )

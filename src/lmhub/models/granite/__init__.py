@@ -8,6 +8,7 @@ from lmhub.models.granite.interop import granite_config_from_hf, granite_config_
 from lmhub.models.granite.model import GraniteModel
 from lmhub.models.hub import ModelHub, get_model_hub
 from lmhub.models.llama.interop import LLAMA_WEIGHT_MAP
+from lmhub.models.llama.tp import llama_tp_plan
 
 granite_family: Final[ModelFamily[GraniteModel, GraniteConfig]] = ModelFamily(
     name=GRANITE_FAMILY,
@@ -23,6 +24,7 @@ granite_family: Final[ModelFamily[GraniteModel, GraniteConfig]] = ModelFamily(
         config_to_hf=granite_config_to_hf,
     ),
     kind="decoder",
+    tp_plan=llama_tp_plan,
     description="IBM's Granite 3 decoders (Llama with embedding, residual, attention and "
     "logit multipliers).",
 )

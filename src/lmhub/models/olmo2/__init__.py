@@ -4,6 +4,7 @@ from typing import Final
 
 from lmhub.models.family import HfInterop, ModelFamily
 from lmhub.models.hub import ModelHub, get_model_hub
+from lmhub.models.llama.tp import llama_tp_plan
 from lmhub.models.olmo2.config import OLMO2_FAMILY, Olmo2Config, olmo2_archs
 from lmhub.models.olmo2.interop import (
     OLMO2_WEIGHT_MAP,
@@ -26,6 +27,7 @@ olmo2_family: Final[ModelFamily[Olmo2Model, Olmo2Config]] = ModelFamily(
         config_to_hf=olmo2_config_to_hf,
     ),
     kind="decoder",
+    tp_plan=llama_tp_plan,
     description="AI2's OLMo 2 decoders (Llama with norms after the sublayers only and q/k "
     "RMSNorm over the whole projection).",
 )

@@ -4,6 +4,7 @@ from typing import Final
 
 from lmhub.models.family import HfInterop, ModelFamily
 from lmhub.models.hub import ModelHub, get_model_hub
+from lmhub.models.llama.tp import llama_tp_plan
 from lmhub.models.olmo2.interop import OLMO2_WEIGHT_MAP
 from lmhub.models.olmo3.config import OLMO3_FAMILY, Olmo3Config, olmo3_archs
 from lmhub.models.olmo3.interop import olmo3_config_from_hf, olmo3_config_to_hf
@@ -23,6 +24,7 @@ olmo3_family: Final[ModelFamily[Olmo3Model, Olmo3Config]] = ModelFamily(
         config_to_hf=olmo3_config_to_hf,
     ),
     kind="decoder",
+    tp_plan=llama_tp_plan,
     description="AI2's OLMo 3 decoders (OLMo 2 with three sliding-window layers to one full "
     "layer; YaRN on the full layers only).",
 )

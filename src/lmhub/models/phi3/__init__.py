@@ -4,6 +4,7 @@ from typing import Final
 
 from lmhub.models.family import HfInterop, ModelFamily
 from lmhub.models.hub import ModelHub, get_model_hub
+from lmhub.models.llama.tp import llama_tp_plan
 from lmhub.models.phi3.config import PHI3_FAMILY, Phi3Config, phi3_archs
 from lmhub.models.phi3.interop import PHI3_WEIGHT_MAP, phi3_config_from_hf, phi3_config_to_hf
 from lmhub.models.phi3.model import Phi3Model
@@ -22,6 +23,7 @@ phi3_family: Final[ModelFamily[Phi3Model, Phi3Config]] = ModelFamily(
         config_to_hf=phi3_config_to_hf,
     ),
     kind="decoder",
+    tp_plan=llama_tp_plan,
     description="Microsoft's Phi-3/3.5 and Phi-4-mini decoders (Llama with fused qkv and "
     "gate/up projections, longrope scaling, partial rotary).",
 )

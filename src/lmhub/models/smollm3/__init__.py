@@ -5,6 +5,7 @@ from typing import Final
 from lmhub.models.family import HfInterop, ModelFamily
 from lmhub.models.hub import ModelHub, get_model_hub
 from lmhub.models.llama.interop import LLAMA_WEIGHT_MAP
+from lmhub.models.llama.tp import llama_tp_plan
 from lmhub.models.smollm3.config import SMOLLM3_FAMILY, SmolLM3Config, smollm3_archs
 from lmhub.models.smollm3.interop import smollm3_config_from_hf, smollm3_config_to_hf
 from lmhub.models.smollm3.model import SmolLM3Model
@@ -23,6 +24,7 @@ smollm3_family: Final[ModelFamily[SmolLM3Model, SmolLM3Config]] = ModelFamily(
         config_to_hf=smollm3_config_to_hf,
     ),
     kind="decoder",
+    tp_plan=llama_tp_plan,
     description="Hugging Face's SmolLM3 (Llama layout, GQA, tied embeddings, no RoPE on every "
     "fourth layer).",
 )
