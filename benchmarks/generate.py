@@ -1,7 +1,9 @@
 """Generation benchmark: lmhub.generate against transformers' generate() (not a test).
 
-A ~58M-parameter Llama (model_dim 512, 8 layers, 8 heads, ffn 1376, vocab 32000) is built with
-random weights by transformers, saved, and loaded by lmhub, so both run the same weights. Each
+A ~58M-parameter model (model_dim 512, 8 layers, 8 heads, ffn 1376, vocab 32000) of any family
+(``--family``, default llama; see ``benchmarks/_models.py``), or a published preset as it is
+(``--arch``), is built with random weights by transformers, saved, and loaded by lmhub, so both
+run the same weights. Each
 generates 128 greedy tokens after a 32-token prompt, forced to the end (no EOS on either side;
 transformers also gets min_new_tokens), in fp32 with 2 threads, at batch 1 and batch 8. The
 runs alternate between the libraries; after a warm-up (where lmhub measures its kernels) we
@@ -10,13 +12,11 @@ included) and lmhub's ratio. The CPU model, the thread count and the kernel lmhu
 weight shape and row count are printed beside the table, and every runner's tokens are checked
 against transformers'.
 
-    python benchmarks/generate.py [--repeats 5] [--threads 2] [--bf16] [--no-fused] [--moe]
-                                  [--dir DIR]
+    python benchmarks/generate.py [--repeats 5] [--threads 2] [--bf16] [--no-fused] [--dir DIR]
+                                  [--moe | --family qwen2 | --arch NAME]
 
 ``--bf16`` adds rows with both models in bfloat16; ``--no-fused`` adds lmhub rows without its
-decode-time model (``lmhub.nn.decode_weights``), to show what it brings. ``--moe`` measures a
-~80M-parameter Mixtral-style mixture of experts instead (model_dim 512, 4 layers, 8 experts of
-width 1024, top 2; ~30M active), which exercises the MoE dispatch. ``--dir`` keeps the
+decode-time model (``lmhub.nn.decode_weights``), to show what it brings. ``--dir`` keeps the
 checkpoint there for the next run (default: a temporary directory). On a shared machine, pin the
 run (``taskset -c 0,1``) and compare ratios, which both sides' noise affects alike.
 """
@@ -35,43 +35,31 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import median, print_table
+from _models import add_model_args, bench_config, describe, save_hf_checkpoint
 from lmhub.nn.decode_weights import cpu_model, kernel_choices
 
 PROMPT, NEW = 32, 128
-VOCAB = 32000
+SHAPE = {
+    "model_dim": 512,
+    "num_layers": 8,
+    "num_heads": 8,
+    "num_kv_heads": 8,
+    "ffn_inner_dim": 1376,
+    "vocab_size": 32000,
+    "max_seq_len": 2048,
+}
+"""The benchmark size of ``--family`` (lmhub config fields)."""
 
-
-def build_checkpoint(directory: Path, moe: bool = False) -> None:
-    """Save a random HF Llama (or Mixtral) of the benchmark's shape to ``directory``."""
-    from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM
-
-    torch.manual_seed(0)
-    if moe:
-        mixtral = MixtralConfig(
-            vocab_size=VOCAB,
-            hidden_size=512,
-            intermediate_size=1024,
-            num_hidden_layers=4,
-            num_attention_heads=8,
-            num_key_value_heads=8,
-            num_local_experts=8,
-            num_experts_per_tok=2,
-            max_position_embeddings=2048,
-            tie_word_embeddings=False,
-        )
-        MixtralForCausalLM(mixtral).save_pretrained(directory)
-        return
-    config = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=512,
-        intermediate_size=1376,
-        num_hidden_layers=8,
-        num_attention_heads=8,
-        num_key_value_heads=8,
-        max_position_embeddings=2048,
-        tie_word_embeddings=False,
-    )
-    LlamaForCausalLM(config).save_pretrained(directory)
+MOE_SHAPE = {
+    "model_dim": 512,
+    "num_layers": 4,
+    "num_heads": 8,
+    "num_kv_heads": 8,
+    "ffn_inner_dim": 1024,
+    "vocab_size": 32000,
+    "max_seq_len": 2048,
+}
+"""``--moe``: an ~80M-parameter Mixtral of 8 experts, top 2 (~30M active): the MoE dispatch."""
 
 
 def runners(
@@ -107,10 +95,10 @@ def runners(
 
 
 def measure(
-    run: dict[str, Callable[..., torch.Tensor]], batch: int, repeats: int
+    run: dict[str, Callable[..., torch.Tensor]], batch: int, repeats: int, vocab: int
 ) -> dict[str, float]:
     """Median tokens/s of each runner, alternating runners within each repeat."""
-    ids = torch.randint(0, VOCAB, (batch, PROMPT), generator=torch.Generator().manual_seed(batch))
+    ids = torch.randint(0, vocab, (batch, PROMPT), generator=torch.Generator().manual_seed(batch))
     outputs = {name: fn(ids) for name, fn in run.items()}  # warm-up (and first-call setup)
     reference = outputs["transformers"]
     for name, out in outputs.items():
@@ -133,23 +121,23 @@ def main() -> None:
     parser.add_argument("--no-fused", action="store_true", help="also run lmhub plain")
     parser.add_argument("--dir", type=Path, default=None, help="where to save the checkpoint")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (both sides)")
-    parser.add_argument("--moe", action="store_true", help="a Mixtral-style MoE instead")
+    add_model_args(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    name = "Mixtral-style MoE 80M" if args.moe else "Llama 58M"
+    family, config = bench_config(
+        args.family, args.arch, MOE_SHAPE if args.moe else SHAPE, moe=args.moe
+    )
     with tempfile.TemporaryDirectory(prefix="lmhub-gen-bench-") as scratch:
         directory = args.dir or Path(scratch)
-        if not (directory / "config.json").is_file():
-            build_checkpoint(directory, moe=args.moe)
-        rows = [[name, *row] for row in table_rows(directory, args)]
+        save_hf_checkpoint(family, config, directory)
+        rows = table_rows(directory, args, config.vocab_size)
     print(f"CPU: {cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(
-        f"prompt {PROMPT}, {NEW} new greedy tokens, median of {args.repeats}; "
-        "tokens identical to transformers'"
+        f"{describe(family, config, args.arch)}; prompt {PROMPT}, {NEW} new greedy tokens, "
+        f"median of {args.repeats}; tokens identical to transformers'"
     )
-    header = ["model", "implementation", "dtype", "batch", "tokens/s", "vs transformers"]
-    print_table(header, rows)
+    print_table(["implementation", "dtype", "batch", "tokens/s", "vs transformers"], rows)
     print("\nlmhub's kernels (measured at first use): [out, in] weight, dtype, rows -> kernel")
     for (_, out_f, in_f, dtype, _, rows, _), kernel in sorted(
         kernel_choices().items(), key=lambda kv: (str(kv[0][3]), kv[0][5], kv[0][1], kv[0][2])
@@ -157,14 +145,14 @@ def main() -> None:
         print(f"  [{out_f}, {in_f}] {str(dtype).removeprefix('torch.')} rows {rows}: {kernel}")
 
 
-def table_rows(directory: Path, args: argparse.Namespace) -> list[list[object]]:
+def table_rows(directory: Path, args: argparse.Namespace, vocab: int) -> list[list[object]]:
     """Measure every configuration; one table row per (runner, dtype, batch)."""
     rows: list[list[object]] = []
     dtypes = [torch.float32] + ([torch.bfloat16] if args.bf16 else [])
     for dtype in dtypes:
         run = runners(directory, dtype, args.no_fused)
         for batch in (1, 8):
-            speeds = measure(run, batch, args.repeats)
+            speeds = measure(run, batch, args.repeats, vocab)
             base = speeds["transformers"]
             for name, speed in speeds.items():
                 dt = str(dtype).removeprefix("torch.")

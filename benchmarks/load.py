@@ -1,16 +1,13 @@
 """Load-time benchmark: lmhub.load_model against transformers' from_pretrained (not a test).
 
-A ~0.6B-parameter bf16 Llama (model_dim 1536, 20 layers, ffn 4096, 24 heads, 8 KV heads,
-vocab 32000) is saved once by transformers with max_shard_size="500MB". Then, in fresh
-processes, alternating, each library loads it in bf16; we record the load call's wall time and
-the process's peak RSS (VmHWM), plus the RSS growth over the state right after imports.
+A ~0.6B-parameter bf16 model (model_dim 1536, 20 layers, ffn 4096, 24 heads, 8 KV heads,
+vocab 32000) of any family (``--family``, default llama; see ``benchmarks/_models.py``) or a
+published preset as it is (``--arch``) is saved once by transformers with
+max_shard_size="500MB". Then, in fresh processes, alternating, each library loads it in bf16; we
+record the load call's wall time and the process's peak RSS (VmHWM), plus the RSS growth over the
+state right after imports.
 
-``--moe`` loads a ~1.0B-parameter bf16 Mixtral-style mixture of experts instead (model_dim 1024,
-12 layers, 8 experts of width 3072, top 2; vocab 32000), which transformers saves one tensor per
-expert: lmhub stacks each layer's experts as they stream in (a copy, so its peak RSS is one copy
-of the weights rather than mmap's near zero).
-
-    python benchmarks/load.py [--rounds 5] [--dir bench-out/llama-0.6b] [--moe]
+    python benchmarks/load.py [--rounds 5] [--moe | --family qwen2 | --arch qwen3_0_6b] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -19,9 +16,37 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import median, print_table, run_child
+from _models import add_model_args, bench_config, describe, save_hf_checkpoint
+from lmhub.nn.decode_weights import cpu_model
+
+SHAPE = {
+    "model_dim": 1536,
+    "num_layers": 20,
+    "ffn_inner_dim": 4096,
+    "num_heads": 24,
+    "num_kv_heads": 8,
+    "vocab_size": 32000,
+    "max_seq_len": 4096,
+}
+"""The benchmark size of ``--family`` (lmhub config fields)."""
+
+MOE_SHAPE = {
+    "model_dim": 1024,
+    "num_layers": 12,
+    "num_heads": 16,
+    "num_kv_heads": 8,
+    "ffn_inner_dim": 3072,
+    "vocab_size": 32000,
+    "max_seq_len": 4096,
+}
+"""``--moe``: a ~1.0B-parameter Mixtral of 8 experts, top 2 (transformers saves one tensor per
+expert; lmhub stacks each layer's experts as they stream in, a copy, so its peak RSS is one copy
+of the weights rather than mmap's near zero)."""
 
 CHILD = r"""
 import json, time
@@ -56,56 +81,19 @@ LOADERS = {
 }
 
 
-def make_checkpoint(directory: Path, moe: bool = False) -> None:
-    """Save the benchmark model with transformers unless it is already there."""
-    if (directory / "model.safetensors.index.json").is_file():
-        return
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM
-
-    if moe:
-        config: LlamaConfig | MixtralConfig = MixtralConfig(
-            hidden_size=1024,
-            num_hidden_layers=12,
-            intermediate_size=3072,
-            num_attention_heads=16,
-            num_key_value_heads=8,
-            num_local_experts=8,
-            num_experts_per_tok=2,
-            vocab_size=32000,
-            max_position_embeddings=4096,
-            dtype="bfloat16",
-        )
-        model_class: type = MixtralForCausalLM
-    else:
-        config = LlamaConfig(
-            hidden_size=1536,
-            num_hidden_layers=20,
-            intermediate_size=4096,
-            num_attention_heads=24,
-            num_key_value_heads=8,
-            vocab_size=32000,
-            max_position_embeddings=4096,
-            dtype="bfloat16",
-        )
-        model_class = LlamaForCausalLM
-    torch.manual_seed(0)
-    with torch.device("cpu"):
-        model = model_class(config).to(torch.bfloat16)
-    n = sum(p.numel() for p in model.parameters())
-    print(f"saving a {n / 1e9:.2f}B-parameter model to {directory}")
-    model.save_pretrained(directory, max_shard_size="500MB")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--dir", type=Path, default=None)
-    parser.add_argument("--moe", action="store_true", help="a ~1B Mixtral-style MoE instead")
+    parser.add_argument("--dir", type=Path, default=None, help="default bench-out/NAME-load")
+    add_model_args(parser)
     args = parser.parse_args()
-    if args.dir is None:
-        args.dir = Path("bench-out/mixtral-1b" if args.moe else "bench-out/llama-0.6b")
-    make_checkpoint(args.dir, moe=args.moe)
+    family, config = bench_config(
+        args.family, args.arch, MOE_SHAPE if args.moe else SHAPE, moe=args.moe
+    )
+    directory = (
+        args.dir or Path("bench-out") / f"{args.arch or ('moe' if args.moe else args.family)}-load"
+    )
+    save_hf_checkpoint(family, config, directory, dtype=torch.bfloat16, max_shard_size="500MB")
     variants = {
         "transformers": LOADERS["transformers"],
         "lmhub": (LOADERS["lmhub"][0], LOADERS["lmhub"][1].replace("{extra}", "")),
@@ -117,7 +105,7 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, (imports, load) in variants.items():  # alternate to share page-cache state
-            code = CHILD.format(imports=imports, load=load.format(dir=str(args.dir)))
+            code = CHILD.format(imports=imports, load=load.format(dir=str(directory)))
             results[name].append(run_child(code))
     ref = median([r["seconds"] for r in results["transformers"]])
     ref_peak = median([r["peak_mb"] for r in results["transformers"]])
@@ -140,6 +128,7 @@ def main() -> None:
                 f"{growth:.0f} MB",
             ]
         )
+    print(f"CPU: {cpu_model()}; torch {torch.__version__}; {describe(family, config, args.arch)}")
     print(f"median of {args.rounds} fresh-process loads, warm page cache")
     print_table(
         [

@@ -97,11 +97,15 @@ def test_flags_map_onto_config_fields(capsys: pytest.CaptureFixture[str], tmp_pa
 @pytest.mark.parametrize(
     ("argv", "needles"),
     [
-        # No family has sliding windows yet: the option arrives with the first one that does.
-        (["llama_tiny", "--sliding-window", "4"], ["No such option", "--sliding-window"]),
+        (
+            ["gpt2_tiny", "--sliding-window", "4"],
+            ["'gpt2' family has no sliding", "mistral"],
+        ),
+        (["llama_tiny", "--sliding-window", "4"], ["'sliding_window'", "remote_code=True"]),
+        (["mistral_tiny", "--sliding-window", "0"], ["sliding_window"]),
         (["deepone_tiny", "--rope-theta", "5"], ["--rope-theta", "'deepone'", "rope_theta"]),
         (["single_head_tiny", "--num-kv-heads", "2"], ["--num-kv-heads", "'single_head'"]),
-        (["llama_tiny", "--attn-implementation", "flex"], ["flex", "not available", "sdpa"]),
+        (["llama_tiny", "--attn-implementation", "flash_attention_2"], ["not available", "flex"]),
         (["llama_tiny", "--attn-implementation", "xformers"], ["xformers", "flash_attention_2"]),
         (["llama_tiny", "--save-checkpoint"], ["--save-checkpoint", "--device cpu"]),
         (["llama_tiny", "--set", "no_such_field=1"], ["no_such_field", "LlamaConfig"]),
@@ -276,3 +280,36 @@ def test_a_bad_config_json_is_one_line_naming_file_and_key(
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert str(tmp_path / "ckpt" / "config.json") in err and "'num_hidden_layers'" in err
+
+
+WINDOWED = ["gemma", "gemma2", "gemma3", "granite", "llama", "mistral", "olmo2", "olmo3", "phi3"]
+WINDOWED += ["qwen2", "qwen3", "smollm3"]
+NATIVE_WINDOWS = {"gemma2", "gemma3", "mistral", "olmo3", "phi3", "qwen2", "qwen3", "smollm3"}
+"""The families transformers gives a sliding window; the others export one as remote code."""
+
+
+@pytest.mark.parametrize("family", WINDOWED)
+def test_sliding_window_flag_sets_the_family_window(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, family: str
+) -> None:
+    out = tmp_path / family
+    extra = [] if family in NATIVE_WINDOWS else ["--remote-code"]
+    code, text, err = run(
+        capsys, "model", "construct", f"{family}_tiny", "-o", out, "--sliding-window", 3, *extra
+    )
+    assert code == 0, err
+    assert ("native" in text) == (family in NATIVE_WINDOWS)
+    exported, config, _ = read_exported_config(out)
+    assert exported.name == family
+    assert config.sliding_window == 3
+    assert 3 in config.layer_windows()
+
+
+def test_sliding_window_flag_lists_the_families_with_windows(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(
+        capsys, "model", "construct", "gpt_neox_tiny", "-o", tmp_path, "--sliding-window", 3
+    )
+    assert code == 2
+    assert "windows: " + ", ".join(WINDOWED) + "." in err

@@ -104,7 +104,8 @@ def test_unscaled_sliding_layers_rotate_with_their_own_base() -> None:
     assert model.local_rope.scaling is None
 
 
-# allenai/Olmo-3-1025-7B's config.json (transformers 4.57).
+# allenai/Olmo-3-1025-7B's config.json (transformers 4.57). Its shape, window, token ids and YaRN
+# keys agree with the public copies code search finds (test configs of other OLMo 3 loaders).
 OLMO3_7B_JSON: dict[str, Any] = {
     "architectures": ["Olmo3ForCausalLM"],
     "attention_bias": False,
@@ -149,3 +150,14 @@ def test_windows_can_be_turned_off() -> None:
     hf_config = hf().config_to_hf(config)
     assert hf_config["layer_types"] == ["full_attention"] * 2
     assert hf().config_from_hf(hf_config).sliding_window is None
+
+
+def test_an_unknown_layer_type_is_an_olmo3_error() -> None:
+    published = {
+        **OLMO3_7B_JSON,
+        "layer_types": ["chunked_attention", *OLMO3_7B_JSON["layer_types"][1:]],
+    }
+    with pytest.raises(ConfigError, match="lmhub's OLMo 3 reads only full_attention and") as info:
+        hf().config_from_hf(published)
+    assert "Gemma" not in str(info.value)
+    assert (info.value.field, info.value.value) == ("layer_types", "chunked_attention")

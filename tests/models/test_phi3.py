@@ -11,6 +11,7 @@ import torch
 import lmhub
 from lmhub.errors import ConfigError
 from lmhub.models.phi3 import phi3_family
+from tests.models.phi3_published import PHI3_MINI_4K_JSON, PHI3_MINI_128K_JSON, PHI4_MINI_JSON
 
 # Exact counts of each preset; the published sizes (model cards: 3.8B, 14B, 3.8B) are rounded,
 # Hugging Face's safetensors metadata lists 3.82B, 14.0B, 3.82B and 3.84B.
@@ -27,36 +28,6 @@ PUBLISHED = {
     "phi3_medium_4k": 14.0e9,
     "phi3_5_mini": 3.82e9,
     "phi4_mini": 3.84e9,
-}
-
-# microsoft/Phi-3-mini-4k-instruct's config.json, as published (transformers 4.40).
-PHI3_MINI_4K_JSON: dict[str, Any] = {
-    "architectures": ["Phi3ForCausalLM"],
-    "attention_dropout": 0.0,
-    "bos_token_id": 1,
-    "embd_pdrop": 0.0,
-    "eos_token_id": 32000,
-    "hidden_act": "silu",
-    "hidden_size": 3072,
-    "initializer_range": 0.02,
-    "intermediate_size": 8192,
-    "max_position_embeddings": 4096,
-    "model_type": "phi3",
-    "num_attention_heads": 32,
-    "num_hidden_layers": 32,
-    "num_key_value_heads": 32,
-    "original_max_position_embeddings": 4096,
-    "pad_token_id": 32000,
-    "resid_pdrop": 0.0,
-    "rms_norm_eps": 1e-05,
-    "rope_scaling": None,
-    "rope_theta": 10000.0,
-    "sliding_window": 2047,
-    "tie_word_embeddings": False,
-    "torch_dtype": "bfloat16",
-    "use_cache": True,
-    "attention_bias": False,
-    "vocab_size": 32064,
 }
 
 
@@ -99,8 +70,40 @@ def test_presets_map_to_hf_and_back_exactly(arch: str) -> None:
     assert back == config
 
 
-def test_the_published_config_json_reads_as_the_preset() -> None:
-    assert hf().config_from_hf(PHI3_MINI_4K_JSON) == phi3_family.archs.get("phi3_mini_4k")
+@pytest.mark.parametrize(
+    ("arch", "published"),
+    [
+        ("phi3_mini_4k", PHI3_MINI_4K_JSON),
+        ("phi3_mini_128k", PHI3_MINI_128K_JSON),
+        ("phi4_mini", PHI4_MINI_JSON),
+    ],
+)
+def test_the_published_config_json_reads_as_the_preset(
+    arch: str, published: dict[str, Any]
+) -> None:
+    preset = phi3_family.archs.get(arch)
+    assert hf().config_from_hf(published) == preset
+    # And back: every key lmhub writes has the published value (LongRoPE tables included).
+    written = hf().config_to_hf(preset)
+    for key, value in written.items():
+        if key in published and key != "rope_scaling":
+            assert value == published[key], key
+    if published["rope_scaling"] is not None:
+        for table in ("short_factor", "long_factor"):
+            assert written["rope_scaling"][table] == published["rope_scaling"][table]
+
+
+def test_each_longrope_preset_carries_its_own_tables() -> None:
+    tables = {
+        arch: (scaling.short_factor, scaling.long_factor)
+        for arch in ("phi3_mini_128k", "phi3_5_mini", "phi4_mini")
+        if (scaling := phi3_family.archs.get(arch).rope_scaling) is not None
+    }
+    assert len(tables) == 3
+    assert len({repr(t) for t in tables.values()}) == 3
+    for short, long in tables.values():
+        assert short is not None and long is not None
+        assert len(short) == len(long) == 48
 
 
 def test_the_phi3_5_longrope_config_reads_as_the_preset() -> None:

@@ -360,3 +360,15 @@ def test_longrope_generation_past_the_original_length_matches_transformers(
     want = hf_generate(hf, ids, None, 8)
     got = lmhub.generate(model, ids, max_new_tokens=8, cache=cache, fused_weights=fused)
     assert torch.equal(got, want)
+
+
+@pytest.mark.skipif("flex" not in ATTN_IMPLS, reason="this PyTorch has no flex attention")
+@pytest.mark.parametrize("case", ["mistral-window", "gemma2-window-softcap", "olmo3-yarn"])
+def test_greedy_generation_under_flex_matches_transformers(tmp_path: Path, case: str) -> None:
+    # Flex's mask functions read the ring-buffer masks of the sliding layers step by step.
+    hf, model = load_case(tmp_path, case, attn_impl="flex")
+    prompts = [torch.randint(1, VOCAB, (n,)) for n in (WINDOW + 4, 3)]
+    ids, mask = left_padded(prompts)
+    want = hf_generate(hf, ids, mask, 2 * WINDOW + 1)
+    got = lmhub.generate(model, ids, attention_mask=mask, max_new_tokens=2 * WINDOW + 1)
+    assert torch.equal(got, want)

@@ -87,6 +87,20 @@ def _rope_scaling(config: Any, value: Any) -> Any:
     return value
 
 
+def _no_windows(family: ModelFamily[Any, Any]) -> str:
+    from lmhub.models.registry import get_family, list_families
+
+    windowed = [
+        name
+        for name in list_families()
+        if "sliding_window" in {f.name for f in dataclasses.fields(get_family(name).config_class)}
+    ]
+    return (
+        f"The '{family.name}' family has no sliding-window attention, so --sliding-window "
+        f"cannot apply. Leave it out, or pick a family with windows: {', '.join(windowed)}."
+    )
+
+
 def _attn_impl(value: str) -> str:
     from lmhub.nn.attention import ATTN_IMPLS
 
@@ -127,6 +141,10 @@ class ConfigFlag:
     parse: Callable[[Any, Any], Any] | None = None
     """Turns ``(config, value)`` into the field's value, where typer's parsing is not enough."""
 
+    absent: Callable[[ModelFamily[Any, Any]], str] | None = None
+    """The one-line error for a family whose config lacks the field (default: a generic one
+    listing the fields the family has)."""
+
     @property
     def param(self) -> str:
         """The Python parameter name typer passes the value under."""
@@ -161,6 +179,13 @@ CONFIG_FLAGS: tuple[ConfigFlag, ...] = (
         str,
         "eager, sdpa, flex or flash_attention_2 (attn_impl)",
         lambda config, value: _attn_impl(value),
+    ),
+    ConfigFlag(
+        "--sliding-window",
+        "sliding_window",
+        int,
+        "positions a sliding-window layer sees, the current one included (sliding_window)",
+        absent=lambda family: _no_windows(family),
     ),
     _hf_flag("tie_word_embeddings", bool),
     _hf_flag("attention_dropout", float),
@@ -207,6 +232,8 @@ def apply_cli_overrides(
         value = flags.get(flag.name)
         if value is None:
             continue
+        if flag.field not in fields and flag.absent is not None:
+            raise ConfigError(flag.absent(family), field=flag.field, value=value)
         if flag.field not in fields:
             raise ConfigError(
                 f"{flag.name} sets the config field '{flag.field}', which the '{family.name}' "

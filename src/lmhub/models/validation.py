@@ -109,7 +109,7 @@ def check_common(config: Any) -> None:
         ...
         lmhub.errors.ConfigError: 'num_heads' (32) must be a multiple of 'num_kv_heads' (5). ...
     """
-    from lmhub.nn.attention import ATTN_IMPLS
+    from lmhub.nn.attention import check_attn_impl
 
     check_positive(config, POSITIVE_FIELDS)
     check_floats(config)
@@ -133,7 +133,7 @@ def check_common(config: Any) -> None:
             value=heads,
         )
     if hasattr(config, "attn_impl"):
-        check_choice(config, "attn_impl", ATTN_IMPLS)
+        check_attn_impl(config.attn_impl)
     dropout = getattr(config, "dropout_p", None)
     if dropout is not None and not (isinstance(dropout, int | float) and 0.0 <= dropout < 1.0):
         raise ConfigError(

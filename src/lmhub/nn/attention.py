@@ -13,13 +13,43 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmhub.errors import ConfigError
+from lmhub.nn.flex import FLEX_AVAILABLE, flex_scaled_dot_product_attention
 from lmhub.nn.kv_cache import KVCache
 from lmhub.nn.masks import causal_mask
 from lmhub.nn.rope import apply_rotary
 from lmhub.nn.softcap import softcap as softcap_
 
-AttnImpl = Literal["eager", "sdpa"]
-ATTN_IMPLS: tuple[str, ...] = ("eager", "sdpa")
+AttnImpl = Literal["eager", "sdpa", "flex"]
+ATTN_IMPLS: tuple[str, ...] = ("eager", "sdpa", "flex") if FLEX_AVAILABLE else ("eager", "sdpa")
+"""The attention implementations this PyTorch runs ("flex" needs PyTorch >= 2.5)."""
+
+
+def check_attn_impl(value: object, *, field: str = "attn_impl") -> None:
+    """Raise :class:`ConfigError` unless ``value`` names an implementation this PyTorch runs.
+
+    Example:
+        >>> check_attn_impl("flash")
+        Traceback (most recent call last):
+        ...
+        lmhub.errors.ConfigError: 'attn_impl' is 'flash', which is not an attention ...
+    """
+    if value in ATTN_IMPLS:
+        return
+    if value == "flex":
+        raise ConfigError(
+            f"'{field}' is 'flex', but this PyTorch ({torch.__version__}) has no "
+            "torch.nn.attention.flex_attention (it came in PyTorch 2.5). Upgrade PyTorch or "
+            f"pick one of {', '.join(ATTN_IMPLS)}.",
+            field=field,
+            value=value,
+        )
+    raise ConfigError(
+        f"'{field}' is '{value}', which is not an attention implementation lmhub runs here. "
+        f"Pick one of {', '.join(ATTN_IMPLS)}.",
+        field=field,
+        value=value,
+    )
 
 
 def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
@@ -48,12 +78,27 @@ def scaled_dot_product_attention(
 
     ``mask`` is boolean (True = may attend), ``bias`` is added to the scores (ALiBi);
     ``is_causal`` applies a causal mask when ``mask`` is None. ``impl`` is ``"sdpa"`` (PyTorch's
-    fused kernel) or ``"eager"`` (explicit softmax in float32; the reference). ``softcap``
-    squashes the scaled scores into ``(-softcap, softcap)`` with ``softcap * tanh(s / softcap)``
-    (Gemma 2); PyTorch's SDPA kernels cannot do that, so a softcapped call always runs the eager
-    path, whatever ``impl`` says. ``sinks`` ``[heads]`` are learned per-head logits that join
-    each softmax as one more column without a value (gpt-oss); they also run eagerly.
+    fused kernel), ``"flex"`` (flex attention, the masks and the softcap as its mask/score
+    functions: :mod:`lmhub.nn.flex`) or ``"eager"`` (explicit softmax in float32; the
+    reference). ``softcap`` squashes the scaled scores into ``(-softcap, softcap)`` with
+    ``softcap * tanh(s / softcap)`` (Gemma 2); PyTorch's SDPA kernels cannot do that, so a
+    softcapped ``"sdpa"`` call runs the eager path. ``sinks`` ``[heads]`` are learned per-head
+    logits that join each softmax as one more column without a value (gpt-oss); neither SDPA
+    nor flex attention can add that column, so a call with sinks always runs eagerly.
     """
+    if impl == "flex" and sinks is None:
+        check_attn_impl(impl)
+        if dropout_p > 0.0:
+            raise ConfigError(
+                f"Flex attention has no attention dropout, but the dropout is {dropout_p}. Set "
+                "the config's dropout to 0 for training with attn_impl 'flex', or train with "
+                "'sdpa' or 'eager'.",
+                field="attn_impl",
+                value=impl,
+            )
+        return flex_scaled_dot_product_attention(
+            q, k, v, mask=mask, bias=bias, is_causal=is_causal, scale=scale, softcap=softcap
+        )
     if is_causal and mask is None and q.shape[-2] != k.shape[-2]:
         # The queries are the last q_len positions (a cache holds the rest): a single query sees
         # every key, several need a bottom-right causal mask (SDPA's is_causal is top-left).
@@ -74,8 +119,7 @@ def scaled_dot_product_attention(
         return F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale
         )
-    if impl not in ATTN_IMPLS:
-        raise ValueError(f"Unknown attention implementation '{impl}'; use one of {ATTN_IMPLS}.")
+    check_attn_impl(impl)
     scale = scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])
     scores = torch.matmul(q, k.transpose(-1, -2)) * scale
     if softcap is not None:

@@ -50,7 +50,8 @@ class CausalLMConfig:
     during training (0.1 in the paper)."""
 
     attn_impl: str = "sdpa"
-    """The attention kernel: ``sdpa`` (PyTorch fused) or ``eager`` (reference)."""
+    """The attention kernel: ``sdpa`` (PyTorch fused), ``flex`` (flex attention) or ``eager``
+    (reference); see :func:`lmhub.nn.attention.scaled_dot_product_attention`."""
 
     scale_embeddings: bool = True
     """Whether token embeddings are multiplied by ``sqrt(model_dim)`` before the positions are

@@ -55,7 +55,8 @@ class DeepOneConfig:
     """The dropout probability on attention weights and on both residual branches in training."""
 
     attn_impl: str = "sdpa"
-    """The attention kernel: ``sdpa`` (PyTorch fused) or ``eager`` (reference)."""
+    """The attention kernel: ``sdpa`` (PyTorch fused), ``flex`` (flex attention) or ``eager``
+    (reference); see :func:`lmhub.nn.attention.scaled_dot_product_attention`."""
 
     trainable_alibi: bool = True
     """Whether the ALiBi slopes are learned (they start at the standard geometric slopes)."""

@@ -40,7 +40,7 @@ class Gemma2Config(GemmaConfig):
 
     attn_logit_softcap: float | None = 50.0
     """Cap the attention scores at ``c * tanh(s / c)``; ``None`` for no cap. PyTorch's SDPA
-    cannot cap, so with a cap the attention runs eagerly whatever ``attn_impl`` says."""
+    cannot cap, so with a cap ``attn_impl="sdpa"`` runs eagerly; ``"flex"`` caps in its kernel."""
 
     final_logit_softcap: float | None = 30.0
     """Cap the output logits at ``c * tanh(logits / c)``; ``None`` for no cap."""

@@ -73,8 +73,11 @@ _OWN_KEYS: Final = ("query_pre_attn_scalar", "attn_logit_softcapping", "final_lo
 ConfigT = TypeVar("ConfigT", bound=Gemma2Config)
 
 
-def gemma_windows_from_hf(hf: Mapping[str, Any], *, period: int) -> dict[str, Any]:
-    """Return lmhub's ``sliding_window`` and ``layer_types`` for a Gemma 2/3 ``config.json``.
+def gemma_windows_from_hf(
+    hf: Mapping[str, Any], *, period: int, family: str = "Gemma"
+) -> dict[str, Any]:
+    """Return lmhub's ``sliding_window`` and ``layer_types`` for a Gemma 2/3 ``config.json``
+    (or another family's with the same keys: ``family`` names it in errors).
 
     As in transformers: ``layer_types`` where given, else every ``period``-th layer full and
     the others sliding. ``layer_types`` comes back ``None`` when every layer slides, and both
@@ -92,8 +95,8 @@ def gemma_windows_from_hf(hf: Mapping[str, Any], *, period: int) -> dict[str, An
         unknown = [n for n in names if n not in _HF_LAYER_TYPES]
         if unknown:
             raise ConfigError(
-                f"The key 'layer_types' holds '{unknown[0]}'; lmhub's Gemma reads only "
-                f"{' and '.join(_HF_LAYER_TYPES)}.",
+                f"The key 'layer_types' holds '{unknown[0]}'; lmhub's {family} reads only "
+                f"{' and '.join(_HF_LAYER_TYPES)}. Give each layer one of those.",
                 field="layer_types",
                 value=unknown[0],
             )

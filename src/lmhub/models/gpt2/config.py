@@ -49,7 +49,8 @@ class GPT2Config:
     """The dropout probability on attention weights during training (HF ``attn_pdrop``)."""
 
     attn_impl: str = "sdpa"
-    """The attention kernel: ``sdpa`` (PyTorch fused) or ``eager`` (reference)."""
+    """The attention kernel: ``sdpa`` (PyTorch fused), ``flex`` (flex attention) or ``eager``
+    (reference); see :func:`lmhub.nn.attention.scaled_dot_product_attention`."""
 
     init_std: float = 0.02
     """The standard deviation of the normal init; output projections get

@@ -68,7 +68,8 @@ class GPTNeoXConfig:
     """The dropout probability on attention weights during training."""
 
     attn_impl: str = "sdpa"
-    """The attention kernel: ``sdpa`` (PyTorch fused) or ``eager`` (reference)."""
+    """The attention kernel: ``sdpa`` (PyTorch fused), ``flex`` (flex attention) or ``eager``
+    (reference); see :func:`lmhub.nn.attention.scaled_dot_product_attention`."""
 
     init_std: float = 0.02
     """The standard deviation of the normal init of linear and embedding weights."""

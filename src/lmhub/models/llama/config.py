@@ -69,7 +69,8 @@ class LlamaConfig:
     """The dropout probability on attention weights during training."""
 
     attn_impl: str = "sdpa"
-    """The attention kernel: ``sdpa`` (PyTorch fused) or ``eager`` (reference)."""
+    """The attention kernel: ``sdpa`` (PyTorch fused), ``flex`` (flex attention) or ``eager``
+    (reference); see :func:`lmhub.nn.attention.scaled_dot_product_attention`."""
 
     attn_bias: bool = False
     """Whether the q/k/v projections have biases (and the output one, unless

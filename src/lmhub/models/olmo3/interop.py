@@ -78,7 +78,7 @@ def olmo3_config_from_hf(hf: Mapping[str, Any]) -> Olmo3Config:
     # The full layers' RoPE goes back in the flat spelling the shared reader understands.
     flat = {k: v for k, v in hf.items() if k not in _ROPE_KEYS}
     flat.update(rope_to_hf(theta, scaling))
-    windows = gemma_windows_from_hf(hf, period=OLMO3_PERIOD)
+    windows = gemma_windows_from_hf(hf, period=OLMO3_PERIOD, family="OLMo 3")
     return decoder_config_from_hf(
         flat,
         Olmo3Config,

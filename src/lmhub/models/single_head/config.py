@@ -50,7 +50,8 @@ class SingleHeadConfig:
     """The dropout probability on attention weights during training."""
 
     attn_impl: str = "sdpa"
-    """The attention kernel: ``sdpa`` (PyTorch fused) or ``eager`` (reference)."""
+    """The attention kernel: ``sdpa`` (PyTorch fused), ``flex`` (flex attention) or ``eager``
+    (reference); see :func:`lmhub.nn.attention.scaled_dot_product_attention`."""
 
     alibi_slope_init: float = 0.5
     """The initial ALiBi slope of every layer (the steepest standard slope of 8 heads)."""
