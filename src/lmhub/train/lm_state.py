@@ -107,9 +107,16 @@ def write_lm_state(
     options: dict[str, Any],
     special_ids: dict[str, int],
     extra: nn.Module | None,
+    step: int,
 ) -> None:
-    """Write ``lm_type.json`` (and the extra modules' weights) into ``directory``."""
-    record = {"lm_type": lm_type.name, "lm_options": options, "special_ids": special_ids}
+    """Write ``lm_type.json`` (and the extra modules' weights) into ``directory``; ``step`` is
+    the training step the weights are from."""
+    record = {
+        "lm_type": lm_type.name,
+        "lm_options": options,
+        "special_ids": special_ids,
+        "step": step,
+    }
     atomic_write_text(directory / LM_TYPE_FILE, json.dumps(record, indent=2) + "\n")
     if extra is not None:
         path = directory / LM_EXTRA_FILE

@@ -421,7 +421,8 @@ def evaluate_checkpoint(config: TrainConfig, checkpoint: str) -> list[dict[str, 
     checkpoint directory or a card such as ``RUN@last``); return the metric rows.
 
     Predictions go to ``OUTPUT_DIR/predictions/<split>/<loader>/step_N.jsonl`` (N: the
-    checkpoint's step, 0 where it records none).
+    checkpoint's step, 0 where it records none). Evaluating the run's own last checkpoint
+    writes the same rows (and files) its last evaluation wrote.
     """
     check_train_config(config)
     config = _debug_config(config)
@@ -453,7 +454,7 @@ def evaluate_checkpoint(config: TrainConfig, checkpoint: str) -> list[dict[str, 
         device=as_device(config.device),
         lm_type=built.lm_type,
     )
-    trainer.step = checkpoint_step(source.checkpoint)
+    trainer.step = checkpoint_step(source.checkpoint) or (record or {}).get("step", 0)
     return trainer.evaluate(splits=("valid", "test"))
 
 

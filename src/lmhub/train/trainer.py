@@ -168,6 +168,7 @@ class Trainer:
             options=dict(self.config.lm_options),
             special_ids=special_token_ids(self.tokenizer, self.lm_type.special_tokens),
             extra=self.components.extra,
+            step=self.step,
         )
 
     def write_cards(self, *, final: Path | None) -> None:
