@@ -14,7 +14,9 @@ import pytest
 from lmhub.cli.main import main
 from lmhub.config import to_yaml
 from lmhub.errors import ConfigError, LmTypeError
+from lmhub.lm.registry import get_lm_type
 from lmhub.train.config import TrainConfig
+from lmhub.train.config_files import load_train_config
 from lmhub.train.lm_state import LM_TYPE_FILE, load_lm_run
 from lmhub.train.run import evaluate_checkpoint, train
 from tests.train.helpers import PAIRS, metric_rows, tiny_config, write_pairs, write_text
@@ -170,3 +172,9 @@ def test_unknown_lm_type_is_one_line_with_close_matches(
         train(tiny_config(tmp_path, data, lm_type="lmhub.lm.metrics"))
     with pytest.raises(ConfigError, match=r"lm_options .*mask_prb"):
         train(tiny_config(tmp_path, data, lm_type="mlm", lm_options={"mask_prb": 0.2}))
+
+
+def test_the_shipped_mlm_example_is_a_valid_mlm_config() -> None:
+    config = load_train_config("mlm_reverse", ["data.train=x.jsonl"])
+    assert config.lm_type == "mlm" and config.lm_options["predict_steps"] == 9
+    assert get_lm_type("mlm").make_options(config.lm_options).mask_token_ratio == 1.0
