@@ -118,6 +118,7 @@ def test_smoke_mode_runs_a_few_steps_with_one_batch_per_loader(tmp_path: Path) -
     assert "max_steps: 3" in (output / "config.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_the_run_records_its_type_for_eval_and_generate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from lmhub.data.tokenizers import ByteTokenizer, Tokenizer
+from lmhub.lm.arlm import pad_id_of
 from lmhub.lm.lm_type import LmComponents, LmContext, LmType, special_token_ids
 from lmhub.models.hub import get_model_hub
 
@@ -72,7 +73,7 @@ def _check(ok: bool, message: str) -> None:
 
 
 def _build(lm_type: LmType, model: nn.Module, tokenizer: Tokenizer, kind: Any) -> LmComponents:
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_id_of(tokenizer)
     context = LmContext(
         model=model,
         tokenizer=tokenizer,
