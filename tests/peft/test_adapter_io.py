@@ -36,6 +36,8 @@ PEFT_EXPRESSIBLE = {
     "gpt_neox": ["o_proj", "fc1", "fc2"],
     # Phi-3 fuses q/k/v into qkv_proj and gate/up into gate_up_proj.
     "phi3": ["o_proj", "down_proj"],
+    # ModernBERT fuses q/k/v into Wqkv and gate/up into Wi.
+    "modernbert": ["o_proj", "down_proj"],
 }
 # Every linear layer of GPT-2 is a transposed Conv1D on the HF side (PEFT's fan_in_fan_out).
 NO_PEFT_LAYOUT = {"gpt2"}

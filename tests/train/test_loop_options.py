@@ -48,12 +48,14 @@ def test_optimizer_in_backward_refuses_accumulation(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("precision", ["bf16-mixed", "bf16"])
 def test_bf16_precisions_train_close_to_fp32(tmp_path: Path, precision: str) -> None:
-    fp32, _ = _losses(tmp_path, "fp32")
-    low, trainer = _losses(tmp_path, precision, precision=precision)
+    # Issue 8's check: the loss curve of 50 steps stays within tolerance of fp32's.
+    fp32, _ = _losses(tmp_path, "fp32", max_steps=50)
+    low, trainer = _losses(tmp_path, precision, precision=precision, max_steps=50)
     weights = {p.dtype for p in trainer.model.parameters()}  # type: ignore[attr-defined]
     assert weights == {torch.bfloat16 if precision == "bf16" else torch.float32}
+    assert len(low) == len(fp32) == 50
     assert low == pytest.approx(fp32, rel=0.03)
-    assert low[-1] < low[0]
+    assert low[-1] < 0.8 * low[0]
 
 
 def test_validation_split_logs_valid_rows(tmp_path: Path) -> None:

@@ -51,3 +51,27 @@ def test_yaml_round_trip(
          "precision": precision, "data": {"valid": valid}, "model_config": {"num_layers": layers}},
     )  # fmt: skip
     assert from_yaml(TrainConfig, to_yaml(config)) == config
+
+
+def test_a_malloc_threshold_outside_glibcs_range_names_the_field() -> None:
+    import pytest
+
+    from lmhub.errors import ConfigError
+    from lmhub.train.config import check_train_config
+
+    for bad in (0.0, 64.0):
+        config = apply_overrides(TrainConfig(), {"malloc_mmap_threshold_mib": bad})
+        with pytest.raises(ConfigError) as info:
+            check_train_config(config)
+        assert info.value.field == "malloc_mmap_threshold_mib" and "null" in str(info.value)
+    fine = {"malloc_mmap_threshold_mib": None, "data": {"train": "corpus.txt"}}
+    check_train_config(apply_overrides(TrainConfig(), fine))
+
+
+def test_the_malloc_threshold_takes_on_linux_glibc() -> None:
+    import platform
+
+    from lmhub.train.memory import set_malloc_mmap_threshold
+
+    took = set_malloc_mmap_threshold(1.0)
+    assert took == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")

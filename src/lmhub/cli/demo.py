@@ -2,7 +2,7 @@
 
 It decompresses the Tiny Shakespeare text shipped in the package (the first 300,000 characters
 of karpathy/char-rnn's ``data/tinyshakespeare/input.txt``; Shakespeare's text is public domain)
-into a fresh run directory, builds a 0.9M-parameter Llama over bytes, prints a sample of its
+into a fresh run directory, builds a 2.8M-parameter Llama over bytes, prints a sample of its
 random-weight gibberish, trains it with the ``demo`` example config (progress bar on a
 terminal), exports the Hugging Face directory, reloads it, checks the reloaded logits, and
 prints a sample from it. Nothing is downloaded.

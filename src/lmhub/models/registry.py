@@ -34,6 +34,8 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "lmhub.models.causal_lm",
     "lmhub.models.single_head",
     "lmhub.models.deepone",
+    "lmhub.models.bert",
+    "lmhub.models.modernbert",
 )
 
 _families: dict[str, ModelFamily[Any, Any]] = {}

@@ -30,6 +30,48 @@ def get_activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
         ) from None
 
 
+class _GatedActivation(torch.autograd.Function):
+    """``act(gate) * up`` that keeps only ``gate`` and ``up`` for the backward and recomputes
+    ``act(gate)`` there: one activation-sized tensor per layer less than autograd keeps (it
+    would also save ``act(gate)``). The gradients are the ones autograd computes, bit for bit:
+    the same kernels run on the same inputs."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        gate: torch.Tensor,
+        up: torch.Tensor,
+        act: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        ctx.save_for_backward(gate, up)
+        ctx.act = act  # type: ignore[attr-defined]
+        return act(gate) * up
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        gate, up = ctx.saved_tensors  # type: ignore[attr-defined]
+        with torch.enable_grad():
+            g = gate.detach().requires_grad_()
+            activated = ctx.act(g)  # type: ignore[attr-defined]
+        grad_up = grad * activated.detach() if ctx.needs_input_grad[1] else None
+        grad_gate = None
+        if ctx.needs_input_grad[0]:
+            (grad_gate,) = torch.autograd.grad(activated, g, grad * up)
+        return grad_gate, grad_up, None
+
+
+def gated_activation(
+    gate: torch.Tensor, up: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """Return ``act(gate) * up``; when it needs gradients, through :class:`_GatedActivation`,
+    which holds less memory for the backward."""
+    if torch.is_grad_enabled() and (gate.requires_grad or up.requires_grad):
+        return _GatedActivation.apply(gate, up, act)
+    return act(gate) * up
+
+
 class GLUFeedForward(nn.Module):
     """Gated feed-forward ``down(act(gate(x)) * up(x))``; with ``silu`` this is SwiGLU (Llama).
 
@@ -48,7 +90,7 @@ class GLUFeedForward(nn.Module):
         self._act = get_activation(activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(self._act(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(gated_activation(self.gate_proj(x), self.up_proj(x), self._act))
 
 
 class MLPFeedForward(nn.Module):

@@ -31,6 +31,8 @@ DEFAULT_TARGETS: Final[Mapping[str, tuple[str, ...]]] = {
     "olmo3": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
     "smollm3": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
     "single_head": ("qk_proj", "v_proj", *MLP_PROJECTIONS),
+    "bert": ATTENTION_PROJECTIONS + MLP_PROJECTIONS,
+    "modernbert": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
 }
 """Per family: the attention and MLP projections LoRA adapts when ``targets`` is left empty."""
 

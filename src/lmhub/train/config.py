@@ -207,6 +207,11 @@ class TrainConfig:
     PEFT adapter directory."""
     gradient_checkpointing: bool = False
     """Recompute each layer's activations in the backward pass (less memory, more compute)."""
+    malloc_mmap_threshold_mib: float | None = 1.0
+    """On Linux with glibc, serve host allocations of at least this many MiB from their own
+    memory maps, returned to the system when freed (``None``: leave malloc as it is). glibc
+    otherwise raises the threshold after the first freed activation and serves later ones from
+    a heap that fragments, so a training process holds several hundred MiB it no longer uses."""
     device: str = "cpu"
     """Where to train: ``cpu``, ``cuda``, ``cuda:1``, ..."""
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -263,6 +268,14 @@ def check_train_config(config: TrainConfig) -> None:
             raise ConfigError(
                 f"The field '{name}' is {value}; it must be 0 or more.", field=name, value=value
             )
+    threshold = config.malloc_mmap_threshold_mib
+    if threshold is not None and not 0 < threshold <= 32:
+        raise ConfigError(
+            f"The field 'malloc_mmap_threshold_mib' is {threshold}; glibc takes a threshold "
+            "above 0 and at most 32 MiB. Set it in that range, or to null to leave malloc alone.",
+            field="malloc_mmap_threshold_mib",
+            value=threshold,
+        )
     if config.optimizer.lr <= 0:
         raise ConfigError(
             f"The field 'optimizer.lr' is {config.optimizer.lr}; it must be above 0.",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import resource
 import sys
 from pathlib import Path
@@ -47,3 +49,30 @@ def peak_memory_bytes(device: torch.device) -> int:
 def describe_peak(device: torch.device) -> str:
     """Say what :func:`peak_memory_bytes` measures on ``device``."""
     return "CUDA max allocated" if device.type == "cuda" else "peak RSS of the process"
+
+
+M_MMAP_THRESHOLD = -3
+"""glibc's ``mallopt`` parameter number for the mmap threshold (``malloc.h``)."""
+
+
+def set_malloc_mmap_threshold(mib: float) -> bool:
+    """Make glibc serve allocations of ``mib`` MiB or more from their own memory maps.
+
+    Setting the threshold also turns off glibc's dynamic threshold, which otherwise climbs to
+    32 MiB once a large block is freed, after which freed activations stay in a fragmenting
+    heap. Returns whether the setting took (False off glibc, e.g. macOS or musl).
+
+    Example:
+        >>> set_malloc_mmap_threshold(1.0)  # doctest: +SKIP
+        True
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, int(mib * 2**20)))

@@ -1,8 +1,9 @@
 """The forward/backward smoke test behind ``lmhub model test``.
 
-Builds or loads a model, then runs a few optimizer steps of next-token prediction on random
-tokens (or on a text file), reporting the loss of every step, the logits shape, the parameter
-count, tokens/s and peak memory. A NaN or infinite loss stops the test with
+Builds or loads a model, then runs a few optimizer steps of next-token prediction (for an
+encoder family: of masked tokens, see :func:`masked_tokens`) on random tokens (or on a text
+file), reporting the loss of every step, the logits shape, the parameter count, tokens/s and
+peak memory. A NaN or infinite loss stops the test with
 :class:`~lmhub.errors.NonFiniteLossError`.
 
 Example:
@@ -249,6 +250,35 @@ def random_batches(
         yield torch.randint(0, vocab_size, (batch_size, sequence_length + 1), generator=generator)
 
 
+MASK_FRACTION = 0.15
+"""The share of positions an encoder's test corrupts and predicts (BERT's 15%)."""
+
+
+def masked_tokens(
+    ids: torch.Tensor, vocab_size: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(inputs, targets)`` for a masked-token test step of a bidirectional encoder:
+    :data:`MASK_FRACTION` of the positions (at least one per row) get a random id, and only
+    those are predicted (the rest of ``targets`` is -100). A next-token objective would be no
+    test for an encoder, which sees the token it is asked for.
+
+    Example:
+        >>> inputs, targets = masked_tokens(ids, 259, torch.Generator().manual_seed(0))
+    """
+    picked = torch.rand(ids.shape, generator=generator) < MASK_FRACTION
+    picked[~picked.any(dim=1), 0] = True
+    noise = torch.randint(0, vocab_size, ids.shape, generator=generator).to(ids.device)
+    picked = picked.to(ids.device)
+    return torch.where(picked, noise, ids), torch.where(picked, ids, -100)
+
+
+def _is_encoder(module: nn.Module) -> bool:
+    from lmhub.models.registry import family_of
+
+    family = family_of(module)
+    return family is not None and family.kind == "encoder"
+
+
 def _make_optimizer(kind: str, lr: float) -> Callable[[Any], torch.optim.Optimizer]:
     if kind == "sgd":
         return lambda params: torch.optim.SGD(params, lr=lr)
@@ -267,9 +297,13 @@ def _train_steps(
     reset_peak_memory(device)
     timed_tokens, timed_seconds = 0, 0.0
     logits_shape: tuple[int, ...] = ()
+    masking = torch.Generator().manual_seed(options.seed) if _is_encoder(module) else None
     for step in range(1, options.steps + 1):
         batch = next(batches).to(device)
-        inputs, targets = batch[:, :-1], batch[:, 1:]
+        if masking is None:
+            inputs, targets = batch[:, :-1], batch[:, 1:]
+        else:
+            inputs, targets = masked_tokens(batch[:, :-1], vocab_size_of(module), masking)
         start = time.perf_counter()
         logits = module(inputs)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
@@ -354,6 +388,8 @@ def run_model_test(
         extras.append("optimizer fused with backward")
     else:
         optimizer = factory([p for p in module.parameters() if p.requires_grad])
+    if _is_encoder(module):
+        extras.append(f"masked tokens ({MASK_FRACTION:.0%} replaced by random ids, predicted)")
     echo(
         f"batch {options.batch_size} x {options.sequence_length} tokens, {options.steps} steps, "
         f"{options.optimizer} lr {options.lr:g}" + "".join(f", {e}" for e in extras)

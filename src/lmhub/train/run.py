@@ -59,6 +59,7 @@ from lmhub.train.lm_state import (
     read_lm_type,
     required_vocab,
 )
+from lmhub.train.memory import set_malloc_mmap_threshold
 from lmhub.train.optim_in_backward import fuse_optimizer_with_backward
 from lmhub.train.progress import TrainProgress
 from lmhub.train.resume import (
@@ -258,6 +259,8 @@ def _build(config: TrainConfig, *, model_name: str | None = None) -> _Built:
     type's components and the data of ``config``."""
     lm_type = get_lm_type(config.lm_type)
     device = as_device(config.device)
+    if config.malloc_mmap_threshold_mib is not None:
+        set_malloc_mmap_threshold(config.malloc_mmap_threshold_mib)
     torch.manual_seed(config.seed)
     source = resolve_model_source(model_name or config.model)
     tokenizer = _tokenizer(config, source)
@@ -356,6 +359,8 @@ def build_trainer(
     config = _debug_config(config)
     output = Path(config.output_dir)
     checkpoint = resume_checkpoint(config)
+    if config.malloc_mmap_threshold_mib is not None:
+        set_malloc_mmap_threshold(config.malloc_mmap_threshold_mib)
     built = _build(config)
     model, tokenizer, source = built.model, built.tokenizer, built.source
     device = as_device(config.device)

@@ -1,6 +1,6 @@
 """Metric sinks: where the trainer's metric rows go (JSON lines, and TensorBoard on request).
 
-Every row is a flat dict with a ``step``; validation rows carry ``"split": "valid"``.
+Every row is a flat dict with a ``step``; evaluation rows carry ``split`` and ``loader``.
 """
 
 from __future__ import annotations

@@ -158,15 +158,22 @@ class LmhubEncoderAdapter(HFEncoderAdapter):
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> ModelOutput:
         del kwargs
         _no_embeds(inputs_embeds)
+        # Segment ids (BERT's tokenizers always send them) reach encoders that take them; an
+        # all-zero tensor is every encoder's default, so it is left out for those that do not.
+        extra = {}
+        if token_type_ids is not None and bool(token_type_ids.any()):
+            extra["token_type_ids"] = token_type_ids
         out = self.model(
             input_ids,
             attention_mask=_real_mask(attention_mask),
             position_ids=position_ids,
             return_hidden=not self.emits_logits,
+            **extra,
         )
         if self.emits_logits:
             return MaskedLMOutput(logits=out)

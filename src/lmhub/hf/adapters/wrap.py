@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from torch import nn
 
@@ -77,7 +77,7 @@ def _hf_config(
 def to_hf_api(
     model: nn.Module,
     *,
-    task: Task | None = None,
+    task: Task | str | None = None,
     num_labels: int = 2,
     family: ModelFamily[Any, Any] | str | None = None,
 ) -> Any:
@@ -103,6 +103,8 @@ def to_hf_api(
             "to_hf_api does not wrap encoder-decoder lmhub families yet. Adapt the model with "
             "HFEncoderDecoderModelArchitecture and ConditionalGenerationLMHeadMixin instead."
         )
+    # transformers spells tasks with hyphens ("sequence-classification"); both spellings work.
+    task = cast(Task, task.replace("-", "_")) if task else None
     task = task or ("causal_lm" if kind == "decoder" else "masked_lm")
     cls = _CLASSES.get((kind, task))
     if cls is None:
