@@ -15,6 +15,7 @@ from lmhub.data.tokenizers import ByteTokenizer
 from lmhub.errors import ConfigError
 from lmhub.lm import Collator, LossFunction, Predictor
 from lmhub.lm.metrics import Seq2SeqExactMatch
+from lmhub.lm.registry import get_lm_type
 from lmhub.lm.seq2seq import (
     IGNORE_INDEX,
     Seq2SeqCollator,
@@ -22,7 +23,7 @@ from lmhub.lm.seq2seq import (
     Seq2SeqPredictionCollator,
     Seq2SeqPredictor,
 )
-from lmhub.train.components import LM_TYPES
+from lmhub.train.lm_state import build_components
 
 FAMILIES = ["t5", "transformer"]
 
@@ -74,19 +75,25 @@ def test_loss_is_cross_entropy_of_the_teacher_forced_logits(family: str) -> None
 @pytest.mark.parametrize("family", FAMILIES)
 def test_components_meet_the_protocols_and_refuse_what_does_not_fit(family: str) -> None:
     model, tok = tiny(family), ByteTokenizer()
-    parts = LM_TYPES["seq2seq"](model, tok, "seq2seq", seq_len=32, max_new_tokens=8)
+
+    def build(lm_type: str, model: Any, kind: str) -> Any:
+        return build_components(
+            get_lm_type(lm_type), model, tok, kind, options={}, seq_len=32, max_new_tokens=8
+        )
+
+    parts = build("seq2seq", model, "seq2seq")
     assert isinstance(parts.train_collator, Collator)
     assert isinstance(parts.loss, LossFunction)
     assert isinstance(parts.predictor, Predictor)
     with pytest.raises(ConfigError, match="prompt/target") as info:
-        LM_TYPES["seq2seq"](model, tok, "text", seq_len=32, max_new_tokens=8)
+        build("seq2seq", model, "text")
     assert info.value.field == "lm_type"
     with pytest.raises(ConfigError, match="lm_type=seq2seq"):
-        LM_TYPES["arlm"](model, tok, "seq2seq", seq_len=32, max_new_tokens=8)
+        build("arlm", model, "seq2seq")
     hub = lmhub.get_model_hub("llama")
     decoder = hub.create_new_model(hub.get_arch_config("llama_tiny"), meta=True)
     with pytest.raises(ConfigError, match="encoder-decoder"):
-        LM_TYPES["seq2seq"](decoder, tok, "seq2seq", seq_len=32, max_new_tokens=8)
+        build("seq2seq", decoder, "seq2seq")
 
 
 @pytest.mark.parametrize("num_beams", [1, 3])

@@ -14,10 +14,12 @@ from lmhub.cli import (
     checkpoint,
     data,
     demo,
+    eval,
     generate,
     model,
     model_test,
     plan,
+    scaffold,
     train,
 )
 from lmhub.errors import LmhubError
@@ -33,10 +35,12 @@ catalog.register(app)
 checkpoint.register(app)
 data.register(app)
 demo.register(app)
+eval.register(app)
 generate.register(app)
 model_test.register(model.model_app)
 model.register(app)
 plan.register(app)
+scaffold.register(app)
 train.register(app)
 
 USER_ERROR = 2

@@ -95,12 +95,14 @@ def save_sharded_train_checkpoint(
     state: TrainState,
     keep_last: int,
     gangs: Gangs,
+    write_extra: Callable[[Path], None] | None = None,
     before_publish: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write ``checkpoints/step_N/`` of a sharded run; call it on every rank, in step.
 
-    ``before_publish(staging_dir)`` runs on rank 0 once every rank's files are staged (tests
-    kill the process there).
+    ``write_extra(staging_dir)`` runs on rank 0 (the LM type's record and its unsharded extra
+    modules); ``before_publish(staging_dir)`` runs on rank 0 once every rank's files are staged
+    (tests kill the process there).
     """
     root = output_dir / CHECKPOINTS_DIR
     name = f"step_{state.step}"
@@ -121,6 +123,8 @@ def save_sharded_train_checkpoint(
         if tokenizer is not None:
             write_tokenizer_files(tokenizer, staging)
         torch.save(train_state_dict(state), staging / STATE_FILE)
+        if write_extra is not None:
+            write_extra(staging)
     barrier()
     if main:
         fsync_tree(staging)

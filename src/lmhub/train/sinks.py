@@ -1,6 +1,6 @@
 """Metric sinks: where the trainer's metric rows go (JSON lines, and TensorBoard on request).
 
-Every row is a flat dict with a ``step``; validation rows carry ``"split": "valid"``.
+Every row is a flat dict with a ``step``; evaluation rows carry ``split`` and ``loader``.
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ def truncate_metrics(path: Path, last_step: int) -> None:
 
 
 class TensorBoardSink:
-    """Writes each number of a row as a TensorBoard scalar, tagged ``split/name``."""
+    """Writes each number of a row as a TensorBoard scalar, tagged ``split/name`` (evaluation
+    metrics keep their ``<split>/<loader>/<metric>`` keys)."""
 
     def __init__(self, directory: Path) -> None:
         if importlib.util.find_spec("tensorboard") is None:
@@ -83,7 +84,8 @@ class TensorBoardSink:
         split = row.get("split", "train")
         for name, value in row.items():
             if isinstance(value, int | float) and not isinstance(value, bool) and name != "step":
-                self._writer.add_scalar(f"{split}/{name}", value, row["step"])
+                tag = name if "/" in name else f"{split}/{name}"  # eval keys carry theirs
+                self._writer.add_scalar(tag, value, row["step"])
 
     def close(self) -> None:
         self._writer.close()

@@ -8,7 +8,7 @@ import torch
 
 from lmhub.data.packing import document_mask
 from lmhub.lm.arlm.types import IGNORE_INDEX, ARLMBatch
-from lmhub.lm.cross_entropy import chunked_cross_entropy, linear_cross_entropy
+from lmhub.lm.cross_entropy import head_cross_entropy
 from lmhub.lm.protocols import LossOutput
 from lmhub.models.decoder import DecoderLM
 
@@ -48,18 +48,9 @@ class ARLMLoss:
         labels = batch["labels"][:, 1:]
         scored = labels != IGNORE_INDEX
         scored_hidden, targets = hidden[:, :-1][scored], labels[scored]
-        head = self.model.lm_head
-        # A head split by vocabulary over tensor-parallel ranks (a DTensor weight, which has a
-        # device_mesh) goes through its module, which gathers the logits.
-        split_head = getattr(head.weight, "device_mesh", None) is not None
-        if type(self.model).logits is DecoderLM.logits and not split_head:  # lm_head alone
-            loss_sum = linear_cross_entropy(
-                scored_hidden, head.weight, targets, bias=head.bias, chunk_size=self.chunk_size
-            )
-        else:  # a family with its own logits step (a soft-cap, ...): recompute per chunk
-            loss_sum = chunked_cross_entropy(
-                scored_hidden, targets, self.model.logits, chunk_size=self.chunk_size
-            )
+        loss_sum = head_cross_entropy(
+            self.model, scored_hidden, targets, chunk_size=self.chunk_size
+        )
         num_tokens = scored.sum()
         out: LossOutput = {
             "loss": loss_sum / num_tokens.clamp(min=1),
