@@ -77,16 +77,22 @@ class AdaLNZero(nn.Module):
         torch.Size([1, 3, 259])
     """
 
-    def __init__(self, backbone: DecoderLM, *, cond_dim: int = 128, frequency_dim: int = 256) -> None:
+    def __init__(
+        self, backbone: DecoderLM, *, cond_dim: int = 128, frequency_dim: int = 256
+    ) -> None:
         """``cond_dim``: width of the conditioning vector; ``frequency_dim``: width of the
         sinusoidal features of ``sigma``."""
         super().__init__()
         layers = getattr(backbone, "layers", None)
         dim = getattr(getattr(backbone, "config", None), "model_dim", None)
-        if not isinstance(layers, nn.ModuleList) or not isinstance(dim, int) or not all(
-            isinstance(getattr(layer, "attn", None), nn.Module)
-            and isinstance(getattr(layer, "ffn", None), nn.Module)
-            for layer in layers
+        if (
+            not isinstance(layers, nn.ModuleList)
+            or not isinstance(dim, int)
+            or not all(
+                isinstance(getattr(layer, "attn", None), nn.Module)
+                and isinstance(getattr(layer, "ffn", None), nn.Module)
+                for layer in layers
+            )
         ):
             raise ConfigError(
                 f"adaLN-zero cannot condition a {type(backbone).__name__}: it needs `layers` whose "
@@ -105,7 +111,9 @@ class AdaLNZero(nn.Module):
         after the forward) so that a checkpointed layer recomputed in backward sees them."""
         for index, layer in enumerate(layers):
             for sublayer, offset in ((layer.attn, 0), (layer.ffn, 3)):
-                sublayer.register_forward_pre_hook(self._input_hook(index, offset), with_kwargs=True)
+                sublayer.register_forward_pre_hook(
+                    self._input_hook(index, offset), with_kwargs=True
+                )
                 sublayer.register_forward_hook(self._output_hook(index, offset))
         self.reset_modulation()
 
