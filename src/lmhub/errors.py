@@ -321,3 +321,20 @@ class ParallelLayoutError(LmhubError, ValueError):
         self.field = field
         self.value = value
         self.divisor = divisor
+
+
+class LmTypeError(ConfigError, LookupError):
+    """An ``lm_type`` that names no usable LM type."""
+
+    def __init__(self, name: str, known: Sequence[str], *, reason: str | None = None) -> None:
+        self.name = name
+        self.known = list(known)
+        self.reason = reason
+        what = reason or "is not a known LM type"
+        super().__init__(
+            f"The lm_type {name!r} {what}.{_did_you_mean(name, known)} The known types are: "
+            f"{', '.join(sorted(known))}; a "
+            "module path whose LM_TYPE is an LmType (lm_type=my_pkg.my_type) works too.",
+            field="lm_type",
+            value=name,
+        )

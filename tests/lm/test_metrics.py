@@ -14,6 +14,8 @@ from lmhub.lm.metrics import (
     Seq2SeqExactMatch,
     Seq2SeqTokenAccuracy,
     TokenAccuracy,
+    loss_metrics,
+    target_metrics,
 )
 
 X = -100  # ignored label
@@ -92,3 +94,25 @@ def test_seq2seq_metrics_drop_the_prompt_of_full_sequence_predictions() -> None:
 def test_seq2seq_metrics_refuse_mismatched_rows() -> None:
     with pytest.raises(ValueError, match="2 predictions for 1 targets"):
         Seq2SeqExactMatch().update([torch.tensor([1]), torch.tensor([2])], torch.tensor([[1]]))
+
+
+def test_metric_objects_update_from_loss_dicts_and_predictions() -> None:
+    lm = loss_metrics()
+    lm["loss"].update({}, {"loss": torch.tensor(2.0), "loss_sum": torch.tensor(6.0),
+                           "num_tokens": torch.tensor(3)})  # fmt: skip
+    lm["loss"].update({}, {"loss": torch.tensor(0.0)})  # no sum: one token of loss 0
+    assert lm["loss"].compute() == 6.0 / 4
+    lm["perplexity"].update({}, {"loss_sum": torch.tensor(math.log(9.0) * 2),
+                                 "num_tokens": torch.tensor(2), "loss": None})  # fmt: skip
+    assert lm["perplexity"].compute() == pytest.approx(9.0)
+
+    pred = target_metrics()
+    batch = {"target_ids": torch.tensor([[7, 2], [5, X]])}
+    out = {"ids": [torch.tensor([9, 7, 2]), torch.tensor([8, 5, 1])], "prompt_lengths": [1, 1]}
+    for metric in pred.values():
+        metric.update(batch, out)
+    assert pred["exact_match"].compute() == 0.5  # row 2 has an extra token
+    assert pred["token_accuracy"].compute() == 1.0  # every target token is right
+    for metric in pred.values():
+        metric.reset()
+        assert math.isnan(metric.compute())

@@ -42,8 +42,11 @@ def test_overfit_one_batch_to_exact_match_one(
     final = [r for r in valid if r["step"] == 80]
     lm = next(r for r in final if r["loader"] == "lm")
     pred = next(r for r in final if r["loader"] == "prediction")
-    assert pred["exact_match"] == 1.0 and pred["token_accuracy"] == 1.0
-    assert lm["loss"] < 0.05 and lm["perplexity"] == pytest.approx(2.718281828 ** lm["loss"])
+    assert pred["valid/prediction/exact_match"] == 1.0
+    assert pred["valid/prediction/token_accuracy"] == 1.0
+    loss = lm["valid/lm/loss"]
+    assert loss < 0.05 and lm["valid/lm/perplexity"] == pytest.approx(2.718281828**loss)
+    assert pred["predictions"] == "predictions/valid/prediction/step_80.jsonl"
     train_rows = metric_rows(tmp_path / "rev")
     assert [r["step"] for r in train_rows] == [20, 40, 60, 80]
     for row in train_rows:

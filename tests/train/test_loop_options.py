@@ -60,4 +60,4 @@ def test_validation_split_logs_valid_rows(tmp_path: Path) -> None:
     _losses(tmp_path, "split", **{"data.valid_fraction": 0.3, "eval.every_steps": 2})
     valid = metric_rows(tmp_path / "split", split="valid")
     assert [r["step"] for r in valid] == [2, 4]
-    assert all(r["loader"] == "lm" and r["perplexity"] > 1 for r in valid)
+    assert all(r["loader"] == "lm" and r["valid/lm/perplexity"] > 1 for r in valid)

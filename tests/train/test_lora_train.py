@@ -63,13 +63,13 @@ def test_lora_run_lowers_validation_loss_and_saves_only_adapters(
     trainer, _ = build_trainer(config)
     trainable = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
     assert trainable and all(".lora_" in n for n in trainable)
-    before = trainer.evaluate()[0]["loss"]
+    before = trainer.evaluate()[0]["valid/lm/loss"]
     frozen = {n: p.detach().clone() for n, p in trainer.model.named_parameters()
               if not p.requires_grad}  # fmt: skip
     final = fit_and_export(trainer)
 
     after = metric_rows(tmp_path / "run", split="valid")[-1]
-    assert after["step"] == 30 and after["loss"] < before - 0.05, (before, after)
+    assert after["step"] == 30 and after["valid/lm/loss"] < before - 0.05, (before, after)
     for name, param in trainer.model.named_parameters():  # the base did not move
         if name in frozen:
             assert torch.equal(param, frozen[name]), name

@@ -62,6 +62,54 @@ def _eos(tokenizer: Any, model: Any) -> int | list[int] | None:
     return eos if isinstance(eos, int | list) else None
 
 
+def _generate_with_lm_type(
+    name: str,
+    prompt: str,
+    device: torch.device,
+    tokenizer: str | None,
+    max_new_tokens: int,
+    settings: Any,
+) -> bool:
+    """Answer ``prompt`` with the predictor of a run saved by a non-autoregressive LM type
+    (its ``lm_type.json``); return whether it was one."""
+    from lmhub.data.tokenizers import load_tokenizer
+    from lmhub.errors import GenerationError
+    from lmhub.models.resolve import resolve_model_source
+    from lmhub.train.lm_state import load_lm_run, read_lm_type
+
+    source = resolve_model_source(name)
+    record = read_lm_type(source.checkpoint) if source.checkpoint is not None else None
+    if record is None or record.get("lm_type") == "arlm":
+        return False
+    if settings.repetition_penalty is not None or settings.stop:
+        raise GenerationError(
+            f"{name} is a {record['lm_type']} model, whose predictor fills the answer all at "
+            "once: --repetition-penalty and --stop do not apply. Leave them out."
+        )
+    sampling = {"temperature": settings.temperature, "top_k": settings.top_k,
+                "top_p": settings.top_p}  # fmt: skip
+    run = load_lm_run(
+        name,
+        device=device,
+        tokenizer=load_tokenizer(tokenizer) if tokenizer is not None else None,
+        max_new_tokens=max_new_tokens,
+        options={k: v for k, v in sampling.items() if v is not None and k in _option_names(record)},
+    )
+    assert run.components.predictor is not None
+    start = time.perf_counter()
+    (text,) = run.components.predictor.generate([prompt])
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+    _err.print(f"[dim]{run.lm_type.name} predictor: {time.perf_counter() - start:.2f} s")
+    return True
+
+
+def _option_names(record: dict[str, Any]) -> set[str]:
+    from lmhub.lm.registry import get_lm_type
+
+    return set(get_lm_type(record["lm_type"]).option_fields())
+
+
 def generate(
     model: Annotated[str, typer.Argument(help="A card, an architecture, or an HF checkpoint dir.")],
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="The text to continue.")],
@@ -103,6 +151,8 @@ def generate(
     )
     target = as_device(device)
     torch.manual_seed(check_seed(seed))  # random weights of an arch are reproducible too
+    if _generate_with_lm_type(model, prompt, target, tokenizer, max_new_tokens, settings):
+        return
     lm, source = _load(model, target, as_dtype(dtype))
     lm.eval()
     tok = _tokenizer(lm, tokenizer, source)

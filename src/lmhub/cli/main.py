@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from lmhub.cli import catalog, data, demo, generate, model, model_test, train
+from lmhub.cli import catalog, data, demo, eval, generate, model, model_test, scaffold, train
 from lmhub.errors import LmhubError
 
 app = typer.Typer(
@@ -22,9 +22,11 @@ app = typer.Typer(
 catalog.register(app)
 data.register(app)
 demo.register(app)
+eval.register(app)
 generate.register(app)
 model_test.register(model.model_app)
 model.register(app)
+scaffold.register(app)
 train.register(app)
 
 USER_ERROR = 2

@@ -25,7 +25,24 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["chunked_cross_entropy", "linear_cross_entropy"]
+from lmhub.models.decoder import DecoderLM
+
+__all__ = ["chunked_cross_entropy", "head_cross_entropy", "linear_cross_entropy"]
+
+
+def head_cross_entropy(
+    model: DecoderLM, hidden: torch.Tensor, targets: torch.Tensor, *, chunk_size: int = 1024
+) -> torch.Tensor:
+    """Summed cross-entropy of ``model``'s output head over the selected final hidden states
+    ``hidden`` ``[n, dim]`` against ``targets`` ``[n]``: :func:`linear_cross_entropy` where the
+    head is ``lm_head`` alone, else :func:`chunked_cross_entropy` through ``model.logits`` (a
+    family with a soft-cap or scaling)."""
+    if type(model).logits is DecoderLM.logits:
+        head = model.lm_head
+        return linear_cross_entropy(
+            hidden, head.weight, targets, bias=head.bias, chunk_size=chunk_size
+        )
+    return chunked_cross_entropy(hidden, targets, model.logits, chunk_size=chunk_size)
 
 
 def linear_cross_entropy(

@@ -12,13 +12,19 @@ Two families score different things:
 * :class:`Seq2SeqTokenAccuracy` and :class:`Seq2SeqExactMatch` compare what a predictor
   generated with the gold target, scoring only the target part: predictions that include the
   prompt (as non-autoregressive types produce) drop it first via ``prompt_lengths``.
+
+The trainer drives metrics through one signature, :class:`LmMetric`: ``update(batch, out)``
+where ``out`` is a loss function's dict (``lm`` loaders) or a predictor's predictions
+(``prediction`` loaders). :class:`LossMetric`, :class:`PerplexityMetric`,
+:class:`PredictionExactMatch` and :class:`PredictionTokenAccuracy` wrap the metrics above so;
+:func:`loss_metrics` and :func:`target_metrics` are the sets every type starts from.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import torch
 
@@ -27,12 +33,19 @@ from lmhub.lm.protocols import IGNORE_INDEX
 __all__ = [
     "IGNORE_INDEX",
     "ExactMatch",
+    "LmMetric",
+    "LossMetric",
     "MeanLoss",
     "Metric",
     "Perplexity",
+    "PerplexityMetric",
+    "PredictionExactMatch",
+    "PredictionTokenAccuracy",
     "Seq2SeqExactMatch",
     "Seq2SeqTokenAccuracy",
     "TokenAccuracy",
+    "loss_metrics",
+    "target_metrics",
 ]
 
 
@@ -196,3 +209,73 @@ def _pairs(
         start = prompt_lengths[i] if prompt_lengths is not None else 0
         pairs.append((pred.cpu()[start:].long(), target[target != IGNORE_INDEX]))
     return pairs
+
+
+class LmMetric(Protocol):
+    """A metric the trainer updates with a batch and what the loss or predictor returned."""
+
+    def update(self, batch: Mapping[str, Any], out: Mapping[str, Any]) -> None:
+        """Add one batch: ``out`` is the loss dict (``lm``) or the predictions (``prediction``)."""
+        ...
+
+    def compute(self) -> float:
+        """The value over everything added since the last reset (NaN when nothing was)."""
+        ...
+
+    def reset(self) -> None:
+        """Forget everything added."""
+        ...
+
+
+class LossMetric(MeanLoss):
+    """Mean loss per target token from loss dicts (``loss_sum`` and ``num_tokens``, else
+    ``loss`` counted as one token).
+
+    Example:
+        >>> m = LossMetric()
+        >>> m.update({}, {"loss": torch.tensor(1.5), "loss_sum": torch.tensor(3.0),
+        ...               "num_tokens": torch.tensor(2)})
+        >>> m.update({}, {"loss": torch.tensor(0.0), "loss_sum": torch.tensor(0.0),
+        ...               "num_tokens": torch.tensor(2)})
+        >>> m.compute()
+        0.75
+    """
+
+    def update(self, batch: Mapping[str, Any], out: Mapping[str, Any]) -> None:  # type: ignore[override]
+        count = int(out["num_tokens"]) if "num_tokens" in out else 1
+        total = out["loss_sum"] if "loss_sum" in out else out["loss"] * count
+        super().update(float(total), count)
+
+
+class PerplexityMetric(LossMetric):
+    """``exp`` of :class:`LossMetric` (a bound on perplexity where the loss is a bound, as
+    MDLM's NELBO is); ``inf`` past float range."""
+
+    def compute(self) -> float:
+        loss = super().compute()
+        return math.exp(loss) if loss < 700 else math.inf
+
+
+class PredictionExactMatch(Seq2SeqExactMatch):
+    """:class:`Seq2SeqExactMatch` of predictions (``ids``, and ``prompt_lengths`` when the ids
+    include the prompt) against the batch's ``target_ids``."""
+
+    def update(self, batch: Mapping[str, Any], out: Mapping[str, Any]) -> None:  # type: ignore[override]
+        super().update(out["ids"], batch["target_ids"], prompt_lengths=out.get("prompt_lengths"))
+
+
+class PredictionTokenAccuracy(Seq2SeqTokenAccuracy):
+    """:class:`Seq2SeqTokenAccuracy` of predictions against the batch's ``target_ids``."""
+
+    def update(self, batch: Mapping[str, Any], out: Mapping[str, Any]) -> None:  # type: ignore[override]
+        super().update(out["ids"], batch["target_ids"], prompt_lengths=out.get("prompt_lengths"))
+
+
+def loss_metrics() -> dict[str, LmMetric]:
+    """Fresh ``loss`` and ``perplexity`` metrics of an ``lm`` loader."""
+    return {"loss": LossMetric(), "perplexity": PerplexityMetric()}
+
+
+def target_metrics() -> dict[str, LmMetric]:
+    """Fresh ``exact_match`` and ``token_accuracy`` metrics of a ``prediction`` loader."""
+    return {"exact_match": PredictionExactMatch(), "token_accuracy": PredictionTokenAccuracy()}

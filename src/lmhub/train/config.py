@@ -22,6 +22,7 @@ __all__ = [
     "CheckpointConfig",
     "DataConfig",
     "EvalConfig",
+    "EvalLoaderConfig",
     "LogConfig",
     "LoraTrainConfig",
     "LrScheduleConfig",
@@ -43,6 +44,9 @@ class DataConfig:
     with the loss on the target only."""
     valid: str | None = None
     """Validation data in the same forms; ``None`` holds out ``valid_fraction`` of ``train``."""
+    test: str | None = None
+    """Test data in the same forms (``None``: no test split). Test loaders run at the end of
+    training and in ``lmhub eval``."""
     valid_fraction: float = 0.0
     """Fraction of the training examples held out for validation when ``valid`` is not given
     (0: no validation)."""
@@ -102,6 +106,23 @@ class CheckpointConfig:
 
 
 @dataclass(kw_only=True)
+class EvalLoaderConfig:
+    """One named evaluation loader: its metrics are logged as ``<split>/<name>/<metric>``."""
+
+    name: str
+    """The loader's name in the metrics and in ``predictions/<split>/<name>/``."""
+    kind: Literal["lm", "prediction"]
+    """``lm`` batches go to the loss function (loss, perplexity), ``prediction`` batches to the
+    predictor (exact match, token accuracy, predictions as JSON lines)."""
+    split: Literal["valid", "test"] = "valid"
+    """``valid`` runs every ``eval.every_steps`` and at the end; ``test`` at the end only (and in
+    ``lmhub eval``)."""
+    data: str | None = None
+    """The loader's own data file or directory (``None``: the split's, ``data.valid`` or the
+    held-out part of ``data.train`` for ``valid``, ``data.test`` for ``test``)."""
+
+
+@dataclass(kw_only=True)
 class EvalConfig:
     """Validation during training."""
 
@@ -113,6 +134,9 @@ class EvalConfig:
     """Validation batch size (``None``: ``batch_size``)."""
     max_new_tokens: int = 64
     """The most tokens the predictor generates per seq2seq example."""
+    loaders: list[EvalLoaderConfig] = field(default_factory=list)
+    """The evaluation loaders (empty: for each split that has data, a loader ``lm`` and, for
+    seq2seq data, a loader ``prediction``)."""
 
 
 @dataclass(kw_only=True)
@@ -153,8 +177,13 @@ class TrainConfig:
     tokenizer: str | None = None
     """A tokenizer file or directory, or ``byte``; ``None`` takes the model's own (a checkpoint
     directory's or a card's), else the byte tokenizer."""
-    lm_type: Literal["arlm"] = "arlm"
-    """The kind of language model, which picks the collators, loss and predictor."""
+    lm_type: str = "arlm"
+    """The kind of language model, which picks the collators, loss, predictor, metrics and the
+    backbone's attention mode: ``arlm``, ``mlm`` (``lmhub.lm.registry`` lists them), or a
+    module path whose ``LM_TYPE`` is an ``LmType``."""
+    lm_options: dict[str, Any] = field(default_factory=dict)
+    """The LM type's own settings (e.g. ``{mask_prob: 0.15, predict_steps: 8}`` for ``mlm``),
+    checked against its options dataclass."""
     data: DataConfig = field(default_factory=DataConfig)
     """The training and validation data."""
     seq_len: int = 256
@@ -192,6 +221,12 @@ class TrainConfig:
     """The run's name in its cards (``NAME@last``); ``None``: the output directory's name."""
     seed: int = 0
     """Seeds the model's initialisation, the data order and every random draw."""
+    debug: Literal["overfit", "smoke"] | None = None
+    """``overfit``: train on one batch (the first ``overfit_batch_size`` examples) and validate
+    on that same batch (an LM type whose exact match does not reach 1.0 there is broken);
+    ``smoke``: a few steps on the CPU, one evaluation batch per loader. ``None``: a normal run."""
+    overfit_batch_size: int = 1
+    """The rows of the one batch of ``debug: overfit``."""
     resume: str = "auto"
     """``auto`` continues from the last complete checkpoint in ``output_dir`` if any; ``never``
     starts over (an output directory with checkpoints is then an error); or a checkpoint
@@ -210,6 +245,7 @@ def check_train_config(config: TrainConfig) -> None:
         "grad_accum_steps": config.grad_accum_steps,
         "max_steps": config.max_steps,
         "log.every_steps": config.log.every_steps,
+        "overfit_batch_size": config.overfit_batch_size,
     }
     at_least_zero = {
         "lr_schedule.warmup_steps": config.lr_schedule.warmup_steps,

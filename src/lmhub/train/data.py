@@ -23,7 +23,7 @@ from lmhub.data.token_cache import TokenizedData, tokenize_source
 from lmhub.data.tokenizers import Tokenizer
 from lmhub.errors import DataError
 
-__all__ = ["Examples", "NamedLoader", "TrainBatches", "load_examples"]
+__all__ = ["Examples", "NamedLoader", "TrainBatches", "load_data_file", "load_examples"]
 
 Examples = Sequence[dict[str, Any]]
 """Indexable examples: packed rows (text) or prompt/target pairs (seq2seq)."""
@@ -55,6 +55,26 @@ def _examples(
             documents=indices,
         )
     return _Subset(data=data, indices=indices if indices is not None else np.arange(len(data)))
+
+
+def load_data_file(
+    path: str,
+    tokenizer: Tokenizer,
+    *,
+    seq_len: int,
+    pad_token_id: int,
+    doc_separator: str | None = None,
+    add_bos: bool | None = None,
+    add_eos: bool | None = None,
+    cache_dir: str | None = None,
+    progress: bool = True,
+) -> tuple[DataKind, Examples]:
+    """Return ``(kind, examples)`` of one data file or directory (text packed into rows)."""
+    source = DataSource(path, doc_separator=doc_separator)
+    data = tokenize_source(
+        source, tokenizer, cache_dir=cache_dir, add_bos=add_bos, add_eos=add_eos, progress=progress
+    )
+    return data.kind, _examples(data, None, seq_len=seq_len, pad_token_id=pad_token_id)
 
 
 def load_examples(
@@ -161,7 +181,11 @@ class NamedLoader:
     """Validation batches under a name that routes them: ``lm`` or ``prediction``."""
 
     name: str
-    """``lm`` (to the loss function) or ``prediction`` (to the predictor)."""
+    """The loader's name: metrics are logged as ``<split>/<name>/<metric>``."""
+    kind: str = ""
+    """``lm`` (to the loss function) or ``prediction`` (to the predictor); empty: ``name``."""
+    split: str = "valid"
+    """``valid`` (every evaluation) or ``test`` (at the end, and in ``lmhub eval``)."""
     examples: Examples
     """The examples, taken in order."""
     collate: Callable[[list[dict[str, Any]]], Any]
@@ -170,6 +194,11 @@ class NamedLoader:
     """Examples per batch."""
     max_batches: int | None = None
     """Stop after this many batches (``None``: all)."""
+
+    @property
+    def route(self) -> str:
+        """Where its batches go: ``lm`` or ``prediction``."""
+        return self.kind or self.name
 
     def __iter__(self) -> Iterator[Any]:
         starts = range(0, len(self.examples), self.batch_size)

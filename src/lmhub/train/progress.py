@@ -10,13 +10,19 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 __all__ = ["TrainProgress"]
 
 
+_SHOWN = ("loss", "lr", "grad_norm", "tokens_per_s", "perplexity", "exact_match")
+
+
 def _fmt(row: dict[str, Any]) -> str:
+    """The row's numbers worth showing; evaluation rows' ``<split>/<loader>/<metric>`` keys are
+    shown as ``<loader>/<metric>``."""
     parts = []
-    for key in ("loss", "lr", "grad_norm", "tokens_per_s", "perplexity", "exact_match"):
-        value = row.get(key)
-        if isinstance(value, float):
-            parts.append(f"{key} {value:.4g}")
-    return "  ".join(parts)
+    for key, value in row.items():
+        name = key.rsplit("/", 1)[-1]
+        if name in _SHOWN and isinstance(value, float):
+            label = key.split("/", 1)[-1] if "/" in key else key
+            parts.append((_SHOWN.index(name), f"{label} {value:.4g}"))
+    return "  ".join(text for _, text in sorted(parts, key=lambda p: p[0]))
 
 
 class TrainProgress:

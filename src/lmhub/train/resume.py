@@ -48,6 +48,7 @@ __all__ = [
     "ADAPTER_DIR",
     "CHECKPOINTS_DIR",
     "TrainState",
+    "checkpoint_step",
     "find_resume_checkpoint",
     "list_checkpoints",
     "load_train_checkpoint",
@@ -137,12 +138,14 @@ def save_train_checkpoint(
     keep_last: int,
     adapter_base: str | None = None,
     before_publish: Callable[[Path], None] | None = None,
+    write_extra: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write ``checkpoints/step_N/`` atomically, point ``latest`` at it, prune; return its path.
 
     ``adapter_base`` (the base model's name or path, for PEFT) marks a LoRA run: only the
     adapters are saved.
 
+    ``write_extra(staging_dir)`` adds files of the caller's (the LM type's record);
     ``before_publish(staging_dir)`` runs once every file is staged (tests kill the process
     there).
     """
@@ -179,6 +182,8 @@ def save_train_checkpoint(
             },
             staging / STATE_FILE,
         )
+        if write_extra is not None:
+            write_extra(staging)
         _fsync_tree(staging)
         if before_publish is not None:
             before_publish(staging)
@@ -208,6 +213,14 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
         if match and path.is_dir() and (path / STATE_FILE).is_file():
             found.append((int(match.group(1)), path))
     return [path for _, path in sorted(found)]
+
+
+def checkpoint_step(directory: Path) -> int:
+    """The step a training checkpoint was saved at (0 for a directory that is not one)."""
+    state = directory / STATE_FILE
+    if not state.is_file():
+        return 0
+    return int(torch.load(state, map_location="cpu", weights_only=True)["step"])
 
 
 def find_resume_checkpoint(output_dir: Path) -> Path | None:

@@ -24,7 +24,9 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +35,14 @@ from torch import nn
 
 from lmhub.checkpoint.writers import atomic_write_text
 from lmhub.config import to_yaml
+from lmhub.data.sources import DataKind
 from lmhub.data.tokenizers import Tokenizer, load_tokenizer
 from lmhub.errors import ConfigError, ModelCheckpointError
 from lmhub.hf.export import export
 from lmhub.hf.tokenizer_files import write_tokenizer_files
 from lmhub.lm.arlm import pad_id_of
+from lmhub.lm.lm_type import LmComponents, LmType
+from lmhub.lm.registry import get_lm_type
 from lmhub.models.resolve import (
     ModelSource,
     instantiate,
@@ -46,12 +51,22 @@ from lmhub.models.resolve import (
 )
 from lmhub.peft import apply_lora, merge_lora, save_adapter
 from lmhub.train.checkpointing import enable_gradient_checkpointing
-from lmhub.train.components import LM_TYPES
-from lmhub.train.config import TrainConfig, check_train_config
-from lmhub.train.data import NamedLoader, TrainBatches, load_examples
+from lmhub.train.config import EvalLoaderConfig, TrainConfig, check_train_config
+from lmhub.train.data import Examples, NamedLoader, TrainBatches, load_data_file, load_examples
+from lmhub.train.lm_state import (
+    build_components,
+    load_extra,
+    read_lm_type,
+    required_vocab,
+)
 from lmhub.train.optim_in_backward import fuse_optimizer_with_backward
 from lmhub.train.progress import TrainProgress
-from lmhub.train.resume import ADAPTER_DIR, find_resume_checkpoint, list_checkpoints
+from lmhub.train.resume import (
+    ADAPTER_DIR,
+    checkpoint_step,
+    find_resume_checkpoint,
+    list_checkpoints,
+)
 from lmhub.train.sinks import METRICS_FILE, JsonlSink, MetricSink, TensorBoardSink, truncate_metrics
 from lmhub.train.trainer import StepCallback, Trainer, build_optimizer
 from lmhub.utils import as_device
@@ -61,6 +76,7 @@ __all__ = [
     "CONFIG_FILE",
     "FINAL_DIR",
     "build_trainer",
+    "evaluate_checkpoint",
     "fit_and_export",
     "resume_checkpoint",
     "train",
@@ -69,6 +85,8 @@ __all__ = [
 CONFIG_FILE = "config.yaml"
 FINAL_DIR = "final"
 BASE_DIR = "base"
+SMOKE_STEPS = 3
+"""Optimiser steps of ``debug: smoke``."""
 
 
 def _tokenizer(config: TrainConfig, source: Any) -> Tokenizer:
@@ -119,23 +137,134 @@ def _lora_base(
     return base.resolve()
 
 
-def build_trainer(
-    config: TrainConfig, *, callbacks: list[StepCallback] | None = None
-) -> tuple[Trainer, Path | None]:
-    """Build the trainer of ``config``; return it with the checkpoint it resumes from (which
-    :meth:`Trainer.restore` has already loaded), or ``None``."""
-    check_train_config(config)
-    if config.lm_type not in LM_TYPES:  # the Literal type already refuses others
-        raise ConfigError(f"Unknown lm_type {config.lm_type!r}.", field="lm_type")
-    output = Path(config.output_dir)
-    checkpoint = resume_checkpoint(config)
+def _debug_config(config: TrainConfig) -> TrainConfig:
+    """``config`` as its ``debug`` mode runs it (the saved config shows these values)."""
+    if config.debug == "smoke":
+        return dataclasses.replace(
+            config,
+            max_steps=min(config.max_steps, SMOKE_STEPS),
+            device="cpu",
+            log=dataclasses.replace(config.log, every_steps=1),
+            eval=dataclasses.replace(config.eval, every_steps=0, max_batches=1),
+        )
+    if config.debug == "overfit":
+        return dataclasses.replace(config, batch_size=config.overfit_batch_size)
+    return config
+
+
+def _model_config(config: TrainConfig, source: ModelSource, need: int) -> dict[str, Any] | None:
+    """The model overrides, with a vocabulary grown to ``need`` for a random model that lacks
+    room for the LM type's special tokens."""
+    overrides = dict(config.model_config)
+    vocab = overrides.get("vocab_size", getattr(source.config, "vocab_size", None))
+    if source.checkpoint is None and isinstance(vocab, int) and vocab < need:
+        overrides["vocab_size"] = need
+    return overrides or None
+
+
+def _eval_loaders(
+    config: TrainConfig,
+    *,
+    kind: DataKind,
+    components: LmComponents,
+    tokenizer: Tokenizer,
+    split_examples: dict[str, Examples],
+    progress: bool,
+) -> list[NamedLoader]:
+    """The named evaluation loaders ``eval.loaders`` asks for (by default ``lm`` and, for
+    seq2seq data, ``prediction`` on each split that has data)."""
+    specs = list(config.eval.loaders)
+    if not specs:
+        for split in split_examples:
+            specs.append(EvalLoaderConfig(name="lm", kind="lm", split=split))  # type: ignore[arg-type]
+            if kind == "seq2seq" and components.prediction_collator is not None:
+                specs.append(
+                    EvalLoaderConfig(name="prediction", kind="prediction", split=split)  # type: ignore[arg-type]
+                )
+    data = config.data
+    loaders = []
+    for spec in specs:
+        if spec.data is not None:
+            spec_kind, examples = load_data_file(
+                spec.data,
+                tokenizer,
+                seq_len=config.seq_len,
+                pad_token_id=components.pad_token_id,
+                doc_separator=data.doc_separator,
+                add_bos=data.add_bos,
+                add_eos=data.add_eos,
+                cache_dir=data.cache_dir,
+                progress=progress,
+            )
+            if spec_kind != kind:
+                raise ConfigError(
+                    f"The evaluation loader {spec.name!r} reads {spec.data}, which is {spec_kind} "
+                    f"data, but the run trains on {kind} data. Give it {kind} data.",
+                    field="eval.loaders",
+                    value=spec.data,
+                )
+        elif spec.split in split_examples:
+            examples = split_examples[spec.split]
+        else:
+            what = "data.test" if spec.split == "test" else "data.valid or data.valid_fraction"
+            raise ConfigError(
+                f"The evaluation loader {spec.name!r} reads the {spec.split} split, which has no "
+                f"data. Set {what}, or give the loader its own data.",
+                field="eval.loaders",
+                value=spec.name,
+            )
+        if spec.kind == "lm":
+            collate = components.train_collator
+        elif components.prediction_collator is not None:
+            collate = components.prediction_collator
+        else:
+            raise ConfigError(
+                f"The evaluation loader {spec.name!r} is a prediction loader, but the "
+                f"{config.lm_type} type predicts from seq2seq data only and the run's data is "
+                f"{kind}. Make it an lm loader.",
+                field="eval.loaders",
+                value=spec.name,
+            )
+        loaders.append(
+            NamedLoader(
+                name=spec.name,
+                kind=spec.kind,
+                split=spec.split,
+                examples=examples,
+                collate=collate,
+                batch_size=config.eval.batch_size or config.batch_size,
+                max_batches=config.eval.max_batches,
+            )
+        )
+    return loaders
+
+
+@dataclass(kw_only=True)
+class _Built:
+    """A run's model, tokenizer, LM type and data, before any training state."""
+
+    source: ModelSource
+    model: nn.Module
+    tokenizer: Tokenizer
+    lm_type: LmType
+    components: LmComponents
+    train_batches: TrainBatches
+    eval_loaders: list[NamedLoader]
+    progress: TrainProgress
+
+
+def _build(config: TrainConfig, *, model_name: str | None = None) -> _Built:
+    """Build the model (from ``model_name`` instead of ``config.model`` when given), the LM
+    type's components and the data of ``config``."""
+    lm_type = get_lm_type(config.lm_type)
     device = as_device(config.device)
     torch.manual_seed(config.seed)
-
-    source = resolve_model_source(config.model)
-    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
-    model = instantiate(source, config=config.model_config or None, device=device, dtype=dtype)
+    source = resolve_model_source(model_name or config.model)
     tokenizer = _tokenizer(config, source)
+    need = required_vocab(tokenizer, lm_type)
+    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
+    model_config = _model_config(config, source, need)
+    model = instantiate(source, config=model_config, device=device, dtype=dtype)
     vocab = getattr(model.config, "vocab_size", None)
     if isinstance(vocab, int) and tokenizer.vocab_size > vocab:
         raise ConfigError(
@@ -145,22 +274,17 @@ def build_trainer(
             field="model_config.vocab_size",
             value=vocab,
         )
-    lora_base = None
-    if config.lora is not None:
-        lora_base = _lora_base(source, model, tokenizer, output, fresh=checkpoint is None)
-        apply_lora(model, config.lora)
-    if config.gradient_checkpointing:
-        enable_gradient_checkpointing(model)
 
     progress = TrainProgress(config.max_steps, mode=config.log.progress)
     data = config.data
+    overfit = config.debug == "overfit"
     kind, train_examples, valid_examples = load_examples(
         data.train,
-        data.valid,
+        None if overfit else data.valid,
         tokenizer,
         seq_len=config.seq_len,
         pad_token_id=pad_id_of(tokenizer),
-        valid_fraction=data.valid_fraction,
+        valid_fraction=0.0 if overfit else data.valid_fraction,
         seed=config.seed,
         doc_separator=data.doc_separator,
         add_bos=data.add_bos,
@@ -168,47 +292,93 @@ def build_trainer(
         cache_dir=data.cache_dir,
         progress=progress.mode == "bar",
     )
-    components = LM_TYPES[config.lm_type](
-        model, tokenizer, kind, seq_len=config.seq_len, max_new_tokens=config.eval.max_new_tokens
+    components = build_components(
+        lm_type,
+        model,
+        tokenizer,
+        kind,
+        options=config.lm_options,
+        seq_len=config.seq_len,
+        max_new_tokens=config.eval.max_new_tokens,
     )
+    if components.extra is not None:
+        components.extra.to(device=device, dtype=dtype)
+    split_examples: dict[str, Examples] = {}
+    if overfit:  # one batch, validated on itself
+        train_examples = [
+            train_examples[i] for i in range(min(config.batch_size, len(train_examples)))
+        ]
+        split_examples["valid"] = train_examples
+    else:
+        if valid_examples is not None:
+            split_examples["valid"] = valid_examples
+        if data.test is not None:
+            split_examples["test"] = load_data_file(
+                data.test,
+                tokenizer,
+                seq_len=config.seq_len,
+                pad_token_id=components.pad_token_id,
+                doc_separator=data.doc_separator,
+                add_bos=data.add_bos,
+                add_eos=data.add_eos,
+                cache_dir=data.cache_dir,
+                progress=progress.mode == "bar",
+            )[1]
     train_batches = TrainBatches(
         train_examples, components.train_collator, batch_size=config.batch_size, seed=config.seed
     )
-    eval_loaders = []
-    if valid_examples is not None:
-        size = config.eval.batch_size or config.batch_size
-        limit = config.eval.max_batches
-        eval_loaders.append(
-            NamedLoader(
-                name="lm",
-                examples=valid_examples,
-                collate=components.train_collator,
-                batch_size=size,
-                max_batches=limit,
-            )
-        )
-        if components.prediction_collator is not None:
-            eval_loaders.append(
-                NamedLoader(
-                    name="prediction",
-                    examples=valid_examples,
-                    collate=components.prediction_collator,
-                    batch_size=size,
-                    max_batches=limit,
-                )
-            )
+    eval_loaders = _eval_loaders(
+        config,
+        kind=kind,
+        components=components,
+        tokenizer=tokenizer,
+        split_examples=split_examples,
+        progress=progress.mode == "bar",
+    )
+    return _Built(
+        source=source,
+        model=model,
+        tokenizer=tokenizer,
+        lm_type=lm_type,
+        components=components,
+        train_batches=train_batches,
+        eval_loaders=eval_loaders,
+        progress=progress,
+    )
+
+
+def build_trainer(
+    config: TrainConfig, *, callbacks: list[StepCallback] | None = None
+) -> tuple[Trainer, Path | None]:
+    """Build the trainer of ``config``; return it with the checkpoint it resumes from (which
+    :meth:`Trainer.restore` has already loaded), or ``None``."""
+    check_train_config(config)
+    config = _debug_config(config)
+    output = Path(config.output_dir)
+    checkpoint = resume_checkpoint(config)
+    built = _build(config)
+    model, tokenizer, source = built.model, built.tokenizer, built.source
+    device = as_device(config.device)
+    lora_base = None
+    if config.lora is not None:
+        lora_base = _lora_base(source, model, tokenizer, output, fresh=checkpoint is None)
+        apply_lora(model, config.lora)
+    if config.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
 
     opt = config.optimizer
+    extra = built.components.extra
+    modules = [model] if extra is None else [model, extra]
     if opt.in_backward:
         optimizer: Any = fuse_optimizer_with_backward(
-            model,
+            model if extra is None else nn.ModuleList(modules),
             lambda ps: build_optimizer(
                 ps, lr=opt.lr, weight_decay=opt.weight_decay, betas=opt.betas, eps=opt.eps
             ),
         )
     else:
         optimizer = build_optimizer(
-            [p for p in model.parameters() if p.requires_grad],
+            [p for m in modules for p in m.parameters() if p.requires_grad],
             lr=opt.lr,
             weight_decay=opt.weight_decay,
             betas=opt.betas,
@@ -226,15 +396,16 @@ def build_trainer(
         model=model,
         family=source.family,
         tokenizer=tokenizer,
-        components=components,
-        train_batches=train_batches,
-        eval_loaders=eval_loaders,
+        components=built.components,
+        train_batches=built.train_batches,
+        eval_loaders=built.eval_loaders,
         optimizer=optimizer,
         sinks=sinks,
-        progress=progress,
+        progress=built.progress,
         device=device,
         callbacks=callbacks,
         lora_base=lora_base,
+        lm_type=built.lm_type,
     )
     if checkpoint is not None:
         trainer.restore(checkpoint)
@@ -243,6 +414,48 @@ def build_trainer(
     if config.log.tensorboard:
         sinks.append(TensorBoardSink(output / "tensorboard"))
     return trainer, checkpoint
+
+
+def evaluate_checkpoint(config: TrainConfig, checkpoint: str) -> list[dict[str, Any]]:
+    """Run every evaluation loader of ``config`` (valid and test) on ``checkpoint`` (a
+    checkpoint directory or a card such as ``RUN@last``); return the metric rows.
+
+    Predictions go to ``OUTPUT_DIR/predictions/<split>/<loader>/step_N.jsonl`` (N: the
+    checkpoint's step, 0 where it records none). Evaluating the run's own last checkpoint
+    writes the same rows (and files) its last evaluation wrote.
+    """
+    check_train_config(config)
+    config = _debug_config(config)
+    source = resolve_model_source(checkpoint)
+    if source.checkpoint is None:
+        raise ModelCheckpointError(
+            f"{checkpoint!r} has no saved weights to evaluate. Pass a checkpoint directory or a "
+            "run's card (RUN@last, RUN@step_N).",
+            path=Path(checkpoint),
+        )
+    record = read_lm_type(source.checkpoint)
+    if record is not None and record["lm_type"] != config.lm_type:
+        config = dataclasses.replace(config, lm_type=record["lm_type"])
+    if record is not None and not config.lm_options:
+        config = dataclasses.replace(config, lm_options=dict(record.get("lm_options", {})))
+    built = _build(config, model_name=str(source.checkpoint))
+    load_extra(source.checkpoint, built.components.extra)
+    trainer = Trainer(
+        config=config,
+        model=built.model,
+        family=built.source.family,
+        tokenizer=built.tokenizer,
+        components=built.components,
+        train_batches=built.train_batches,
+        eval_loaders=built.eval_loaders,
+        optimizer=None,
+        sinks=[],
+        progress=built.progress,
+        device=as_device(config.device),
+        lm_type=built.lm_type,
+    )
+    trainer.step = checkpoint_step(source.checkpoint) or (record or {}).get("step", 0)
+    return trainer.evaluate(splits=("valid", "test"))
 
 
 def fit_and_export(trainer: Trainer) -> Path:
@@ -269,6 +482,7 @@ def fit_and_export(trainer: Trainer) -> Path:
             write_tokenizer_files(trainer.tokenizer, final)
         shutil.rmtree(final / ADAPTER_DIR, ignore_errors=True)
         staged.rename(final / ADAPTER_DIR)
+    trainer.write_lm_state(final)
     trainer.write_cards(final=final)
     return final
 

@@ -25,12 +25,14 @@ from torch import nn
 
 from lmhub.data.tokenizers import Tokenizer
 from lmhub.errors import NonFiniteLossError
-from lmhub.lm.metrics import MeanLoss, Seq2SeqExactMatch, Seq2SeqTokenAccuracy
+from lmhub.lm.lm_type import LmComponents, LmType, special_token_ids
+from lmhub.lm.metrics import LmMetric
+from lmhub.lm.registry import get_lm_type
 from lmhub.models.family import ModelFamily
 from lmhub.train.cards import write_run_cards
-from lmhub.train.components import LmComponents
 from lmhub.train.config import TrainConfig
 from lmhub.train.data import NamedLoader, TrainBatches
+from lmhub.train.lm_state import load_extra, write_lm_state
 from lmhub.train.progress import TrainProgress
 from lmhub.train.resume import (
     TrainState,
@@ -92,6 +94,7 @@ class Trainer:
         device: torch.device,
         callbacks: list[StepCallback] | None = None,
         lora_base: Path | None = None,
+        lm_type: LmType | None = None,
     ) -> None:
         self.config = config
         self.model = model
@@ -108,6 +111,7 @@ class Trainer:
         self.lora_base = lora_base
         """A LoRA run's base weights directory (``None``: a full run); checkpoints then hold
         only the adapters."""
+        self.lm_type = lm_type or get_lm_type(config.lm_type)
         self.output_dir = Path(config.output_dir)
         self.run_name = config.run_name or self.output_dir.resolve().name
         self.schedule = LrSchedule(
@@ -119,7 +123,8 @@ class Trainer:
         )
         self.step = 0
         self.tokens_seen = 0
-        self.params = [p for p in model.parameters() if p.requires_grad]
+        modules = [model] if components.extra is None else [model, components.extra]
+        self.params = [p for m in modules for p in m.parameters() if p.requires_grad]
         components.loss.configure(self)
 
     # -- state ----------------------------------------------------------------------------------
@@ -129,6 +134,7 @@ class Trainer:
         state = load_train_checkpoint(
             checkpoint, model=self.model, optimizer=self.optimizer, device=self.device
         )
+        load_extra(checkpoint, self.components.extra)
         self.step, self.tokens_seen = state.step, state.tokens_seen
         self.train_batches.load_state_dict(state.data_position)
         set_rng_state(state.rng)
@@ -149,9 +155,21 @@ class Trainer:
             ),
             keep_last=self.config.checkpoint.keep_last,
             adapter_base=str(self.lora_base) if self.lora_base is not None else None,
+            write_extra=self.write_lm_state,
         )
         self.write_cards(final=None)
         return path
+
+    def write_lm_state(self, directory: Path) -> None:
+        """Record the LM type (and save its extra modules) in a model directory."""
+        write_lm_state(
+            directory,
+            lm_type=self.lm_type,
+            options=dict(self.config.lm_options),
+            special_ids=special_token_ids(self.tokenizer, self.lm_type.special_tokens),
+            extra=self.components.extra,
+            step=self.step,
+        )
 
     def write_cards(self, *, final: Path | None) -> None:
         """(Re)write the cards of the run's checkpoints (and of ``final``)."""
@@ -230,65 +248,71 @@ class Trainer:
         return float(norm)
 
     @torch.no_grad()
-    def evaluate(self) -> list[dict[str, Any]]:
-        """Run every validation loader; write and return the rows (``"split": "valid"``)."""
+    def evaluate(self, splits: tuple[str, ...] = ("valid",)) -> list[dict[str, Any]]:
+        """Run the evaluation loaders of ``splits``; write and return their rows.
+
+        Each row has ``step``, ``split``, ``loader`` and the loader's metrics as
+        ``<split>/<loader>/<metric>``. Evaluation draws its random numbers (masks, noise) from
+        a generator seeded with ``seed``, apart from training's, so it is the same at every
+        step and training draws the same numbers with or without it.
+        """
         rows = []
+        extra = self.components.extra
         self.model.eval()
+        if extra is not None:
+            extra.eval()
         try:
-            for loader in self.eval_loaders:
-                if loader.name == "lm":
-                    rows.append(self._eval_lm(loader))
-                elif loader.name == "prediction":
-                    rows.append(self._eval_prediction(loader))
+            with torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device]):
+                torch.manual_seed(self.config.seed)
+                for loader in self.eval_loaders:
+                    if loader.split in splits:
+                        rows.append(self._eval_loader(loader))
         finally:
             self.model.train()
+            if extra is not None:
+                extra.train()
         for row in rows:
             self._emit(row)
         return rows
 
-    def _eval_lm(self, loader: NamedLoader) -> dict[str, Any]:
-        mean = MeanLoss()
-        for batch in loader:
-            with self.autocast():
-                out = self.components.loss.loss_fn(
-                    move_batch(batch, self.device), dataloader_name=loader.name
-                )
-            count = int(out["num_tokens"]) if "num_tokens" in out else 1
-            total = out["loss_sum"] if "loss_sum" in out else out["loss"] * count
-            mean.update(float(total), count)
-        loss = mean.compute()
-        perplexity = math.exp(loss) if loss < 700 else math.inf
-        return {
-            "step": self.step,
-            "split": "valid",
-            "loader": loader.name,
-            "loss": loss,
-            "perplexity": perplexity,
-        }
+    def _eval_loader(self, loader: NamedLoader) -> dict[str, Any]:
+        prefix = f"{loader.split}/{loader.name}/"
+        row: dict[str, Any] = {"step": self.step, "split": loader.split, "loader": loader.name}
+        if loader.route == "prediction":
+            metrics, path = self._eval_prediction(loader)
+            row["predictions"] = str(path.relative_to(self.output_dir))
+        else:
+            metrics = self._eval_lm(loader)
+        row.update({prefix + name: metric.compute() for name, metric in metrics.items()})
+        return row
 
-    def _eval_prediction(self, loader: NamedLoader) -> dict[str, Any]:
+    def _eval_lm(self, loader: NamedLoader) -> dict[str, LmMetric]:
+        metrics = self.components.lm_metrics()
+        for batch in loader:
+            batch = move_batch(batch, self.device)
+            with self.autocast():
+                out = self.components.loss.loss_fn(batch, dataloader_name=loader.name)
+            for metric in metrics.values():
+                metric.update(batch, out)
+        return metrics
+
+    def _eval_prediction(self, loader: NamedLoader) -> tuple[dict[str, LmMetric], Path]:
         predictor = self.components.predictor
-        assert predictor is not None
-        exact, accuracy = Seq2SeqExactMatch(), Seq2SeqTokenAccuracy()
-        path = self.output_dir / "predictions" / f"step_{self.step}.jsonl"
+        assert predictor is not None  # the loader exists only for a type that predicts
+        metrics = self.components.prediction_metrics()
+        path = self.output_dir / "predictions" / loader.split / loader.name
+        path = path / f"step_{self.step}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as out:
             for batch in loader:
                 batch = move_batch(batch, self.device)
                 with self.autocast():
                     preds = predictor.predict(batch)
-                exact.update(preds["ids"], batch["target_ids"])
-                accuracy.update(preds["ids"], batch["target_ids"])
+                for metric in metrics.values():
+                    metric.update(batch, preds)
                 for record in predictor.to_dict(batch, preds):
                     out.write(json.dumps(record) + "\n")
-        return {
-            "step": self.step,
-            "split": "valid",
-            "loader": loader.name,
-            "exact_match": exact.compute(),
-            "token_accuracy": accuracy.compute(),
-            "predictions": str(path.relative_to(self.output_dir)),
-        }
+        return metrics, path
 
     def _emit(self, row: dict[str, Any]) -> None:
         for sink in self.sinks:
@@ -317,7 +341,7 @@ class Trainer:
                     callback(self, row)
                 every_eval = cfg.eval.every_steps
                 if self.eval_loaders and (last or (every_eval and self.step % every_eval == 0)):
-                    self.evaluate()
+                    self.evaluate(("valid", "test") if last else ("valid",))
                 every_save = cfg.checkpoint.every_steps
                 if last or (every_save and self.step % every_save == 0):
                     self.save()

@@ -6,15 +6,14 @@ TokensExample` or :class:`~lmhub.lm.protocols.Seq2SeqExample`); none modifies it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from lmhub.errors import DataError
 from lmhub.lm.arlm.types import IGNORE_INDEX, ARLMBatch, ARLMPredictionBatch
+from lmhub.lm.batching import ids_of, pad_rows, require_examples
 
 __all__ = ["ARLMPretrainCollator", "ARLMSeq2SeqCollator", "ARLMSeq2SeqPredictionCollator"]
 
@@ -41,8 +40,8 @@ class ARLMPretrainCollator:
     """Cut longer rows to this many tokens (``None``: keep every token)."""
 
     def __call__(self, examples: list[dict[str, Any]]) -> ARLMBatch:
-        rows = [_ids(e, "input_ids")[: self.max_length] for e in _nonempty(examples)]
-        input_ids, attention_mask = _pad(rows, self.pad_token_id, left=False)
+        rows = [ids_of(e, "input_ids")[: self.max_length] for e in require_examples(examples)]
+        input_ids, attention_mask = pad_rows(rows, self.pad_token_id, left=False)
         labels = input_ids.masked_fill(attention_mask == 0, IGNORE_INDEX)
         batch: ARLMBatch = {
             "input_ids": input_ids,
@@ -50,10 +49,10 @@ class ARLMPretrainCollator:
             "labels": labels,
         }
         if "document_ids" in examples[0]:
-            positions = [_ids(e, "position_ids")[: self.max_length] for e in examples]
-            documents = [_ids(e, "document_ids")[: self.max_length] for e in examples]
-            batch["position_ids"] = _pad(positions, 0, left=False)[0]
-            batch["document_ids"] = _pad(documents, -1, left=False)[0]
+            positions = [ids_of(e, "position_ids")[: self.max_length] for e in examples]
+            documents = [ids_of(e, "document_ids")[: self.max_length] for e in examples]
+            batch["position_ids"] = pad_rows(positions, 0, left=False)[0]
+            batch["document_ids"] = pad_rows(documents, -1, left=False)[0]
             # A packed row's own padding is document -1.
             batch["attention_mask"] = (batch["document_ids"] >= 0).long()
             no_loss = (batch["position_ids"] == 0) | (batch["attention_mask"] == 0)
@@ -82,14 +81,14 @@ class ARLMSeq2SeqCollator:
 
     def __call__(self, examples: list[dict[str, Any]]) -> ARLMBatch:
         rows, prompt_lengths = [], []
-        for example in _nonempty(examples):
-            prompt, target = _ids(example, "prompt_ids"), _ids(example, "target_ids")
+        for example in require_examples(examples):
+            prompt, target = ids_of(example, "prompt_ids"), ids_of(example, "target_ids")
             if self.max_length is not None:
                 target = target[: self.max_length]
                 prompt = prompt[max(0, len(prompt) + len(target) - self.max_length) :]
             rows.append(np.concatenate([prompt, target]))
             prompt_lengths.append(len(prompt))
-        input_ids, attention_mask = _pad(rows, self.pad_token_id, left=False)
+        input_ids, attention_mask = pad_rows(rows, self.pad_token_id, left=False)
         positions = torch.arange(input_ids.shape[1])
         on_prompt = positions[None, :] < torch.tensor(prompt_lengths)[:, None]
         labels = input_ids.masked_fill(on_prompt | (attention_mask == 0), IGNORE_INDEX)
@@ -116,44 +115,10 @@ class ARLMSeq2SeqPredictionCollator:
     """Keep only the last this many prompt tokens (``None``: no limit)."""
 
     def __call__(self, examples: list[dict[str, Any]]) -> ARLMPredictionBatch:
-        examples = _nonempty(examples)
+        examples = require_examples(examples)
         start = -self.max_prompt_length if self.max_prompt_length else 0
-        prompts = [_ids(e, "prompt_ids")[start:] for e in examples]
-        input_ids, attention_mask = _pad(prompts, self.pad_token_id, left=True)
-        targets = [_ids(e, "target_ids") for e in examples]
-        target_ids, _ = _pad(targets, IGNORE_INDEX, left=False)
+        prompts = [ids_of(e, "prompt_ids")[start:] for e in examples]
+        input_ids, attention_mask = pad_rows(prompts, self.pad_token_id, left=True)
+        targets = [ids_of(e, "target_ids") for e in examples]
+        target_ids, _ = pad_rows(targets, IGNORE_INDEX, left=False)
         return {"input_ids": input_ids, "attention_mask": attention_mask, "target_ids": target_ids}
-
-
-def _nonempty(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if not examples:
-        raise DataError("A collator was given no examples. Pass at least one example per batch.")
-    return examples
-
-
-def _ids(example: dict[str, Any], key: str) -> np.ndarray:
-    """The example's ``key`` as a 1-D int64 array (from a list, an array or a tensor)."""
-    try:
-        value = example[key]
-    except KeyError:
-        raise DataError(
-            f"An example has no {key!r} (its keys: {sorted(example)}). Give every example of "
-            "this collator the same keys, as its data source writes them."
-        ) from None
-    if isinstance(value, torch.Tensor):
-        value = value.numpy(force=True)
-    return np.asarray(value, dtype=np.int64).reshape(-1)
-
-
-def _pad(
-    rows: Sequence[np.ndarray], value: int, *, left: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack rows into ``[len(rows), longest]``, padded with ``value``; also the 0/1 mask."""
-    width = max(len(r) for r in rows)
-    out = np.full((len(rows), width), value, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, row in enumerate(rows):
-        cols = slice(width - len(row), width) if left else slice(0, len(row))
-        out[i, cols] = row
-        mask[i, cols] = 1
-    return torch.from_numpy(out), torch.from_numpy(mask)

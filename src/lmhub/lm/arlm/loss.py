@@ -8,7 +8,7 @@ import torch
 
 from lmhub.data.packing import document_mask
 from lmhub.lm.arlm.types import IGNORE_INDEX, ARLMBatch
-from lmhub.lm.cross_entropy import chunked_cross_entropy, linear_cross_entropy
+from lmhub.lm.cross_entropy import head_cross_entropy
 from lmhub.lm.protocols import LossOutput
 from lmhub.models.decoder import DecoderLM
 
@@ -47,15 +47,9 @@ class ARLMLoss:
         labels = batch["labels"][:, 1:]
         scored = labels != IGNORE_INDEX
         scored_hidden, targets = hidden[:, :-1][scored], labels[scored]
-        if type(self.model).logits is DecoderLM.logits:  # the head is lm_head alone
-            head = self.model.lm_head
-            loss_sum = linear_cross_entropy(
-                scored_hidden, head.weight, targets, bias=head.bias, chunk_size=self.chunk_size
-            )
-        else:  # a family with its own logits step (a soft-cap, ...): recompute per chunk
-            loss_sum = chunked_cross_entropy(
-                scored_hidden, targets, self.model.logits, chunk_size=self.chunk_size
-            )
+        loss_sum = head_cross_entropy(
+            self.model, scored_hidden, targets, chunk_size=self.chunk_size
+        )
         num_tokens = scored.sum()
         return {
             "loss": loss_sum / num_tokens.clamp(min=1),

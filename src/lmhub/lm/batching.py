@@ -1,0 +1,48 @@
+"""Helpers every LM type's collators share: reading an example's ids and padding rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from lmhub.errors import DataError
+
+__all__ = ["ids_of", "pad_rows", "require_examples"]
+
+
+def require_examples(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``examples``, refused when empty (a collator cannot make an empty batch)."""
+    if not examples:
+        raise DataError("A collator was given no examples. Pass at least one example per batch.")
+    return examples
+
+
+def ids_of(example: dict[str, Any], key: str) -> np.ndarray:
+    """The example's ``key`` as a 1-D int64 array (from a list, an array or a tensor)."""
+    try:
+        value = example[key]
+    except KeyError:
+        raise DataError(
+            f"An example has no {key!r} (its keys: {sorted(example)}). Give every example of "
+            "this collator the same keys, as its data source writes them."
+        ) from None
+    if isinstance(value, torch.Tensor):
+        value = value.numpy(force=True)
+    return np.asarray(value, dtype=np.int64).reshape(-1)
+
+
+def pad_rows(
+    rows: Sequence[np.ndarray], value: int, *, left: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack rows into ``[len(rows), longest]``, padded with ``value``; also the 0/1 mask."""
+    width = max(len(r) for r in rows)
+    out = np.full((len(rows), width), value, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        cols = slice(width - len(row), width) if left else slice(0, len(row))
+        out[i, cols] = row
+        mask[i, cols] = 1
+    return torch.from_numpy(out), torch.from_numpy(mask)
