@@ -57,8 +57,18 @@ def test_every_layer_is_modulated_and_gradients_reach_every_parameter(family: st
     model = _perturbed(AdaLNZero(tiny_model(family), cond_dim=16))
     loss = model(_ids(), sigma=torch.tensor([0.5, 1.5])).logsumexp(-1).mean()
     loss.backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
+    params = [*model.named_parameters(), *model.backbone.named_parameters()]
+    missing = [n for n, p in params if p.grad is None or not p.grad.any()]
     assert missing == []
+
+
+def test_holds_the_backbone_by_reference() -> None:
+    backbone = tiny_model("llama")
+    model = AdaLNZero(backbone, cond_dim=16)
+    assert model.backbone is backbone
+    assert not any(k.startswith("backbone") for k in model.state_dict())
+    own = {id(p) for p in model.parameters()}
+    assert own.isdisjoint(id(p) for p in backbone.parameters())
 
 
 def test_zero_init_modulation_still_gets_gradients() -> None:
@@ -76,7 +86,8 @@ def test_gradient_checkpointing_gives_the_same_gradients(family: str) -> None:
         if checkpointed:
             enable_gradient_checkpointing(model.backbone)
         model(_ids(), sigma=torch.tensor([0.5, 1.5])).logsumexp(-1).mean().backward()
-        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        params = [*model.named_parameters(), *model.backbone.named_parameters()]
+        return {n: p.grad.clone() for n, p in params if p.grad is not None}
 
     plain, checkpointed = grads(False), grads(True)
     assert plain.keys() == checkpointed.keys()

@@ -7,7 +7,7 @@ states:
 
     attn(norm(x))  ->  gate_a * attn(norm(x) * (1 + scale_a) + shift_a)     (same for the ffn)
 
-:class:`AdaLNZero` wraps a built decoder without editing its family: forward (pre-)hooks on each
+:class:`AdaLNZero` attaches to a built decoder without editing its family: forward (pre-)hooks on each
 layer's ``attn`` and ``ffn`` apply the modulation, so the decoder keeps its modules, its
 state-dict keys and its single forward. In a pre-norm layer the sublayer input is the normed
 residual, exactly DiT's ``modulate(norm(x))``. In a post-norm layer (DeepOne's) the sublayer
@@ -63,12 +63,13 @@ class TimestepEmbedding(nn.Module):
 
 
 class AdaLNZero(nn.Module):
-    """A decoder whose layers are modulated by a noise level ``sigma`` (adaLN-zero).
+    """The conditioning of a decoder whose layers are modulated by a noise level ``sigma`` (adaLN-zero).
 
-    Wraps any lmhub decoder whose ``layers`` each have an ``attn`` and an ``ffn`` taking the
+    Attaches to any lmhub decoder whose ``layers`` each have an ``attn`` and an ``ffn`` taking the
     hidden states as their first argument (the pre-norm, parallel and post-norm layers of
     :mod:`lmhub.nn.transformer`). The hooks read the modulation this wrapper's last call
-    computed, so call the backbone through the wrapper once wrapped. Attention is
+    computed, so call the backbone through this module once attached. The backbone is held by
+    reference (its parameters are not this module's; train, move and save both). Attention is
     bidirectional unless ``causal=True``.
 
     Example:
@@ -100,7 +101,9 @@ class AdaLNZero(nn.Module):
                 "Use a decoder family built from lmhub.nn.transformer layers.",
                 field="time_conditioning",
             )
-        self.backbone = backbone
+        # By reference, not as a submodule: this module's state dict is the conditioning alone,
+        # saved beside the family's own checkpoint of the backbone.
+        object.__setattr__(self, "backbone", backbone)
         self.model_dim = dim
         self.time_embed = TimestepEmbedding(cond_dim, frequency_dim=frequency_dim)
         # Per layer: shift, scale, gate of the attention, then of the feed-forward.
@@ -146,6 +149,8 @@ class AdaLNZero(nn.Module):
             return output * (1 + self._modulation[index][offset + 2])
 
         return hook
+
+    backbone: DecoderLM
 
     def forward(
         self,
