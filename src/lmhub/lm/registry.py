@@ -14,12 +14,14 @@ import importlib
 
 from lmhub.errors import LmTypeError
 from lmhub.lm.arlm.lm_type import LM_TYPE as ARLM
+from lmhub.lm.ilm.lm_type import LM_TYPE as ILM
 from lmhub.lm.lm_type import LmType
+from lmhub.lm.mdlm.lm_type import LM_TYPE as MDLM
 from lmhub.lm.mlm.lm_type import LM_TYPE as MLM
 
 __all__ = ["LM_TYPES", "get_lm_type", "list_lm_types", "register_lm_type"]
 
-LM_TYPES: dict[str, LmType] = {t.name: t for t in (ARLM, MLM)}
+LM_TYPES: dict[str, LmType] = {t.name: t for t in (ARLM, MLM, ILM, MDLM)}
 """``lm_type`` -> its record. Add a built-in type to the tuple above."""
 
 

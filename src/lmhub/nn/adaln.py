@@ -7,12 +7,13 @@ states:
 
     attn(norm(x))  ->  gate_a * attn(norm(x) * (1 + scale_a) + shift_a)     (same for the ffn)
 
-:class:`AdaLNZero` attaches to a built decoder without editing its family: forward (pre-)hooks on each
-layer's ``attn`` and ``ffn`` apply the modulation, so the decoder keeps its modules, its
-state-dict keys and its single forward. In a pre-norm layer the sublayer input is the normed
-residual, exactly DiT's ``modulate(norm(x))``. In a post-norm layer (DeepOne's) the sublayer
-input is the residual stream itself, which there is the previous layer norm's output, so the
-same hooks again modulate a normed tensor; only the gate then acts inside that layer's norm.
+:class:`AdaLNZero` attaches to a built decoder without editing its family: forward
+(pre-)hooks on each layer's ``attn`` and ``ffn`` apply the modulation, so the decoder keeps
+its modules, its state-dict keys and its single forward. In a pre-norm layer the sublayer
+input is the normed residual, exactly DiT's ``modulate(norm(x))``. In a post-norm layer
+(DeepOne's) the sublayer input is the residual stream itself, which there is the previous
+layer norm's output, so the same hooks again modulate a normed tensor; only the gate then
+acts inside that layer's norm.
 
 Gates and scales are ``1 + linear(c)`` with the linear layers zero-initialised, so the wrapped
 model starts as exactly the unconditioned one (a pretrained backbone keeps its function; DiT's
@@ -63,7 +64,7 @@ class TimestepEmbedding(nn.Module):
 
 
 class AdaLNZero(nn.Module):
-    """The conditioning of a decoder whose layers are modulated by a noise level ``sigma`` (adaLN-zero).
+    """adaLN-zero: modulates a decoder's layers by a noise level ``sigma``.
 
     Attaches to any lmhub decoder whose ``layers`` each have an ``attn`` and an ``ffn`` taking the
     hidden states as their first argument (the pre-norm, parallel and post-norm layers of

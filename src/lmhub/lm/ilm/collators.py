@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from lmhub.lm.arlm.collators import _ids, _nonempty, _pad
+from lmhub.lm.batching import ids_of as _ids
+from lmhub.lm.batching import pad_rows as _pad
+from lmhub.lm.batching import require_examples as _nonempty
 from lmhub.lm.ilm.types import IGNORE_INDEX, ILMBatch, ILMPredictionBatch
 
 __all__ = ["ILMPretrainCollator", "ILMSeq2SeqCollator", "ILMSeq2SeqPredictionCollator", "delete"]

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from lmhub.lm.arlm.collators import _ids, _nonempty, _pad
+from lmhub.lm.batching import ids_of as _ids
+from lmhub.lm.batching import pad_rows as _pad
+from lmhub.lm.batching import require_examples as _nonempty
 from lmhub.lm.mdlm.schedule import LogLinearSchedule, sample_times
 from lmhub.lm.mdlm.types import IGNORE_INDEX, MDLMBatch, MDLMPredictionBatch
 

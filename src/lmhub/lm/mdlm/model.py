@@ -46,21 +46,14 @@ class MDLMModel(nn.Module):
                 value=vocab,
             )
         self.mask_token_id = mask_token_id
-        self.net: nn.Module = (
-            AdaLNZero(backbone, cond_dim=cond_dim) if time_conditioning else backbone
-        )
-        """The backbone, or its adaLN-zero wrapper."""
-
-    @property
-    def backbone(self) -> DecoderLM:
-        """The wrapped decoder (what the family saves and exports)."""
-        net = self.net
-        return net.backbone if isinstance(net, AdaLNZero) else net  # type: ignore[return-value]
+        self.backbone = backbone
+        self.conditioning = AdaLNZero(backbone, cond_dim=cond_dim) if time_conditioning else None
+        """The adaLN-zero modules (the LM type's extra modules), or ``None``."""
 
     @property
     def time_conditioning(self) -> bool:
         """Whether the layers are conditioned on ``sigma``."""
-        return isinstance(self.net, AdaLNZero)
+        return self.conditioning is not None
 
     def forward(
         self,
@@ -78,15 +71,11 @@ class MDLMModel(nn.Module):
             mask = document_mask(document_ids, causal=False)
         elif mask is not None and bool(mask.all()):
             mask = None  # no padding: skip building a mask
-        kwargs = {"sigma": sigma} if self.time_conditioning else {}
-        hidden = self.net(
-            input_ids,
-            attention_mask=mask,
-            position_ids=position_ids,
-            return_hidden=True,
-            causal=False,
-            **kwargs,
-        )
+        kwargs = {"attention_mask": mask, "position_ids": position_ids, "return_hidden": True}
+        if self.conditioning is not None:
+            hidden = self.conditioning(input_ids, sigma=sigma, causal=False, **kwargs)
+        else:
+            hidden = self.backbone(input_ids, causal=False, **kwargs)
         return hidden if return_hidden else self.logits(hidden)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
