@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from lmhub.errors import ConfigError
-from lmhub.models.decoder import DecoderLM
 
 __all__ = ["AdaLNZero", "TimestepEmbedding", "timestep_frequencies"]
 
@@ -80,7 +79,7 @@ class AdaLNZero(nn.Module):
     """
 
     def __init__(
-        self, backbone: DecoderLM, *, cond_dim: int = 128, frequency_dim: int = 256
+        self, backbone: nn.Module, *, cond_dim: int = 128, frequency_dim: int = 256
     ) -> None:
         """``cond_dim``: width of the conditioning vector; ``frequency_dim``: width of the
         sinusoidal features of ``sigma``."""
@@ -151,7 +150,7 @@ class AdaLNZero(nn.Module):
 
         return hook
 
-    backbone: DecoderLM
+    backbone: nn.Module
 
     def forward(
         self,
