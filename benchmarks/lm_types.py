@@ -55,11 +55,30 @@ def mlm_row(task: str) -> dict[str, Any]:
     }
 
 
+def mdlm_row(task: str) -> dict[str, Any]:
+    """Masked diffusion: adaLN-zero time conditioning, targets padded to 9, 16 reverse steps;
+    a BOS anchor (bidirectional RoPE has no absolute positions)."""
+    return {
+        "lm_type": "mdlm",
+        "max_steps": 500,
+        "data.add_bos": True,
+        "lr_schedule.kind": "constant",
+        "lm_options": {"time_conditioning": True, "cond_dim": 64, "target_length": 9,
+                       "predict_steps": 16},
+    }  # fmt: skip
+
+
+def ilm_row(task: str) -> dict[str, Any]:
+    """Insertion LM: one (gap, token) insertion per step until the stop head says done."""
+    return {"lm_type": "ilm", "max_steps": 500, "data.add_bos": True,
+            "lr_schedule.kind": "constant"}  # fmt: skip
+
+
 HEADERS = ["type", "task", "steps", "wall time", "CPU time", "exact match"]
 """The table's columns: CPU time is the process's (what a single-threaded run takes on an idle
 core, whatever else the machine runs)."""
 
-ROWS: dict[str, Row] = {"arlm": arlm_row, "mlm": mlm_row}
+ROWS: dict[str, Row] = {"arlm": arlm_row, "mlm": mlm_row, "ilm": ilm_row, "mdlm": mdlm_row}
 """LM type -> its row function."""
 
 

@@ -14,13 +14,15 @@ import importlib
 
 from lmhub.errors import LmTypeError
 from lmhub.lm.arlm.lm_type import LM_TYPE as ARLM
+from lmhub.lm.ilm.lm_type import LM_TYPE as ILM
 from lmhub.lm.lm_type import LmType
+from lmhub.lm.mdlm.lm_type import LM_TYPE as MDLM
 from lmhub.lm.mlm.lm_type import LM_TYPE as MLM
 from lmhub.lm.seq2seq.lm_type import LM_TYPE as SEQ2SEQ
 
 __all__ = ["LM_TYPES", "get_lm_type", "list_lm_types", "register_lm_type"]
 
-LM_TYPES: dict[str, LmType] = {t.name: t for t in (ARLM, MLM, SEQ2SEQ)}
+LM_TYPES: dict[str, LmType] = {t.name: t for t in (ARLM, MLM, ILM, MDLM, SEQ2SEQ)}
 """``lm_type`` -> its record. Add a built-in type to the tuple above."""
 
 

@@ -1,0 +1,45 @@
+"""The ILM type's settings (the train config's ``lm_options``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lmhub.errors import ConfigError
+
+__all__ = ["ILMOptions"]
+
+
+@dataclass(kw_only=True)
+class ILMOptions:
+    """The ILM stop head and how its predictor inserts."""
+
+    stop_head: bool = True
+    """Train a stop head on the CLS state (without one, generation runs to its length limit)."""
+    stop_weight: float = 1.0
+    """The factor on the stop loss."""
+    stop_threshold: float = 0.5
+    """Generation stops once the stop probability passes this."""
+    temperature: float = 0.0
+    """0 takes the most likely (gap, token) pair; above 0 samples it."""
+    top_k: int | None = None
+    """Sample among the k likeliest pairs only."""
+    top_p: float | None = None
+    """Nucleus threshold (applied after top-k: both may be given)."""
+
+    def validate(self) -> None:
+        """Raise :class:`~lmhub.errors.ConfigError` naming the first bad option."""
+        checks = {
+            "stop_weight": self.stop_weight >= 0.0,
+            "stop_threshold": 0.0 < self.stop_threshold < 1.0,
+            "temperature": self.temperature >= 0.0,
+            "top_k": self.top_k is None or self.top_k >= 1,
+            "top_p": self.top_p is None or 0.0 < self.top_p <= 1.0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigError(
+                    f"The ILM option lm_options.{name} is {getattr(self, name)!r}, which is out "
+                    "of range (see ILMOptions for the allowed values). Change it.",
+                    field=f"lm_options.{name}",
+                    value=getattr(self, name),
+                )
