@@ -101,7 +101,6 @@ def test_flags_map_onto_config_fields(capsys: pytest.CaptureFixture[str], tmp_pa
             ["gpt2_tiny", "--sliding-window", "4"],
             ["'gpt2' family has no sliding", "mistral"],
         ),
-        (["llama_tiny", "--sliding-window", "4"], ["'sliding_window'", "remote_code=True"]),
         (["mistral_tiny", "--sliding-window", "0"], ["sliding_window"]),
         (["deepone_tiny", "--rope-theta", "5"], ["--rope-theta", "'deepone'", "rope_theta"]),
         (["single_head_tiny", "--num-kv-heads", "2"], ["--num-kv-heads", "'single_head'"]),
@@ -282,10 +281,26 @@ def test_a_bad_config_json_is_one_line_naming_file_and_key(
     assert str(tmp_path / "ckpt" / "config.json") in err and "'num_hidden_layers'" in err
 
 
-WINDOWED = ["gemma", "gemma2", "gemma3", "granite", "llama", "mistral", "olmo2", "olmo3", "phi3"]
-WINDOWED += ["qwen2", "qwen3", "smollm3"]
-NATIVE_WINDOWS = {"gemma2", "gemma3", "mistral", "olmo3", "phi3", "qwen2", "qwen3", "smollm3"}
+WINDOWED = ["deepseek_v3", "gemma", "gemma2", "gemma3", "gpt_oss", "granite", "llama", "mistral"]
+WINDOWED += ["mixtral", "olmo2", "olmo3", "phi3", "qwen2", "qwen3", "qwen3_moe"]
+WINDOWED += ["smollm3"]
+NATIVE_WINDOWS = {"gemma2", "gemma3", "gpt_oss", "mistral", "mixtral", "olmo3", "phi3", "qwen2"}
+NATIVE_WINDOWS |= {"qwen3", "qwen3_moe", "smollm3"}
 """The families transformers gives a sliding window; the others export one as remote code."""
+
+
+def test_a_window_transformers_cannot_express_exports_as_remote_code(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Llama in transformers has no window: the export falls back to lmhub's own code, says so.
+    code, text, err = run(
+        capsys, "model", "construct", "llama_tiny", "-o", tmp_path, "--sliding-window", 4
+    )
+    assert code == 0, err
+    assert "remote-code" in text
+    exported, config, _ = read_exported_config(tmp_path)
+    assert exported.name == "llama"
+    assert config.sliding_window == 4
 
 
 @pytest.mark.parametrize("family", WINDOWED)
@@ -312,4 +327,5 @@ def test_sliding_window_flag_lists_the_families_with_windows(
         capsys, "model", "construct", "gpt_neox_tiny", "-o", tmp_path, "--sliding-window", 3
     )
     assert code == 2
-    assert "windows: " + ", ".join(WINDOWED) + "." in err
+    # Qwen3.5 has the field (the shared decoder's) but refuses a window with its own error.
+    assert "windows: " + ", ".join(sorted([*WINDOWED, "qwen3_5"])) + "." in err

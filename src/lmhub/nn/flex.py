@@ -148,6 +148,9 @@ def flex_scaled_dot_product_attention(
     q_len, kv_len = q.shape[-2], k.shape[-2]
     mask_mods: list[MaskMod] = []
     if mask is not None:
+        # A key-padding mask [b, 1, 1, kv] (encoders) broadcasts over the queries; flex looks
+        # each (query, key) pair up, so give it the full view.
+        mask = mask.expand(mask.shape[0], 1, q_len, kv_len)
         mask_mods.append(tensor_mod(mask))
     elif is_causal:
         mask_mods.append(causal_mod(q_len, kv_len, sliding_window=sliding_window))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lmhub.lm.arlm.collators import _ids, _nonempty, _pad
+from lmhub.lm.batching import ids_of, pad_rows, require_examples
 from lmhub.lm.seq2seq.types import IGNORE_INDEX, Seq2SeqBatch, Seq2SeqPredictionBatch
 
 __all__ = ["Seq2SeqCollator", "Seq2SeqPredictionCollator"]
@@ -37,13 +37,13 @@ class Seq2SeqCollator:
     """Most tokens of a source, and of a target (``None``: no limit)."""
 
     def __call__(self, examples: list[dict[str, Any]]) -> Seq2SeqBatch:
-        examples = _nonempty(examples)
+        examples = require_examples(examples)
         sources, targets = _sources(examples, self.max_length), []
         for example in examples:
-            target = _ids(example, "target_ids")
+            target = ids_of(example, "target_ids")
             targets.append(target[: self.max_length] if self.max_length else target)
-        input_ids, attention_mask = _pad(sources, self.pad_token_id, left=False)
-        labels, _ = _pad(targets, IGNORE_INDEX, left=False)
+        input_ids, attention_mask = pad_rows(sources, self.pad_token_id, left=False)
+        labels, _ = pad_rows(targets, IGNORE_INDEX, left=False)
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
@@ -63,14 +63,16 @@ class Seq2SeqPredictionCollator:
     """Keep only the last this many source tokens (``None``: no limit)."""
 
     def __call__(self, examples: list[dict[str, Any]]) -> Seq2SeqPredictionBatch:
-        examples = _nonempty(examples)
-        input_ids, attention_mask = _pad(
+        examples = require_examples(examples)
+        input_ids, attention_mask = pad_rows(
             _sources(examples, self.max_length), self.pad_token_id, left=False
         )
-        target_ids, _ = _pad([_ids(e, "target_ids") for e in examples], IGNORE_INDEX, left=False)
+        target_ids, _ = pad_rows(
+            [ids_of(e, "target_ids") for e in examples], IGNORE_INDEX, left=False
+        )
         return {"input_ids": input_ids, "attention_mask": attention_mask, "target_ids": target_ids}
 
 
 def _sources(examples: list[dict[str, Any]], max_length: int | None) -> list[Any]:
-    sources = [_ids(e, "prompt_ids") for e in examples]
+    sources = [ids_of(e, "prompt_ids") for e in examples]
     return [s[-max_length:] if max_length else s for s in sources]
