@@ -87,7 +87,7 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize("case", list(CASES))
 def test_logits_match_transformers(tmp_path: Path, case: str, attn_impl: str) -> None:
     hf, model = load_case(tmp_path, case, attn_impl=attn_impl)
-    # The same kernel on both sides (transformers' flex path is CUDA-minded: check ours against eager).
+    # The same kernel on both sides; lmhub's flex is checked against transformers' eager.
     hf.set_attn_implementation("eager" if attn_impl == "flex" else attn_impl)
     ids = torch.randint(0, VOCAB, (2, 70))  # two chunks of the delta rule
     mask = torch.ones_like(ids)
