@@ -36,9 +36,13 @@ def test_seq2seq_example_trains_through_the_cli(
     train_rows = [r for r in rows if r.get("split") != "valid"]
     assert train_rows and all(r["loss"] > 0 for r in train_rows)
     prediction = next(r for r in rows if r.get("loader") == "prediction")
-    assert 0.0 <= prediction["exact_match"] <= 1.0 and 0.0 <= prediction["token_accuracy"] <= 1.0
+    exact, accuracy = (
+        prediction["valid/prediction/exact_match"],
+        prediction["valid/prediction/token_accuracy"],
+    )
+    assert 0.0 <= exact <= 1.0 and 0.0 <= accuracy <= 1.0
     records = (out / prediction["predictions"]).read_text().splitlines()
-    assert len(records) == 16 and set(json.loads(records[0])) >= {"source", "target"}
+    assert len(records) == 16 and set(json.loads(records[0])) >= {"prompt", "target"}
     loaded = lmhub.load_model(out / "final", progress=False)
     assert lmhub.get_family(model.removesuffix("_tiny")).model_class is type(loaded)
     assert loaded.config.model_dim == 32

@@ -118,7 +118,7 @@ def test_predictor_cuts_at_eos_and_writes_records(num_beams: int) -> None:
     assert preds["ids"][0].tolist() == [55, 55, 257]
     assert preds["text"] == ["77"]
     assert predictor.to_dict(batch, preds) == [
-        {"source": "12", "target": "77", "prediction": "77", "prediction_ids": [55, 55, 257]}
+        {"prompt": "12", "target": "77", "prediction": "77", "prediction_ids": [55, 55, 257]}
     ]
     assert model.training  # predict restores the training mode
 

@@ -197,7 +197,7 @@ def check_lm_type(
     tokenizer = tokenizer or ByteTokenizer()
     examples = contract_examples(tokenizer)
     model = contract_model(family, lm_type, tokenizer)
-    for kind in ("text", "seq2seq"):
+    for kind in lm_type.data_kinds:
         components = _build(lm_type, model, tokenizer, kind)
         batch = _collate(components.train_collator, examples[kind], seed=0)
         _check_loss(lm_type, components, batch)

@@ -128,6 +128,10 @@ class LmType:
     """Names of the extra tokens it appends to the vocabulary."""
     options: type = _NoOptions
     """Its ``@dataclass(kw_only=True)`` of settings, filled from ``lm_options``."""
+    data_kinds: tuple[DataKind, ...] = ("text", "seq2seq")
+    """The data kinds it trains on (``seq2seq`` types predict; ``text`` is pre-training)."""
+    family_kinds: tuple[str, ...] = ("decoder", "encoder")
+    """The family kinds (``ModelFamily.kind``) whose models it trains as backbones."""
 
     def make_options(self, values: Mapping[str, Any]) -> Any:
         """The type's options from ``lm_options`` (checked, with close matches for typos)."""

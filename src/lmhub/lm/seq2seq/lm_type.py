@@ -51,4 +51,6 @@ LM_TYPE = LmType(
     # The decoder attends causally; the encoder always attends both ways.
     causal=True,
     build=build_seq2seq,
+    data_kinds=("seq2seq",),
+    family_kinds=("encoder_decoder",),
 )

@@ -65,15 +65,15 @@ class Seq2SeqPredictor:
         return {"ids": ids, "text": [self.tokenizer.decode(row) for row in ids]}
 
     def to_dict(self, batch: Seq2SeqPredictionBatch, preds: dict[str, Any]) -> list[dict[str, Any]]:
-        """One JSON-lines record per row: ``source``, ``target`` and ``prediction`` texts, and
-        the prediction's ids."""
+        """One JSON-lines record per row: ``prompt`` (the source), ``target`` and ``prediction``
+        texts, as every LM type writes them, and the prediction's ids."""
         records = []
         for i, prediction in enumerate(preds["text"]):
             source = batch["input_ids"][i][batch["attention_mask"][i].bool()]
             target = batch["target_ids"][i]
             records.append(
                 {
-                    "source": self.tokenizer.decode(source),
+                    "prompt": self.tokenizer.decode(source),
                     "target": self.tokenizer.decode(target[target != IGNORE_INDEX]),
                     "prediction": prediction,
                     "prediction_ids": preds["ids"][i].tolist(),
