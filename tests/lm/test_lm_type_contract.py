@@ -9,7 +9,6 @@ import pytest
 from lmhub.lm.contract import check_lm_type
 from lmhub.lm.registry import get_lm_type, list_lm_types
 
-
 BACKBONES = {"decoder": ["llama", "deepone"], "encoder_decoder": ["t5", "transformer"]}
 """Two families of each kind a type can train (encoders are decoders run bidirectionally)."""
 
