@@ -43,7 +43,8 @@ def _curves(output_dir: Path) -> tuple[list[float], list[float]]:
     valid = metric_rows(output_dir, "valid")
     assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
     assert [r["step"] for r in valid] == [7, 14, 20]
-    return [r["loss"] for r in rows + valid], [r["grad_norm"] for r in rows]
+    losses = [r["loss"] for r in rows] + [r["valid/lm/loss"] for r in valid]
+    return losses, [r["grad_norm"] for r in rows]
 
 
 Reference = tuple[Path, tuple[list[float], list[float]]]
