@@ -265,10 +265,15 @@ class ModelHub(Generic[ModelT, ConfigT]):
             meta_dtype = resolved_dtype or torch.get_default_dtype()
             model = build_on_meta(self.family.builder, config, meta_dtype)
             items = native_items(
-                reader, _state_names(model), self.family.weight_map.bind(config), path=path
+                reader,
+                _state_names(model),
+                self.family.weight_map.bind(config),
+                path=path,
+                lazy=plan is not None,
             )
             if plan is not None:
-                # Split on meta first, so each rank reads only its slice of the mapped file.
+                # Split on meta first; the lazy tensors are then cut to this rank's slices and
+                # only those are read from the files.
                 from lmhub.parallel.load import shard_items
 
                 _apply_tp(model, plan, gangs)
