@@ -30,18 +30,20 @@ def test_slices_read_only_their_bytes(tmp_path: Path) -> None:
     lazy, reader = _lazy(tmp_path, {"w": w, "b": torch.arange(7, dtype=torch.int16)})
     t = lazy["w"]
     cases = [
-        (t.narrow(0, 3, 4), w[3:7]),  # rows: one contiguous run
-        (t.narrow(1, 2, 5), w[:, 2:7]),  # columns: a run per row
-        (t.narrow(2, 1, 2).narrow(0, 6, 6), w[6:, :, 1:3]),
-        (t.transpose(0, 2).narrow(0, 0, 3), w.transpose(0, 2)[:3]),
-        (t.select_indices(1, torch.tensor([7, 0, 1, 9])), w[:, [7, 0, 1, 9]]),
-        (t, w),
+        (t.narrow(0, 3, 4), w[3:7], None),  # rows: one contiguous run
+        (t.narrow(1, 2, 5), w[:, 2:7], None),  # columns: a run per row
+        (t.narrow(2, 1, 2).narrow(0, 6, 6), w[6:, :, 1:3], None),
+        (t.transpose(0, 2).narrow(0, 0, 3), w.transpose(0, 2)[:3], None),
+        # Short runs are read as the span that covers them (rows 2..9, columns 0..9).
+        (t.select_indices(0, torch.tensor([9, 2, 3])), w[[9, 2, 3]], 8 * 10 * 6),
+        (t.select_indices(1, torch.tensor([7, 0, 1, 9])), w[:, [7, 0, 1, 9]], 12 * 10 * 6),
+        (t, w, None),
     ]
-    for cut, want in cases:
+    for cut, want, elements in cases:
         before = reader.read_log.total
         got = cut.read()
         assert got.shape == want.shape and torch.equal(got, want) and got.is_contiguous()
-        assert reader.read_log.total - before == want.numel() * 2
+        assert reader.read_log.total - before == (elements or want.numel()) * 2
     assert torch.equal(lazy["b"].narrow(0, 2, 3).read(), torch.arange(2, 5, dtype=torch.int16))
     assert set(reader.read_log.bytes_by_name) == {"w", "b"}
 
@@ -129,3 +131,11 @@ def test_lazy_ops_report_mismatched_shapes(tmp_path: Path) -> None:
     lazy, _ = _lazy(tmp_path, {"e.0.w": torch.zeros(2, 3), "e.1.w": torch.zeros(3, 3)})
     with pytest.raises(WeightMapError, match="differ"):
         list(wm.convert_to_native(lazy.items()))
+
+
+def test_long_runs_are_read_alone(tmp_path: Path) -> None:
+    w = torch.randn(8, 2048)  # 8 KiB rows
+    lazy, reader = _lazy(tmp_path, {"w": w})
+    rows = torch.tensor([0, 1, 5, 6])
+    assert torch.equal(lazy["w"].select_indices(0, rows).read(), w[rows])
+    assert reader.read_log.total == 4 * 2048 * 4

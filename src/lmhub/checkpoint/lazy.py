@@ -9,9 +9,10 @@ just the selected elements: a file-backed tensor (:class:`StoredTensor`) with po
 never through a memory map, so nothing a rank left out ever enters its memory or its page tables.
 
 Example:
-    >>> fused = StoredTensor(FileRegion(path, info))  # doctest: +SKIP
-    >>> q, k, v = (fused.narrow(0, i * 64, 64) for i in range(3))  # doctest: +SKIP
-    >>> q.narrow(0, 0, 32).read()  # reads 32 rows of the file, nothing else  # doctest: +SKIP
+    >>> lazy = dict(open_checkpoint("phi3-hf").iter_lazy())  # doctest: +SKIP
+    >>> fused = lazy["model.layers.0.self_attn.qkv_proj.weight"]  # doctest: +SKIP
+    >>> q = fused.narrow(0, 0, 3072)  # doctest: +SKIP
+    >>> q.narrow(0, 0, 1536).read()  # reads those rows of the file only  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from lmhub.errors import ModelCheckpointError
 __all__ = [
     "FileRegion",
     "LazyTensor",
+    "MaybeLazy",
+    "MemoryTensor",
     "ReadLog",
     "StoredTensor",
     "TensorSource",
@@ -68,6 +71,10 @@ class TensorSource(Protocol):
         ...
 
 
+_MIN_RUN_BYTES = 4096
+"""Selections whose contiguous runs average fewer bytes are read as the span covering them."""
+
+
 def _runs(index: torch.Tensor) -> list[tuple[int, int]]:
     """Split sorted-or-not indices into ``(start, length)`` runs of consecutive values."""
     values = index.tolist()
@@ -98,10 +105,9 @@ class FileRegion:
     log: ReadLog | None = None
 
     def read_box(self, index: Sequence[torch.Tensor]) -> torch.Tensor:
-        sizes = [int(i.numel()) for i in index]
-        out = torch.empty(sizes, dtype=self.dtype)
-        if out.numel() == 0:
-            return out
+        index = list(index)
+        if any(i.numel() == 0 for i in index):
+            return torch.empty([int(i.numel()) for i in index], dtype=self.dtype)
         itemsize = self.dtype.itemsize
         strides = [1] * len(self.shape)
         for d in range(len(self.shape) - 2, -1, -1):
@@ -110,21 +116,36 @@ class FileRegion:
         k = len(self.shape)
         while k > 0 and _is_full(index[k - 1], self.shape[k - 1]):
             k -= 1
-        block = (strides[k - 1] if k > 0 else out.numel()) * itemsize
         if k == 0:
-            reads = [(self.start, 0, out.numel() * itemsize)]
-        else:
-            # The last partial dimension in runs of consecutive rows; every index of the rest.
-            last = [(s * block, n * block) for s, n in _runs(index[k - 1])]
-            outer = [0]
-            for d in range(k - 1):
-                outer = [o + int(i) * strides[d] * itemsize for o in outer for i in index[d]]
-            reads, done = [], 0
-            for o in outer:
-                for offset, length in last:
-                    reads.append((self.start + o + offset, done, length))
-                    done += length
-        nbytes = out.numel() * itemsize
+            return self._read([(self.start, self._numel() * itemsize)], list(self.shape))
+        block = strides[k - 1] * itemsize
+        runs = _runs(index[k - 1])
+        if len(runs) > 1 and index[k - 1].numel() * block < len(runs) * _MIN_RUN_BYTES:
+            # Many short runs (every other row, say): read the span that covers them, then
+            # pick the rows in memory, rather than making a system call per few bytes.
+            low, high = int(index[k - 1].min()), int(index[k - 1].max())
+            span = [*index[: k - 1], torch.arange(low, high + 1), *index[k:]]
+            return self.read_box(span).index_select(k - 1, index[k - 1] - low)
+        outer = [0]
+        for d in range(k - 1):
+            outer = [o + i * strides[d] * itemsize for o in outer for i in index[d].tolist()]
+        reads = [
+            (self.start + o + first * block, length * block)
+            for o in outer
+            for first, length in runs
+        ]
+        return self._read(reads, [int(i.numel()) for i in index])
+
+    def _numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    def _read(self, reads: list[tuple[int, int]], shape: list[int]) -> torch.Tensor:
+        """Read the byte ranges ``(file offset, length)`` one after another into a new tensor."""
+        out = torch.empty(shape, dtype=self.dtype)
+        nbytes = out.numel() * self.dtype.itemsize
         view = memoryview((ctypes.c_ubyte * nbytes).from_address(out.data_ptr())).cast("B")
         try:
             fd = os.open(self.path, os.O_RDONLY)
@@ -134,11 +155,12 @@ class FileRegion:
                 "that it still exists and that you may read it.",
                 path=self.path,
             ) from e
+        at = 0
         try:
-            for file_offset, at, length in reads:
+            for offset, length in reads:
                 got = 0
                 while got < length:
-                    n = os.preadv(fd, [view[at + got : at + length]], file_offset + got)
+                    n = os.preadv(fd, [view[at + got : at + length]], offset + got)
                     if n <= 0:
                         raise ModelCheckpointError(
                             f"The safetensors file {self.path} ended inside the tensor "
@@ -146,6 +168,7 @@ class FileRegion:
                             path=self.path,
                         )
                     got += n
+                at += length
         finally:
             os.close(fd)
         if self.log is not None:
@@ -328,6 +351,10 @@ class _Stack(LazyTensor):
 
     def read(self) -> torch.Tensor:
         return torch.stack([p.read() for p in self.parts], self.dim)
+
+
+MaybeLazy = torch.Tensor | LazyTensor
+"""A tensor, or on a lazy import a :class:`LazyTensor` not read yet."""
 
 
 def lazy_cat(parts: Sequence[LazyTensor], dim: int) -> LazyTensor:

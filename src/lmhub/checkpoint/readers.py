@@ -7,6 +7,8 @@ time, file by file, so a loader never holds more than one shard's worth of new m
 Safetensors files are parsed here rather than through the ``safetensors`` package: the format
 is an 8-byte little-endian header length, a JSON header, then the raw tensor bytes, so with
 ``mmap=True`` every tensor can be a zero-copy view of one private memory map per file.
+:meth:`CheckpointReader.iter_lazy` instead yields tensors not read yet
+(:mod:`lmhub.checkpoint.lazy`), of which a tensor-parallel load reads only its slices.
 """
 
 from __future__ import annotations

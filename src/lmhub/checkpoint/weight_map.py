@@ -41,6 +41,7 @@ import torch
 
 from lmhub.checkpoint.lazy import (
     LazyTensor,
+    MaybeLazy,
     MemoryTensor,
     StoredTensor,
     lazy_cat,
@@ -79,7 +80,7 @@ def _compile(pattern: str, path_names: frozenset[str]) -> tuple[re.Pattern[str],
 # Other ops and ``to_native_fn`` read their inputs whole first.
 
 
-def _as_lazy(ts: Sequence[torch.Tensor | LazyTensor]) -> list[LazyTensor] | None:
+def _as_lazy(ts: Sequence[MaybeLazy]) -> list[LazyTensor] | None:
     """``ts`` as lazy tensors if any of them is lazy, else ``None`` (the eager path)."""
     if not any(isinstance(t, LazyTensor) for t in ts):
         return None
@@ -87,8 +88,8 @@ def _as_lazy(ts: Sequence[torch.Tensor | LazyTensor]) -> list[LazyTensor] | None
 
 
 def _split(
-    t: torch.Tensor, dim: int, n: int, sizes: Sequence[int] | None, groups: int, key: str
-) -> list[torch.Tensor]:
+    t: MaybeLazy, dim: int, n: int, sizes: Sequence[int] | None, groups: int, key: str
+) -> list[MaybeLazy]:
     """Split ``t`` along ``dim`` into ``n`` tensors; with ``groups`` > 1 the dimension is read
     as ``groups`` blocks, each split alike, and piece ``j`` gathers part ``j`` of every block."""
     dim = dim % t.ndim
@@ -116,7 +117,7 @@ def _split(
             key=key,
         )
     if isinstance(t, LazyTensor):
-        lazy: list[LazyTensor] = []
+        lazy: list[MaybeLazy] = []
         offset = 0
         for size in sizes:
             if groups == 1:
@@ -132,7 +133,7 @@ def _split(
     return [p.flatten(dim, dim + 1).contiguous() for p in parts]
 
 
-def _join(ts: Sequence[torch.Tensor], dim: int, groups: int, key: str) -> torch.Tensor:
+def _join(ts: Sequence[MaybeLazy], dim: int, groups: int, key: str) -> MaybeLazy:
     """Undo :func:`_split`: concatenate along ``dim``, block by block when ``groups`` > 1."""
     dim = dim % ts[0].ndim
     bad = [tuple(t.shape) for t in ts if t.shape[dim] % groups]
