@@ -251,8 +251,10 @@ class ModelHub(Generic[ModelT, ConfigT]):
 
         ``dtype=None`` keeps each tensor's stored dtype. ``mmap=True`` (the default) memory-maps
         the files, so tensors already in the right dtype are zero-copy views of the page cache;
-        pass ``mmap=False`` to read them into private memory instead. A failed load raises and
-        leaves nothing behind: the half-filled model is dropped.
+        pass ``mmap=False`` to read them into private memory instead. With ``gangs`` whose
+        ``tp`` has several ranks, the model is split on meta and each rank reads only its slices
+        of the safetensors files (positioned reads, ``mmap`` unused) into its local shards. A
+        failed load raises and leaves nothing behind: the half-filled model is dropped.
         """
         target = _target_device(device, gangs)
         resolved_dtype = as_dtype(dtype)
