@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 from lmhub.checkpoint.lazy import LazyTensor, lazy_cat, lazy_stack
 from lmhub.checkpoint.readers import CheckpointReader, open_checkpoint
 from lmhub.checkpoint.weight_map import Chunk, Concat, KeyRule, Stack, Transpose, WeightMap
-from lmhub.errors import WeightMapError
+from lmhub.errors import ModelCheckpointError, WeightMapError
 
 
 def _lazy(
@@ -139,3 +139,19 @@ def test_long_runs_are_read_alone(tmp_path: Path) -> None:
     rows = torch.tensor([0, 1, 5, 6])
     assert torch.equal(lazy["w"].select_indices(0, rows).read(), w[rows])
     assert reader.read_log.total == 4 * 2048 * 4
+
+
+def test_pickles_are_read_whole_and_cut_alike(tmp_path: Path) -> None:
+    w = torch.randn(6, 4)
+    torch.save({"w": w}, tmp_path / "model.pt")
+    with open_checkpoint(tmp_path / "model.pt") as reader:
+        lazy = dict(reader.iter_lazy())
+        assert torch.equal(lazy["w"].transpose(0, 1).narrow(1, 2, 3).read(), w.t()[:, 2:5])
+
+
+def test_a_file_cut_short_after_opening_is_an_error(tmp_path: Path) -> None:
+    lazy, _ = _lazy(tmp_path, {"w": torch.randn(64, 64)})
+    with open(tmp_path / "model.safetensors", "r+b") as f:
+        f.truncate(1000)
+    with pytest.raises(ModelCheckpointError, match="ended inside the tensor 'w'"):
+        lazy["w"].narrow(0, 32, 32).read()
