@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import ctypes
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -117,7 +118,7 @@ class FileRegion:
         while k > 0 and _is_full(index[k - 1], self.shape[k - 1]):
             k -= 1
         if k == 0:
-            return self._read([(self.start, self._numel() * itemsize)], list(self.shape))
+            return self._read([(self.start, math.prod(self.shape) * itemsize)], list(self.shape))
         block = strides[k - 1] * itemsize
         runs = _runs(index[k - 1])
         if len(runs) > 1 and index[k - 1].numel() * block < len(runs) * _MIN_RUN_BYTES:
@@ -135,12 +136,6 @@ class FileRegion:
             for first, length in runs
         ]
         return self._read(reads, [int(i.numel()) for i in index])
-
-    def _numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
 
     def _read(self, reads: list[tuple[int, int]], shape: list[int]) -> torch.Tensor:
         """Read the byte ranges ``(file offset, length)`` one after another into a new tensor."""
@@ -231,10 +226,7 @@ class LazyTensor(abc.ABC):
         return self.select_indices(dim, torch.arange(start, start + length))
 
     def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype})"
