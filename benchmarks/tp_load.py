@@ -2,7 +2,8 @@
 1536, 20 layers, ffn 4096, 24 heads, 8 KV heads, untied vocabulary 32000) is saved once by
 lmhub; then one process loads it whole, and two gloo ranks (torchrun) load it split by TP=2.
 Each reports its load time and peak RSS (VmHWM) after the first logits, which touch every
-weight page it holds, and the growth over the state right after imports.
+weight page it holds, the growth over the state right after imports, and its RSS at the end split
+into anonymous memory and file-backed pages (mapped checkpoint pages, shared libraries).
 
     python benchmarks/tp_load.py [--dir bench-out/llama-0.6b-lmhub]
 """
@@ -52,7 +53,8 @@ elapsed = time.perf_counter() - start
 with torch.no_grad():
     model(torch.arange(8)[None])
 print(json.dumps({"rank": gangs.tp.rank if tp else -1, "seconds": elapsed,
-                  "peak_mb": rss("VmHWM"), "growth_mb": rss("VmHWM") - base}))
+                  "peak_mb": rss("VmHWM"), "growth_mb": rss("VmHWM") - base,
+                  "anon_mb": rss("RssAnon"), "file_mb": rss("RssFile")}))
 """
 
 
@@ -90,12 +92,23 @@ def main() -> None:
                     r = json.loads(line)
                     who = "one process" if r["rank"] < 0 else f"TP=2 rank {r['rank']}"
                     rows.append([who, f"{r['seconds']:.2f}", f"{r['peak_mb']:.0f}",
-                                 f"{r['growth_mb']:.0f}"])  # fmt: skip
+                                 f"{r['growth_mb']:.0f}", f"{r['anon_mb']:.0f}",
+                                 f"{r['file_mb']:.0f}"])  # fmt: skip
     finally:
         os.unlink(script.name)
     size = sum(f.stat().st_size for f in root.glob("*.safetensors")) / 2**20
     print(f"checkpoint: {size:.0f} MiB of bf16 safetensors")
-    print_table(["load", "load s", "peak RSS MiB", "growth MiB"], rows)
+    print(f"CPU: {_cpu_model()}")
+    print_table(
+        ["load", "load s", "peak RSS MiB", "growth MiB", "anon MiB", "file-backed MiB"], rows
+    )
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from typing import Literal
 
 import torch
 
+from lmhub.checkpoint.lazy import LazyTensor
 from lmhub.checkpoint.weight_map import WeightMap
 from lmhub.errors import CheckpointLayoutError
 
@@ -76,8 +77,8 @@ class CheckpointLayout:
         return self.weight_map.to_native(key)
 
     def convert(
-        self, items: Iterable[tuple[str, torch.Tensor]]
-    ) -> Iterator[tuple[str | None, torch.Tensor, str]]:
+        self, items: Iterable[tuple[str, torch.Tensor | LazyTensor]]
+    ) -> Iterator[tuple[str | None, torch.Tensor | LazyTensor, str]]:
         """Yield ``(native name or None, tensor, key in file)`` for every ``(key, tensor)``."""
         if self.kind == "native":
             for key, tensor in items:

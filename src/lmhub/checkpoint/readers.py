@@ -7,6 +7,8 @@ time, file by file, so a loader never holds more than one shard's worth of new m
 Safetensors files are parsed here rather than through the ``safetensors`` package: the format
 is an 8-byte little-endian header length, a JSON header, then the raw tensor bytes, so with
 ``mmap=True`` every tensor can be a zero-copy view of one private memory map per file.
+:meth:`CheckpointReader.iter_lazy` instead yields tensors not read yet
+(:mod:`lmhub.checkpoint.lazy`), of which a tensor-parallel load reads only its slices.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from types import TracebackType
 
 import torch
 
+from lmhub.checkpoint.lazy import FileRegion, LazyTensor, MemoryTensor, ReadLog, StoredTensor
 from lmhub.errors import ModelCheckpointError
 
 __all__ = [
@@ -297,6 +300,8 @@ class CheckpointReader(abc.ABC):
     def __init__(self, paths: list[Path]) -> None:
         self.paths: list[Path] = list(paths)
         self._closed = False
+        self.read_log = ReadLog()
+        """Bytes read per tensor name by the lazy tensors of :meth:`iter_lazy` (safetensors)."""
 
     @abc.abstractmethod
     def keys(self) -> list[str]:
@@ -305,6 +310,14 @@ class CheckpointReader(abc.ABC):
     @abc.abstractmethod
     def iter_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
         """Yield ``(name, tensor)`` pairs one at a time, file by file."""
+
+    def iter_lazy(self) -> Iterator[tuple[str, LazyTensor]]:
+        """Yield ``(name, lazy tensor)`` pairs: nothing is read until a (part of a) tensor is
+        :meth:`~lmhub.checkpoint.lazy.LazyTensor.read`, and then only that part where the format
+        allows (safetensors: positioned reads of the selected bytes). This base version wraps
+        :meth:`iter_tensors`, which formats without random access read whole."""
+        for name, tensor in self.iter_tensors():
+            yield name, StoredTensor(MemoryTensor(tensor, name))
 
     def metadata(self) -> dict[str, str]:
         """Return the safetensors ``__metadata__`` of all files merged; ``{}`` for pickles."""
@@ -385,6 +398,15 @@ class SafetensorsReader(CheckpointReader):
             for name, info in header.tensors.items():
                 yield name, _view(storage, info, base)
             del storage
+
+    def iter_lazy(self) -> Iterator[tuple[str, LazyTensor]]:
+        self._check_open()
+        for header in self._headers:
+            for name, info in header.tensors.items():
+                region = FileRegion(
+                    header.path, name, info.dtype, info.shape, info.start, self.read_log
+                )
+                yield name, StoredTensor(region)
 
     def close(self) -> None:
         self._headers = []

@@ -29,6 +29,7 @@ from lmhub.checkpoint.layout import (
     TIED_METADATA_KEY,
     decide_layout,
 )
+from lmhub.checkpoint.lazy import LazyTensor
 from lmhub.checkpoint.readers import CheckpointReader, open_checkpoint
 from lmhub.checkpoint.state import model_tensors
 from lmhub.checkpoint.weight_map import WeightMap
@@ -89,8 +90,13 @@ def native_items(
     weight_map: WeightMap | None,
     *,
     path: str | os.PathLike[str] | None = None,
-) -> Iterator[tuple[str | None, torch.Tensor, str]]:
+    lazy: bool = False,
+) -> Iterator[tuple[str | None, torch.Tensor | LazyTensor, str]]:
     """Yield ``(native key or None, tensor, key in file)`` for every tensor of ``reader``.
+
+    With ``lazy=True`` the tensors are :class:`~lmhub.checkpoint.lazy.LazyTensor` s (from
+    :meth:`~lmhub.checkpoint.readers.CheckpointReader.iter_lazy`, converted by the weight map
+    without reading), so the caller reads only the parts it needs.
 
     The checkpoint's layout is decided once, before the first tensor is read
     (:func:`~lmhub.checkpoint.layout.decide_layout`); ``None`` marks a key it does not explain.
@@ -99,7 +105,7 @@ def native_items(
         CheckpointLayoutError: if no layout explains the checkpoint's names.
     """
     layout = decide_layout(reader.keys(), reader.metadata(), native, weight_map, path=path)
-    return layout.convert(reader.iter_tensors())
+    return layout.convert(reader.iter_lazy() if lazy else reader.iter_tensors())
 
 
 def recorded_ties(metadata: Mapping[str, str], path: str | os.PathLike[str]) -> dict[str, str]:

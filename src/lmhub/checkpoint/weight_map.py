@@ -39,6 +39,15 @@ from typing import Any, Protocol
 
 import torch
 
+from lmhub.checkpoint.lazy import (
+    LazyTensor,
+    MaybeLazy,
+    MemoryTensor,
+    StoredTensor,
+    lazy_cat,
+    lazy_stack,
+    read_all,
+)
 from lmhub.errors import WeightMapError
 
 TensorFn = Callable[[torch.Tensor], torch.Tensor]
@@ -65,11 +74,22 @@ def _compile(pattern: str, path_names: frozenset[str]) -> tuple[re.Pattern[str],
 
 
 # -- tensor operations ------------------------------------------------------------------------
+#
+# On import the built-in ops also take lazy tensors (lmhub.checkpoint.lazy), so a loader that
+# needs only part of a native tensor (a tensor-parallel rank) can cut it before anything is read.
+# Other ops and ``to_native_fn`` read their inputs whole first.
+
+
+def _as_lazy(ts: Sequence[MaybeLazy]) -> list[LazyTensor] | None:
+    """``ts`` as lazy tensors if any of them is lazy, else ``None`` (the eager path)."""
+    if not any(isinstance(t, LazyTensor) for t in ts):
+        return None
+    return [t if isinstance(t, LazyTensor) else StoredTensor(MemoryTensor(t)) for t in ts]
 
 
 def _split(
-    t: torch.Tensor, dim: int, n: int, sizes: Sequence[int] | None, groups: int, key: str
-) -> list[torch.Tensor]:
+    t: MaybeLazy, dim: int, n: int, sizes: Sequence[int] | None, groups: int, key: str
+) -> list[MaybeLazy]:
     """Split ``t`` along ``dim`` into ``n`` tensors; with ``groups`` > 1 the dimension is read
     as ``groups`` blocks, each split alike, and piece ``j`` gathers part ``j`` of every block."""
     dim = dim % t.ndim
@@ -96,11 +116,24 @@ def _split(
             "the model's config.",
             key=key,
         )
+    if isinstance(t, LazyTensor):
+        lazy: list[MaybeLazy] = []
+        offset = 0
+        for size in sizes:
+            if groups == 1:
+                lazy.append(t.narrow(dim, offset, size))
+            else:
+                rows = torch.arange(offset, offset + size)
+                lazy.append(
+                    t.select_indices(dim, (torch.arange(groups)[:, None] * per + rows).flatten())
+                )
+            offset += size
+        return lazy
     parts = t.unflatten(dim, (groups, per)).split(list(sizes), dim + 1)
     return [p.flatten(dim, dim + 1).contiguous() for p in parts]
 
 
-def _join(ts: Sequence[torch.Tensor], dim: int, groups: int, key: str) -> torch.Tensor:
+def _join(ts: Sequence[MaybeLazy], dim: int, groups: int, key: str) -> MaybeLazy:
     """Undo :func:`_split`: concatenate along ``dim``, block by block when ``groups`` > 1."""
     dim = dim % ts[0].ndim
     bad = [tuple(t.shape) for t in ts if t.shape[dim] % groups]
@@ -110,10 +143,15 @@ def _join(ts: Sequence[torch.Tensor], dim: int, groups: int, key: str) -> torch.
             f"do not divide into {groups} groups along dimension {dim}. Check the model's config.",
             key=key,
         )
-    blocks = [t.unflatten(dim, (groups, t.shape[dim] // groups)) for t in ts]
     try:
+        lazy = _as_lazy(ts)
+        if lazy is not None:
+            widths = [t.shape[dim] // groups for t in lazy]
+            pieces = [t.narrow(dim, g * w, w) for g in range(groups) for t, w in zip(lazy, widths)]
+            return lazy_cat(pieces, dim)
+        blocks = [t.unflatten(dim, (groups, t.shape[dim] // groups)) for t in ts]
         return torch.cat(blocks, dim + 1).flatten(dim, dim + 1)
-    except RuntimeError:
+    except (RuntimeError, ValueError):
         raise WeightMapError(
             f"The tensors joined into '{key}' have shapes {[tuple(t.shape) for t in ts]}, which "
             f"differ outside dimension {dim}. Check that they belong together.",
@@ -138,7 +176,12 @@ class Transpose:
         self, ts: list[torch.Tensor], n: int, resolve: Resolve, key: str
     ) -> list[torch.Tensor]:
         del n, resolve, key
-        return [t.transpose(self.dim0, self.dim1).contiguous() for t in ts]
+        return [
+            t.transpose(self.dim0, self.dim1)
+            if isinstance(t, LazyTensor)
+            else t.transpose(self.dim0, self.dim1).contiguous()
+            for t in ts
+        ]
 
     def inverse(
         self, ts: list[torch.Tensor], n: int, resolve: Resolve, key: str
@@ -226,8 +269,9 @@ class Stack:
     ) -> list[torch.Tensor]:
         del n, resolve
         try:
-            return [torch.stack(ts, self.dim)]
-        except RuntimeError:
+            lazy = _as_lazy(ts)
+            return [torch.stack(ts, self.dim) if lazy is None else lazy_stack(lazy, self.dim)]
+        except (RuntimeError, ValueError):
             shapes = sorted({tuple(t.shape) for t in ts})
             raise WeightMapError(
                 f"The tensors stacked into '{key}' have shapes {shapes}, which differ. Check "
@@ -338,9 +382,11 @@ class KeyRule:
         if to_native:
             n = len(self._nat)
             for op in self.ops:
+                if not isinstance(op, Transpose | Chunk | Concat | Stack):
+                    tensors = read_all(tensors)  # a custom op needs the whole tensors
                 tensors = op.forward(tensors, n, resolve, key)
             fn = self.to_native_fn
-            return [fn(t) for t in tensors] if fn else tensors
+            return [fn(t) for t in read_all(tensors)] if fn else tensors
         if self.to_external_fn:
             tensors = [self.to_external_fn(t) for t in tensors]
         n = len(self._ext)

@@ -251,8 +251,10 @@ class ModelHub(Generic[ModelT, ConfigT]):
 
         ``dtype=None`` keeps each tensor's stored dtype. ``mmap=True`` (the default) memory-maps
         the files, so tensors already in the right dtype are zero-copy views of the page cache;
-        pass ``mmap=False`` to read them into private memory instead. A failed load raises and
-        leaves nothing behind: the half-filled model is dropped.
+        pass ``mmap=False`` to read them into private memory instead. With ``gangs`` whose
+        ``tp`` has several ranks, the model is split on meta and each rank reads only its slices
+        of the safetensors files (positioned reads, ``mmap`` unused) into its local shards. A
+        failed load raises and leaves nothing behind: the half-filled model is dropped.
         """
         target = _target_device(device, gangs)
         resolved_dtype = as_dtype(dtype)
@@ -265,10 +267,15 @@ class ModelHub(Generic[ModelT, ConfigT]):
             meta_dtype = resolved_dtype or torch.get_default_dtype()
             model = build_on_meta(self.family.builder, config, meta_dtype)
             items = native_items(
-                reader, _state_names(model), self.family.weight_map.bind(config), path=path
+                reader,
+                _state_names(model),
+                self.family.weight_map.bind(config),
+                path=path,
+                lazy=plan is not None,
             )
             if plan is not None:
-                # Split on meta first, so each rank reads only its slice of the mapped file.
+                # Split on meta first; the lazy tensors are then cut to this rank's slices and
+                # only those are read from the files.
                 from lmhub.parallel.load import shard_items
 
                 _apply_tp(model, plan, gangs)
