@@ -27,6 +27,17 @@ GEMMA4_PERIOD: Final = 6
 """Every sixth Gemma 4 layer is global (transformers' default pattern; E2B uses 5)."""
 
 
+def default_layer_types(num_layers: int) -> list[LayerType]:
+    """transformers' Gemma 4 pattern: every sixth layer global, and the last one.
+
+    Example:
+        >>> default_layer_types(8)
+        ['sliding', 'sliding', 'sliding', 'sliding', 'sliding', 'full', 'sliding', 'full']
+    """
+    types = alternating_layer_types(num_layers, GEMMA4_PERIOD)
+    return [*types[:-1], "full"] if types else types
+
+
 def proportional_rope(fraction: float = 0.25) -> RopeScaling:
     """The RoPE of Gemma 4's global layers: ``proportional`` over the whole head, with the
     first ``fraction`` of the frequency pairs rotating."""
@@ -155,10 +166,10 @@ class Gemma4Config(LlamaConfig):
 
     def resolved_layer_types(self) -> list[LayerType]:
         """Return each layer's kind (transformers' default pattern when ``layer_types`` is
-        unset: every sixth layer global)."""
+        unset: every sixth layer global, and the last one)."""
         if self.layer_types is not None:
             return list(self.layer_types)
-        return alternating_layer_types(self.num_layers, GEMMA4_PERIOD)
+        return default_layer_types(self.num_layers)
 
     def layer_windows(self) -> list[int | None]:
         return [
@@ -273,26 +284,23 @@ gemma4_archs: Final = ArchRegistry(GEMMA4_FAMILY, Gemma4Config)
 
 @gemma4_archs.register("gemma4_tiny")
 def gemma4_tiny() -> Gemma4Config:
-    """A ~0.3M-parameter Gemma 4 for tests and demos (byte-level vocabulary): sliding and
-    global layers of different head widths, per-layer embeddings, and the last two layers
-    sharing the first two's keys and values with double-wide feed-forwards."""
+    """A ~3M-parameter Gemma 4 for tests and demos (byte-level vocabulary): three sliding
+    layers and a global one of wider heads, per-layer embeddings. (No KV sharing, so that any
+    ``num_layers`` override stays valid; the tests set ``num_kv_shared_layers`` themselves.)"""
     return Gemma4Config(
-        model_dim=64,
+        model_dim=256,
         num_layers=4,
-        num_heads=4,
-        num_kv_heads=2,
-        head_dim=16,
-        global_head_dim=32,
-        ffn_inner_dim=128,
+        num_heads=8,
+        num_kv_heads=4,
+        head_dim=32,
+        global_head_dim=64,
+        ffn_inner_dim=512,
         vocab_size=259,
         max_seq_len=512,
         sliding_window=8,
-        layer_types=alternating_layer_types(4, 2),
         final_logit_softcap=30.0,
-        per_layer_dim=8,
+        per_layer_dim=32,
         per_layer_vocab_size=259,
-        num_kv_shared_layers=2,
-        double_wide_shared_ffn=True,
         bos_token_id=256,
         eos_token_id=257,
         pad_token_id=258,
@@ -330,7 +338,6 @@ def gemma4_e4b() -> Gemma4Config:
         num_kv_heads=2,
         ffn_inner_dim=10240,
         sliding_window=512,
-        layer_types=alternating_layer_types(42, GEMMA4_PERIOD),
         final_logit_softcap=30.0,
         per_layer_dim=256,
         num_kv_shared_layers=18,
@@ -351,7 +358,6 @@ def gemma4_31b() -> Gemma4Config:
         ffn_inner_dim=21504,
         max_seq_len=262_144,
         sliding_window=1024,
-        layer_types=alternating_layer_types(60, GEMMA4_PERIOD),
         final_logit_softcap=30.0,
     )
 
@@ -371,7 +377,6 @@ def gemma4_26b_a4b() -> Gemma4Config:
         ffn_inner_dim=2112,
         max_seq_len=262_144,
         sliding_window=1024,
-        layer_types=alternating_layer_types(30, GEMMA4_PERIOD),
         final_logit_softcap=30.0,
         moe=gemma4_moe(num_experts=128, top_k=8, expert_inner_dim=704),
     )

@@ -20,7 +20,7 @@ from lmhub.checkpoint.weight_map import Chunk, KeyRule, WeightMap
 from lmhub.errors import ConfigError
 from lmhub.models.gemma.interop import ACTIVATION_NAMES, activation_from_hf, without_activation
 from lmhub.models.gemma2.interop import gemma_windows_to_hf
-from lmhub.models.gemma4.config import Gemma4Config
+from lmhub.models.gemma4.config import Gemma4Config, default_layer_types
 from lmhub.models.hf_dir import json_value, shown
 from lmhub.models.llama.config import LayerType
 from lmhub.models.llama.interop import (
@@ -163,7 +163,7 @@ def _get(hf: Mapping[str, Any], key: str, tp: Any, default: Any) -> Any:
 def _layer_types(hf: Mapping[str, Any], num_layers: int) -> list[LayerType]:
     names = hf.get("layer_types")
     if names is None:
-        types: list[LayerType] = ["sliding" if (i + 1) % 6 else "full" for i in range(num_layers)]
+        types = default_layer_types(num_layers)
     else:
         names = json_value(names, list[str], key="layer_types")
         bad = [n for n in names if n not in _LAYER_TYPES]
@@ -318,7 +318,8 @@ def gemma4_config_from_hf(hf: Mapping[str, Any]) -> Gemma4Config:
         fixed={
             **GEMMA4_HF_FIXED,
             "sliding_window": window if "sliding" in types else None,
-            "layer_types": types,
+            # transformers' default pattern reads as None, as the presets spell it.
+            "layer_types": None if types == default_layer_types(num_layers) else types,
             "rope_local_theta": rope["rope_local_theta"],
         },
         ffn_activation=activation_from_hf(

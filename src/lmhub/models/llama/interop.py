@@ -373,6 +373,8 @@ def rope_to_hf(
         "partial_rotary_factor": float(s.partial_rotary_factor),
     }
     fields = {k: values[k] for k in _HF_ROPE_KEYS[s.kind] if values[k] is not None}
+    if s.kind == "proportional" and s.factor == 1.0:
+        del fields["factor"]  # transformers warns about the key, reading 1 without it
     return {
         "rope_theta": theta,
         "rope_scaling": {"rope_type": s.kind, **fields},
