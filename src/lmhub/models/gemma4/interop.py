@@ -181,7 +181,8 @@ def _layer_types(hf: Mapping[str, Any], num_layers: int) -> list[LayerType]:
 
 
 def _rope(hf: Mapping[str, Any]) -> dict[str, Any]:
-    """``rope_theta``, ``rope_scaling`` and ``rope_local_theta`` from ``rope_parameters``."""
+    """The global layers' RoPE (as a flat ``rope_parameters``) and the sliding layers' base,
+    from Gemma 4's ``rope_parameters`` per layer type (transformers' defaults where absent)."""
     params = hf.get("rope_parameters")
     if params is None:
         params = {}
@@ -238,7 +239,7 @@ def _global_shape(
             value=per_layer,
         )
     head_dim = _get(hf, "head_dim", int, 256)
-    kv_heads = _get(hf, "num_key_value_heads", int, None)
+    kv_heads = _get(hf, "num_key_value_heads", int, GEMMA4_HF_DEFAULTS["num_key_value_heads"])
     shapes = set()
     for i, kind in enumerate(types):
         over = per_layer.get(str(i), {})
@@ -311,6 +312,8 @@ def gemma4_config_from_hf(hf: Mapping[str, Any]) -> Gemma4Config:
     global_dim, global_kv = _global_shape(text, types, k_eq_v)
     rope = _rope(text)
     flat = {k: v for k, v in text.items() if k not in ("rope_parameters", "rope_scaling")}
+    if flat.get("num_key_value_heads") is None:  # transformers' Gemma 4 default, not one per head
+        flat["num_key_value_heads"] = GEMMA4_HF_DEFAULTS["num_key_value_heads"]
     return decoder_config_from_hf(
         without_activation({**flat, "rope_parameters": rope["rope_parameters"]}),
         Gemma4Config,
