@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from lmhub.errors import ForwardInputError
 from lmhub.nn.attention import Attention
 from lmhub.nn.ffn import GLUFeedForward
 from lmhub.nn.kv_cache import DynamicKVCache
@@ -75,7 +76,7 @@ def test_a_kv_sharing_layer_writes_nothing_to_the_cache() -> None:
 
 
 def test_a_kv_sharing_layer_without_its_store_says_what_to_pass() -> None:
-    with pytest.raises(ValueError, match="kv_store"):
+    with pytest.raises(ForwardInputError, match="kv_store"):
         _attn(layer_idx=1, kv_from=0)(torch.randn(1, 2, 32))
 
 
@@ -159,6 +160,6 @@ def test_the_layer_adds_its_per_layer_input_then_scales_by_its_scalar() -> None:
         layer.layer_scalar.fill_(0.5)  # type: ignore[union-attr]
     want = layer.per_layer_input(plain(x, is_causal=True), signal) * 0.5  # type: ignore[misc]
     torch.testing.assert_close(layer(x, is_causal=True, per_layer_input=signal), want)
-    with pytest.raises(ValueError, match="per_layer_input"):
+    with pytest.raises(ForwardInputError, match="per_layer_input"):
         layer(x, is_causal=True)
     assert isinstance(layer.per_layer_input, nn.Module)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmhub.errors import ConfigError
+from lmhub.errors import ConfigError, ForwardInputError
 from lmhub.nn.flex import FLEX_AVAILABLE, flex_scaled_dot_product_attention
 from lmhub.nn.kv_cache import KVCache
 from lmhub.nn.masks import causal_mask
@@ -249,7 +249,7 @@ class Attention(nn.Module):
         b, s, _ = x.shape
         if self.kv_from is not None:
             if kv_store is None or self.kv_from not in kv_store:
-                raise ValueError(
+                raise ForwardInputError(
                     f"Attention layer {self.layer_idx} reuses the keys and values of layer "
                     f"{self.kv_from}, but the forward got no kv_store holding them. Run the "
                     "layers in order with one kv_store dict per forward."
@@ -290,9 +290,9 @@ class Attention(nn.Module):
         b, s, _ = x.shape
         d = self.head_dim  # head counts from the shapes: under TP each rank holds a share
         if self.k_proj is None:
-            raise ValueError(
+            raise ForwardInputError(
                 f"Attention layer {self.layer_idx} reuses layer {self.kv_from}'s keys and "
-                "values and has no k/v projections; call project_q."
+                "values and has no k/v projections. Call project_q for its queries."
             )
         q = self.q_proj(x).view(b, s, -1, d).transpose(1, 2)
         k = self.k_proj(x).view(b, s, -1, d).transpose(1, 2)

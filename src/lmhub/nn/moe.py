@@ -574,7 +574,11 @@ class DenseMoEFeedForward(nn.Module):
     ) -> None:
         super().__init__()
         if (moe is None) != (moe_post_norm is None):
-            raise ValueError("Give moe and moe_post_norm together, or neither.")
+            raise ConfigError(
+                "DenseMoEFeedForward got only one of moe and moe_post_norm. Give both, or "
+                "neither for a dense feed-forward.",
+                field="moe",
+            )
         self.dense_norm = dense_norm
         self.dense = dense
         # None is a plain attribute: the dense-only form has no such state-dict keys.

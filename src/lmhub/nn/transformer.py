@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmhub.errors import ForwardInputError
 from lmhub.nn.attention import Attention
 from lmhub.nn.kv_cache import KVCache
 
@@ -84,7 +85,7 @@ class PreNormDecoderLayer(nn.Module):
         out = h + f
         if self.per_layer_input is not None:
             if per_layer_input is None:
-                raise ValueError(
+                raise ForwardInputError(
                     "The layer adds a per-layer input, but the forward got none: pass "
                     "per_layer_input, this layer's slice of the per-layer embeddings."
                 )
