@@ -336,6 +336,12 @@ class UnsupportedMaskError(LmhubError, ValueError):
         self.shape = shape
 
 
+class ForwardInputError(LmhubError, ValueError):
+    """A block was called without an input its configuration needs (a KV-sharing attention
+    layer without the keys and values of its source layer, a layer with per-layer embeddings
+    without its slice of them)."""
+
+
 class LmTypeError(ConfigError, LookupError):
     """An ``lm_type`` that names no usable LM type."""
 

@@ -283,9 +283,9 @@ def test_a_bad_config_json_is_one_line_naming_file_and_key(
 
 WINDOWED = ["deepseek_v3", "gemma", "gemma2", "gemma3", "gpt_oss", "granite", "llama", "mistral"]
 WINDOWED += ["mixtral", "olmo2", "olmo3", "phi3", "qwen2", "qwen3", "qwen3_moe"]
-WINDOWED += ["smollm3"]
+WINDOWED += ["smollm3", "gemma4"]
 NATIVE_WINDOWS = {"gemma2", "gemma3", "gpt_oss", "mistral", "mixtral", "olmo3", "phi3", "qwen2"}
-NATIVE_WINDOWS |= {"qwen3", "qwen3_moe", "smollm3"}
+NATIVE_WINDOWS |= {"qwen3", "qwen3_moe", "smollm3", "gemma4"}
 """The families transformers gives a sliding window; the others export one as remote code."""
 
 

@@ -202,9 +202,11 @@ for family, directory, expected_path in json.loads(sys.argv[1]):
     batch = torch.cat([prompt, torch.cat([torch.full((1, 2), pad), short], dim=1)])
     mask = torch.ones_like(batch)
     mask[1, :2] = 0
+    # min_new_tokens: a row alone that ends early (EOS) would compare its prompt.
     padded = model.generate(batch, attention_mask=mask, max_new_tokens=5, do_sample=False,
-                            pad_token_id=pad)
-    alone = [model.generate(p, max_new_tokens=5, do_sample=False, pad_token_id=pad)[0, -5:]
+                            pad_token_id=pad, min_new_tokens=5)
+    alone = [model.generate(p, max_new_tokens=5, do_sample=False, pad_token_id=pad,
+                            min_new_tokens=5)[0, -5:]
              for p in (prompt, short)]
     out["left_padding_equal"] = padded[:, -5:].tolist() == [a.tolist() for a in alone]
     fresh = AutoModelForCausalLM.from_config(config, trust_remote_code=True).eval()

@@ -69,6 +69,17 @@ SHRINK: dict[str, dict[str, object]] = {
         "q_lora_rank": 32,
         "kv_lora_rank": 16,
     },
+    # Sliding and global layers of different head widths, the last two sharing the first two's
+    # keys and values, per-layer embeddings over the shrunk vocabulary.
+    "gemma4": {
+        **DEFAULT_SHRINK,
+        "num_layers": 4,
+        "layer_types": ["sliding", "full", "sliding", "full"],
+        "num_kv_shared_layers": 2,
+        "head_dim": None,
+        "global_head_dim": 32,
+        "per_layer_vocab_size": VOCAB,
+    },
     # Hybrid: one linear-attention layer and one full one (heads of their own width).
     "qwen3_5": {
         **DEFAULT_SHRINK,

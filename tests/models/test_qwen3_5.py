@@ -86,8 +86,65 @@ def _digits(printed: str) -> tuple[float, float]:
     return float(printed) * 1e9, 0.5 * 10.0**-decimals * 1e9
 
 
+# The small sizes publish no figure finer than their names, and their checkpoints also hold a
+# vision tower (~0.1B on 0.8B) and an MTP layer: the text model is held to the name's printed
+# precision (0.8 -> within 0.05B; 4 -> within 0.5B) instead of 1%.
+PUBLISHED_SMALL = {"qwen3_5_0_8b": "0.8", "qwen3_5_4b": "4"}
+
+
 def test_every_published_preset_is_sized() -> None:
-    assert set(PUBLISHED) == set(qwen3_5_family.archs) - {"qwen3_5_tiny"}
+    sized = set(PUBLISHED) | set(PUBLISHED_SMALL)
+    assert sized == set(qwen3_5_family.archs) - {"qwen3_5_tiny"}
+
+
+@pytest.mark.parametrize("arch", list(PUBLISHED_SMALL))
+def test_small_preset_parameter_counts_match_their_names(arch: str) -> None:
+    total, active = counts(arch)
+    assert total == active
+    value, half_unit = _digits(PUBLISHED_SMALL[arch])
+    assert abs(total - value) <= half_unit
+
+
+# The text part of the published Qwen3.5-0.8B config.json (multimodal layout).
+CONFIG_0_8B: dict[str, Any] = {
+    "architectures": ["Qwen3_5ForConditionalGeneration"],
+    "model_type": "qwen3_5",
+    "tie_word_embeddings": True,
+    "text_config": {
+        "model_type": "qwen3_5_text",
+        "vocab_size": 248320,
+        "hidden_size": 1024,
+        "intermediate_size": 3584,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 2,
+        "head_dim": 256,
+        "attention_bias": False,
+        "attn_output_gate": True,
+        "linear_num_key_heads": 16,
+        "linear_num_value_heads": 16,
+        "linear_key_head_dim": 128,
+        "linear_value_head_dim": 128,
+        "linear_conv_kernel_dim": 4,
+        "rms_norm_eps": 1e-6,
+        "full_attention_interval": 4,
+        "max_position_embeddings": 262144,
+        "tie_word_embeddings": True,
+        "eos_token_id": 248044,
+        "mtp_num_hidden_layers": 1,
+        "rope_parameters": {
+            "mrope_interleaved": True,
+            "mrope_section": [11, 11, 10],
+            "rope_theta": 10000000,
+            "partial_rotary_factor": 0.25,
+        },
+    },
+    "vision_config": {"depth": 12, "hidden_size": 768},
+}
+
+
+def test_the_published_0_8b_config_reads_as_the_preset() -> None:
+    assert hf().config_from_hf(CONFIG_0_8B) == qwen3_5_family.archs.get("qwen3_5_0_8b")
 
 
 @pytest.mark.parametrize("arch", list(PUBLISHED))
@@ -114,7 +171,9 @@ def test_the_published_27b_config_reads_as_the_preset() -> None:
     assert hf().config_from_hf(CONFIG_27B) == qwen3_5_family.archs.get("qwen3_5_27b")
 
 
-@pytest.mark.parametrize("arch", ["qwen3_5_9b", "qwen3_5_35b_a3b", "qwen3_5_tiny"])
+@pytest.mark.parametrize(
+    "arch", ["qwen3_5_0_8b", "qwen3_5_4b", "qwen3_5_9b", "qwen3_5_35b_a3b", "qwen3_5_tiny"]
+)
 def test_config_json_round_trips(arch: str) -> None:
     config = qwen3_5_family.archs.get(arch)
     written = hf().config_to_hf(config)

@@ -298,8 +298,38 @@ def test_inv_freq_is_not_in_state_dict() -> None:
 def test_rope_scaling_resolves_type_hints() -> None:
     hints = typing.get_type_hints(RopeScaling)
     assert hints["original_max_seq_len"] == int | None
-    kinds = ("default", "linear", "dynamic", "llama3", "yarn", "longrope")
+    kinds = ("default", "linear", "dynamic", "llama3", "yarn", "longrope", "proportional")
     assert typing.get_args(hints["kind"]) == kinds
+
+
+def test_proportional_rope_matches_transformers_and_leaves_the_rest_unrotated() -> None:
+    """Gemma 4's global-layer RoPE: the first quarter of the pairs rotate with exponents over
+    the whole head, the others have frequency zero (cos 1, sin 0)."""
+    scaling = RopeScaling(kind="proportional", partial_rotary_factor=0.25)
+    inv_freq, scale = rope_inv_freq(512, theta=1e6, scaling=scaling, max_seq_len=16)
+    assert scale == 1.0 and inv_freq.shape == (256,)
+    assert torch.equal(inv_freq[64:], torch.zeros(192))
+    want = 1.0 / (1e6 ** (torch.arange(0, 128, 2, dtype=torch.int64).float() / 512))
+    assert torch.equal(inv_freq[:64], want)
+    transformers = pytest.importorskip("transformers")
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    config = transformers.Gemma4TextConfig(head_dim=256, global_head_dim=512)
+    hf_freq, _ = ROPE_INIT_FUNCTIONS["proportional"](config, "cpu", layer_type="full_attention")
+    assert torch.equal(inv_freq, hf_freq)
+    rope = RotaryEmbedding(512, theta=1e6, max_seq_len=16, scaling=scaling)
+    cos, sin = rope(torch.arange(5)[None], torch.float32)
+    q, k = torch.randn(1, 2, 5, 512), torch.randn(1, 1, 5, 512)
+    rq, rk = apply_rotary(q, k, cos, sin)
+    unrotated = torch.cat([torch.arange(64, 256), torch.arange(320, 512)])
+    assert torch.equal(rq[..., unrotated], q[..., unrotated])
+    assert torch.equal(rk[..., unrotated], k[..., unrotated])
+
+
+def test_proportional_rope_needs_a_fraction() -> None:
+    with pytest.raises(ConfigError) as info:
+        RopeScaling(kind="proportional", partial_rotary_factor=0.0).validate()
+    assert info.value.field == "partial_rotary_factor"
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,18 @@ CASES = {
     "gemma2": ("gemma2_tiny", {}),
     # Per-head q/k norms, local RoPE bases.
     "gemma3": ("gemma3_tiny", {}),
+    # Global layers of wider heads whose values are the keys, value norms, per-layer
+    # embeddings (whole on each rank), the last two layers on the first two's keys and values.
+    "gemma4": (
+        "gemma4_tiny",
+        {
+            "layer_types": ["sliding", "full", "sliding", "full"],
+            "num_kv_shared_layers": 2,
+            "double_wide_shared_ffn": True,
+            "attn_k_eq_v": True,
+            "num_global_kv_heads": 2,
+        },
+    ),
     # Norms over the whole q/k projection: q/k/v gathered, o from the whole input.
     "olmo2": ("olmo2_tiny", {}),
     # Loaded from its HF export, whose fused qkv and gate_up the weight map splits.

@@ -24,6 +24,7 @@ _BUILTIN_MODULES: tuple[str, ...] = (
     "lmhub.models.gemma",
     "lmhub.models.gemma2",
     "lmhub.models.gemma3",
+    "lmhub.models.gemma4",
     "lmhub.models.gpt2",
     "lmhub.models.gpt_neox",
     "lmhub.models.phi3",

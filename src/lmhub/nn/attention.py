@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lmhub.errors import ConfigError
+from lmhub.errors import ConfigError, ForwardInputError
 from lmhub.nn.flex import FLEX_AVAILABLE, flex_scaled_dot_product_attention
 from lmhub.nn.kv_cache import KVCache
 from lmhub.nn.masks import causal_mask
-from lmhub.nn.rope import apply_rotary
+from lmhub.nn.rope import apply_rotary, rotate_half
 from lmhub.nn.softcap import softcap as softcap_
 
 AttnImpl = Literal["eager", "sdpa", "flex"]
@@ -152,6 +152,12 @@ class Attention(nn.Module):
     With ``qk_norm_scope="projection"`` the norms span the whole query/key projection
     (``heads * head_dim`` wide) instead of one head (OLMo 2/3).
     ``sinks`` gives each head a learned sink logit (gpt-oss).
+    ``v_norm`` normalises each value head (Gemma 4). With ``v_from_k`` the layer has no value
+    projection: the values are the key projection's output before the key norm and RoPE
+    (Gemma 4's ``attention_k_eq_v``). With ``kv_from`` set the layer projects only queries and
+    attends over the keys and values of layer ``kv_from`` (Gemma 4's KV sharing): it has no
+    k/v projections, writes nothing to the cache, and reads them from the ``kv_store`` that
+    layer filled earlier in the same forward.
     ``sliding_window`` is informational: the
     layer's window (``None`` for full attention), which the model reads to give the layer its
     mask and the KV cache its ring size; the mask itself comes in through ``forward``.
@@ -181,6 +187,9 @@ class Attention(nn.Module):
         softcap: float | None = None,
         qk_norm_scope: str = "head",
         sinks: bool = False,
+        v_norm: nn.Module | None = None,
+        v_from_k: bool = False,
+        kv_from: int | None = None,
     ) -> None:
         super().__init__()
         if num_heads % num_kv_heads != 0:
@@ -197,15 +206,26 @@ class Attention(nn.Module):
         self.scale = scale
         self.softcap = softcap
         self.qk_norm_scope = qk_norm_scope
+        self.kv_from = kv_from
+        """The earlier layer whose keys and values this one attends over (KV sharing), or
+        ``None`` for its own."""
         self.q_proj = nn.Linear(model_dim, num_heads * head_dim, bias=bias)
-        self.k_proj = nn.Linear(model_dim, num_kv_heads * head_dim, bias=bias)
-        self.v_proj = nn.Linear(model_dim, num_kv_heads * head_dim, bias=bias)
+        # None is a plain attribute: layers without them have no such state-dict keys.
+        self.k_proj = (
+            nn.Linear(model_dim, num_kv_heads * head_dim, bias=bias) if kv_from is None else None
+        )
+        self.v_proj = (
+            nn.Linear(model_dim, num_kv_heads * head_dim, bias=bias)
+            if kv_from is None and not v_from_k
+            else None
+        )
         self.o_proj = nn.Linear(
             num_heads * head_dim, model_dim, bias=bias if output_bias is None else output_bias
         )
         # None is a plain attribute, so models without them keep their state-dict keys.
         self.q_norm = q_norm
-        self.k_norm = k_norm
+        self.k_norm = k_norm if kv_from is None else None
+        self.v_norm = v_norm if kv_from is None else None
         self.sinks = nn.Parameter(torch.empty(num_heads)) if sinks else None
         """Per-head learned sink logits (gpt-oss), or ``None``."""
 
@@ -218,12 +238,30 @@ class Attention(nn.Module):
         is_causal: bool = False,
         cache: KVCache | None = None,
         bias: torch.Tensor | None = None,
+        kv_store: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor:
-        """Attend over ``x`` (and what ``cache`` holds); ``bias`` is added to the scores (ALiBi)."""
+        """Attend over ``x`` (and what ``cache`` holds); ``bias`` is added to the scores (ALiBi).
+
+        ``kv_store`` (KV sharing): a layer with its own projections records the keys and values
+        it attends over (cached ones included) there under its index; a ``kv_from`` layer reads
+        its source layer's, and attends over them with the mask it is given.
+        """
         b, s, _ = x.shape
-        q, k, v = self.project_qkv(x, rope)
-        if cache is not None:
-            k, v = cache.update(self.layer_idx, k, v)
+        if self.kv_from is not None:
+            if kv_store is None or self.kv_from not in kv_store:
+                raise ForwardInputError(
+                    f"Attention layer {self.layer_idx} reuses the keys and values of layer "
+                    f"{self.kv_from}, but the forward got no kv_store holding them. Run the "
+                    "layers in order with one kv_store dict per forward."
+                )
+            q = self.project_q(x, rope)
+            k, v = kv_store[self.kv_from]
+        else:
+            q, k, v = self.project_qkv(x, rope)
+            if cache is not None:
+                k, v = cache.update(self.layer_idx, k, v)
+            if kv_store is not None:
+                kv_store[self.layer_idx] = (k, v)
         # Heads from the shapes: under tensor parallelism each rank holds only some of them.
         n_rep = q.shape[1] // k.shape[1]
         out = scaled_dot_product_attention(
@@ -251,13 +289,37 @@ class Attention(nn.Module):
         """
         b, s, _ = x.shape
         d = self.head_dim  # head counts from the shapes: under TP each rank holds a share
+        if self.k_proj is None:
+            raise ForwardInputError(
+                f"Attention layer {self.layer_idx} reuses layer {self.kv_from}'s keys and "
+                "values and has no k/v projections. Call project_q for its queries."
+            )
         q = self.q_proj(x).view(b, s, -1, d).transpose(1, 2)
         k = self.k_proj(x).view(b, s, -1, d).transpose(1, 2)
-        v = self.v_proj(x).view(b, s, -1, d).transpose(1, 2)
+        v = k if self.v_proj is None else self.v_proj(x).view(b, s, -1, d).transpose(1, 2)
+        if self.v_norm is not None:
+            v = self.v_norm(v)
         q, k = self.norm_qk(q, k)
         if rope is not None:
             q, k = apply_rotary(q, k, *rope)
         return q, k, v
+
+    def project_q(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Return the queries ``[b, heads, s, d]``, normed and rotated (the whole projection of
+        a layer that reuses another's keys and values)."""
+        b, s, _ = x.shape
+        q = self.q_proj(x).view(b, s, -1, self.head_dim).transpose(1, 2)
+        if self.q_norm is not None:
+            q = self._norm(self.q_norm, q)
+        if rope is not None:
+            cos, sin = rope[0].unsqueeze(1), rope[1].unsqueeze(1)
+            rot = cos.shape[-1]
+            q_rot = q[..., :rot]
+            q_rot = q_rot * cos + rotate_half(q_rot) * sin
+            q = q_rot if rot == q.shape[-1] else torch.cat((q_rot, q[..., rot:]), dim=-1)
+        return q
 
     def norm_qk(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Apply the q/k norms where the layer has them, before RoPE: per head (Qwen3, Gemma 3)
@@ -283,5 +345,7 @@ class Attention(nn.Module):
 
     def extra_repr(self) -> str:
         window = f", sliding_window={self.sliding_window}" if self.sliding_window else ""
+        if self.kv_from is not None:
+            window += f", kv_from={self.kv_from}"
         softcap = f", softcap={self.softcap}" if self.softcap is not None else ""
         return f"layer_idx={self.layer_idx}{window}{softcap}"

@@ -326,7 +326,8 @@ def _swap(module: nn.Module, linears: list[DecodeLinear], dtype: torch.dtype) ->
     kept: tuple[str, ...] = ()
     cls: type[nn.Module] = type(module)
     new: dict[str, nn.Module] = {}
-    if type(module) is Attention:
+    if type(module) is Attention and module.v_proj is not None and module.v_norm is None:
+        # (Layers without their own value projection, or with value norms, keep their forward.)
         kept, cls = ("q_proj", "k_proj", "v_proj"), FusedQKVAttention
         new["qkv"] = fused(*(getattr(module, name) for name in kept))
     elif type(module) is GLUFeedForward:

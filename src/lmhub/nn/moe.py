@@ -116,6 +116,15 @@ class MoeConfig:
     dense_layers: list[int] | None = None
     """Further layer indices with a dense feed-forward (Qwen-MoE's ``mlp_only_layers``)."""
 
+    router_norm_eps: float | None = None
+    """With a value, the router first RMS-normalises its input (this epsilon, no weight) and
+    multiplies it by a learned per-channel ``scale`` and ``1 / sqrt(model_dim)`` (Gemma 4);
+    ``None`` routes the input as is."""
+
+    per_expert_scale: bool = False
+    """Whether each kept weight is multiplied by a learned scale of its expert (Gemma 4's
+    ``per_expert_scale``, applied after the top-k renormalisation)."""
+
     def shared_width(self) -> int:
         """Return the inner width of the shared expert (0: none)."""
         if self.shared_inner_dim is not None:
@@ -189,6 +198,13 @@ class MoeConfig:
                 field="moe.aux_loss_coef",
                 value=self.aux_loss_coef,
             )
+        if self.router_norm_eps is not None and not self.router_norm_eps > 0:
+            raise ConfigError(
+                f"'moe.router_norm_eps' must be a positive number or null, not "
+                f"{self.router_norm_eps!r}.",
+                field="moe.router_norm_eps",
+                value=self.router_norm_eps,
+            )
         if self.num_shared_experts < 0 or self.first_dense_layers < 0:
             raise ConfigError(
                 "'moe.num_shared_experts' and 'moe.first_dense_layers' must not be negative.",
@@ -201,7 +217,10 @@ class Router(nn.Module):
     """Scores tokens against experts and picks ``top_k`` of them (see the module docstring).
 
     ``weight`` is ``[experts, dim]``; ``bias`` (gpt-oss) and ``e_score_correction_bias``
-    (DeepSeek-V3, a parameter so checkpoints carry it) are ``[experts]``.
+    (DeepSeek-V3, a parameter so checkpoints carry it) are ``[experts]``. With
+    ``router_norm_eps`` the input is RMS-normed and scaled by ``scale`` ``[dim]`` first, and
+    with ``per_expert_scale`` the kept weights are scaled by ``per_expert_scale`` ``[experts]``
+    (Gemma 4).
     """
 
     def __init__(self, model_dim: int, config: MoeConfig) -> None:
@@ -221,6 +240,20 @@ class Router(nn.Module):
             if config.correction_bias
             else None
         )
+        self.norm_eps = config.router_norm_eps
+        self.scale = (
+            nn.Parameter(torch.ones(model_dim)) if config.router_norm_eps is not None else None
+        )
+        self.per_expert_scale = (
+            nn.Parameter(torch.ones(config.num_experts)) if config.per_expert_scale else None
+        )
+
+    def _normed(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale is None or self.norm_eps is None:
+            return x
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.norm_eps)
+        return h.to(x.dtype) * self.scale * x.shape[-1] ** -0.5
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Route ``x`` ``[tokens, dim]``: return the logits ``[tokens, experts]``, the kept
@@ -229,7 +262,7 @@ class Router(nn.Module):
             # DeepSeek-V3 routes in float32 whatever the model's dtype.
             logits = F.linear(x.float(), self.weight.float())
             return logits, *self._sigmoid_topk(logits)
-        logits = F.linear(x, self.weight, self.bias)
+        logits = F.linear(self._normed(x), self.weight, self.bias)
         if self.norm_topk:
             top, indices = torch.topk(logits.float(), self.top_k, dim=-1)
             weights = torch.softmax(top, dim=-1)
@@ -238,6 +271,8 @@ class Router(nn.Module):
             weights, indices = torch.topk(probs, self.top_k, dim=-1)
         if self.routed_scaling_factor != 1.0:
             weights = weights * self.routed_scaling_factor
+        if self.per_expert_scale is not None:
+            weights = weights * self.per_expert_scale[indices]
         return logits, weights, indices
 
     def _sigmoid_topk(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -262,11 +297,15 @@ class Router(nn.Module):
 
     @torch.no_grad()
     def init_params_(self, std: float) -> None:
-        """Weight from normal(0, ``std``), the biases zero (the correction bias starts at 0)."""
+        """Weight from normal(0, ``std``), the biases zero (the correction bias starts at 0),
+        the input and per-expert scales one."""
         nn.init.normal_(self.weight, mean=0.0, std=std)
         for bias in (self.bias, self.e_score_correction_bias):
             if bias is not None:
                 nn.init.zeros_(bias)
+        for scale in (self.scale, self.per_expert_scale):
+            if scale is not None:
+                nn.init.ones_(scale)
 
 
 class Experts(nn.Module):
@@ -407,9 +446,14 @@ class MoEFeedForward(nn.Module):
 
     After a forward in training mode (or with ``record_stats`` set), :attr:`stats` holds the
     router statistics that :func:`load_balancing_loss` and logging read.
+
+    ``input_norm`` normalises what the experts (routed and shared) see while the router reads
+    the input as is (Gemma 4's ``pre_feedforward_layernorm_2``).
     """
 
-    def __init__(self, model_dim: int, config: MoeConfig) -> None:
+    def __init__(
+        self, model_dim: int, config: MoeConfig, *, input_norm: nn.Module | None = None
+    ) -> None:
         super().__init__()
         config.validate()
         self.num_experts = config.num_experts
@@ -424,6 +468,7 @@ class MoEFeedForward(nn.Module):
         self.shared_gate = (
             nn.Linear(model_dim, 1, bias=False) if width and config.shared_gate else None
         )
+        self.input_norm = input_norm
         self.record_stats = False
         """Record :attr:`stats` outside training too (for logging an evaluation)."""
         self.stats: RouterStats | None = None
@@ -436,6 +481,8 @@ class MoEFeedForward(nn.Module):
         # Only this forward's: an evaluation must not see the last training step's statistics.
         record = self.training or self.record_stats
         self.stats = _router_stats(logits, indices, self.num_experts) if record else None
+        if self.input_norm is not None:
+            flat = self.input_norm(flat)
         out = self.experts(flat, indices, weights)
         if self.shared_experts is not None:
             shared = self.shared_experts(flat)
@@ -504,3 +551,45 @@ def router_load(model: nn.Module) -> torch.Tensor | None:
     if not stats or any(s is None for s in stats):
         return None
     return torch.stack([s.tokens_per_expert for s in stats if s is not None])
+
+
+class DenseMoEFeedForward(nn.Module):
+    """A normed dense gated feed-forward, and optionally a mixture of experts beside it on the
+    same input, their outputs summed (Gemma 4's feed-forward; its MoE model has both)::
+
+        dense_post_norm(dense(dense_norm(x))) + moe_post_norm(moe(x))
+
+    Without ``moe`` (and ``dense_post_norm``) it is ``dense(dense_norm(x))``. The ``moe``
+    normalises its experts' input itself (its ``input_norm``); its router reads ``x`` as is.
+    """
+
+    def __init__(
+        self,
+        *,
+        dense_norm: nn.Module,
+        dense: nn.Module,
+        dense_post_norm: nn.Module | None = None,
+        moe: MoEFeedForward | None = None,
+        moe_post_norm: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        if (moe is None) != (moe_post_norm is None):
+            raise ConfigError(
+                "DenseMoEFeedForward got only one of moe and moe_post_norm. Give both, or "
+                "neither for a dense feed-forward.",
+                field="moe",
+            )
+        self.dense_norm = dense_norm
+        self.dense = dense
+        # None is a plain attribute: the dense-only form has no such state-dict keys.
+        self.dense_post_norm = dense_post_norm
+        self.moe = moe
+        self.moe_post_norm = moe_post_norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.dense(self.dense_norm(x))
+        if self.dense_post_norm is not None:
+            out = self.dense_post_norm(out)
+        if self.moe is not None and self.moe_post_norm is not None:
+            out = out + self.moe_post_norm(self.moe(x))
+        return out

@@ -20,7 +20,7 @@ from torch import nn
 
 from lmhub.errors import ConfigError
 
-RopeKind = Literal["default", "linear", "dynamic", "llama3", "yarn", "longrope"]
+RopeKind = Literal["default", "linear", "dynamic", "llama3", "yarn", "longrope", "proportional"]
 
 ROPE_KINDS: tuple[str, ...] = get_args(RopeKind)
 """The supported scaling kinds, spelled like Hugging Face's ``rope_type``."""
@@ -80,6 +80,11 @@ class RopeScaling:
     ``original_max_seq_len``. ``attention_factor`` (or, when ``None``,
     ``sqrt(1 + log(factor) / log(original_max_seq_len))``) multiplies cos/sin in both regimes."""
 
+    partial_rotary_factor: float = 1.0
+    """proportional (Gemma 4's global layers): the fraction of the head's frequency pairs that
+    rotate, with exponents over the whole head width; the others get frequency zero, so those
+    dimensions pass through unrotated while the table spans the whole head."""
+
     def validate(self) -> None:
         """Raise :class:`ConfigError` if the fields do not describe a usable scaling."""
         if self.kind not in ROPE_KINDS:
@@ -104,6 +109,13 @@ class RopeScaling:
                 "Set it to the pre-training context length, or to None to use max_seq_len.",
                 field="original_max_seq_len",
                 value=self.original_max_seq_len,
+            )
+        if self.kind == "proportional" and not 0 < self.partial_rotary_factor <= 1:
+            raise ConfigError(
+                f"proportional RoPE rotates a fraction of each head, but partial_rotary_factor is "
+                f"{self.partial_rotary_factor}. Use a fraction in (0, 1], such as Gemma 4's 0.25.",
+                field="partial_rotary_factor",
+                value=self.partial_rotary_factor,
             )
         if self.kind == "llama3" and not 0 < self.low_freq_factor < self.high_freq_factor:
             raise ConfigError(
@@ -225,6 +237,18 @@ def _longrope_inv_freq(
     return inv_freq, math.sqrt(1 + math.log(s.factor) / math.log(original))
 
 
+def _proportional_inv_freq(
+    head_dim: int, theta: float, s: RopeScaling, device: torch.device | str | None
+) -> torch.Tensor:
+    # Gemma 4's global layers: the first `rotated` pairs get the usual frequencies (exponents
+    # over the whole head), the rest frequency zero (cos 1, sin 0: unrotated).
+    rotated = int(s.partial_rotary_factor * head_dim // 2)
+    exponents = torch.arange(0, 2 * rotated, 2, dtype=torch.int64, device=device).float()
+    inv_freq = 1.0 / (theta ** (exponents / head_dim))
+    zeros = torch.zeros(head_dim // 2 - rotated, dtype=torch.float32, device=device)
+    return torch.cat((inv_freq, zeros)) / s.factor
+
+
 def rope_inv_freq(
     head_dim: int,
     *,
@@ -275,6 +299,8 @@ def rope_inv_freq(
         return _llama3_inv_freq(_plain_inv_freq(theta, head_dim, device), s, original), 1.0
     if s.kind == "longrope":
         return _longrope_inv_freq(head_dim, theta, s, original, seq_len, device)
+    if s.kind == "proportional":
+        return _proportional_inv_freq(head_dim, theta, s, device), 1.0
     return _yarn_inv_freq(head_dim, theta, s, original, device)
 
 

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmhub.errors import ForwardInputError
 from lmhub.nn.attention import Attention
 from lmhub.nn.kv_cache import KVCache
 
@@ -17,6 +18,11 @@ class PreNormDecoderLayer(nn.Module):
     it joins the residual (the "sandwich" norms of Gemma 2 and 3). Without ``attn_norm`` /
     ``ffn_norm`` the sublayers read the residual stream as is (OLMo 2's post-norm-only layer:
     ``x + norm(attn(x))``).
+
+    ``per_layer_input`` (Gemma 4's per-layer embeddings, a
+    :class:`~lmhub.nn.per_layer_embeddings.PerLayerInputGate`) adds the layer's own embedding
+    signal after the feed-forward, and ``layer_scale`` multiplies the layer's output by a stored
+    scalar (a buffer, ``layer_scalar``, as in Gemma 4's checkpoints).
     """
 
     def __init__(
@@ -29,6 +35,8 @@ class PreNormDecoderLayer(nn.Module):
         attn_post_norm: nn.Module | None = None,
         ffn_post_norm: nn.Module | None = None,
         residual_multiplier: float = 1.0,
+        per_layer_input: nn.Module | None = None,
+        layer_scale: bool = False,
     ) -> None:
         super().__init__()
         self.residual_multiplier = residual_multiplier
@@ -40,6 +48,12 @@ class PreNormDecoderLayer(nn.Module):
         # None is a plain attribute, so layers without them keep their state-dict keys.
         self.attn_post_norm = attn_post_norm
         self.ffn_post_norm = ffn_post_norm
+        self.per_layer_input = per_layer_input
+        self.layer_scalar: torch.Tensor | None
+        if layer_scale:
+            self.register_buffer("layer_scalar", torch.ones(1))
+        else:
+            self.layer_scalar = None
 
     def forward(
         self,
@@ -49,9 +63,15 @@ class PreNormDecoderLayer(nn.Module):
         mask: torch.Tensor | None = None,
         is_causal: bool = False,
         cache: KVCache | None = None,
+        kv_store: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None,
+        per_layer_input: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``kv_store`` goes to the attention (KV sharing, see
+        :class:`~lmhub.nn.attention.Attention`); ``per_layer_input`` ``[batch, seq, dim]`` is
+        this layer's slice of the per-layer embeddings, for ``per_layer_input``."""
         a_in = x if self.attn_norm is None else self.attn_norm(x)
-        a = self.attn(a_in, rope=rope, mask=mask, is_causal=is_causal, cache=cache)
+        extra = {} if kv_store is None else {"kv_store": kv_store}
+        a = self.attn(a_in, rope=rope, mask=mask, is_causal=is_causal, cache=cache, **extra)
         if self.attn_post_norm is not None:
             a = self.attn_post_norm(a)
         if self.residual_multiplier != 1.0:
@@ -62,7 +82,23 @@ class PreNormDecoderLayer(nn.Module):
             f = self.ffn_post_norm(f)
         if self.residual_multiplier != 1.0:
             f = f * self.residual_multiplier
-        return h + f
+        out = h + f
+        if self.per_layer_input is not None:
+            if per_layer_input is None:
+                raise ForwardInputError(
+                    "The layer adds a per-layer input, but the forward got none: pass "
+                    "per_layer_input, this layer's slice of the per-layer embeddings."
+                )
+            out = self.per_layer_input(out, per_layer_input)
+        if self.layer_scalar is not None:
+            out = out * self.layer_scalar
+        return out
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Set the stored layer scalar, where the layer has one, to one."""
+        if self.layer_scalar is not None:
+            self.layer_scalar.fill_(1.0)
 
 
 class PostNormDecoderLayer(nn.Module):

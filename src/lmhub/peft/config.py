@@ -21,6 +21,9 @@ DEFAULT_TARGETS: Final[Mapping[str, tuple[str, ...]]] = {
     "gemma": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
     "gemma2": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
     "gemma3": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
+    # The KV-sharing layers have no k/v projections (the others' are adapted); in the MoE
+    # model the GLU names reach the dense feed-forward beside the (stacked) experts.
+    "gemma4": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
     "deepone": ATTENTION_PROJECTIONS + GLU_PROJECTIONS,
     "causal_lm": ATTENTION_PROJECTIONS + MLP_PROJECTIONS,
     "gpt2": ATTENTION_PROJECTIONS + MLP_PROJECTIONS,

@@ -205,6 +205,7 @@ _HF_ROPE_KEYS: dict[str, tuple[str, ...]] = {
         "short_factor",
         "long_factor",
     ),
+    "proportional": ("factor", "partial_rotary_factor"),
 }
 
 # RopeScaling field -> its HF key, where the names differ.
@@ -255,17 +256,16 @@ def rope_from_hf(hf: Mapping[str, Any]) -> tuple[float, RopeScaling | None]:
         theta = json_value(hf.get("rope_theta"), float | None, key="rope_theta")
     theta = DEFAULT_ROPE_THETA if theta is None else theta
 
+    type_key = "rope_type" if "rope_type" in params else "type"
+    kind = param(type_key, str | None) or "default"
     partial = param("partial_rotary_factor", float | None, top_level=True)
-    if partial is not None and partial != 1:
+    if partial is not None and partial != 1 and kind != "proportional":
         raise ConfigError(
             f"The config rotates only a fraction ({partial}) of each head, which lmhub's RoPE "
             "does not support. Use a model with partial_rotary_factor 1.",
             field="partial_rotary_factor",
             value=partial,
         )
-
-    type_key = "rope_type" if "rope_type" in params else "type"
-    kind = param(type_key, str | None) or "default"
     if kind not in ROPE_KINDS:
         raise ConfigError(
             f"The key '{where}.{type_key}' is '{kind}', a RoPE type lmhub does not support. "
@@ -286,6 +286,8 @@ def rope_from_hf(hf: Mapping[str, Any]) -> tuple[float, RopeScaling | None]:
     )
     if factor is None and kind == "yarn" and original and original > 0 and max_len is not None:
         factor = max_len / original  # DeepSeek-V3 style
+    if factor is None and kind == "proportional":
+        factor = 1.0  # transformers' default for it
     if factor is None and kind == "longrope" and max_len is not None:
         # Phi-3 leaves it out: the ratio of the context lengths sets the attention factor.
         factor = max_len / original if original and original > 0 else 1.0
@@ -309,6 +311,8 @@ def rope_from_hf(hf: Mapping[str, Any]) -> tuple[float, RopeScaling | None]:
             setattr(scaling, name, param(name, float | None))
         truncate = param("truncate", bool | None)
         scaling.truncate = True if truncate is None else truncate
+    elif kind == "proportional":
+        scaling.partial_rotary_factor = 1.0 if partial is None else partial
     elif kind == "longrope":
         scaling.attention_factor = param("attention_factor", float | None)
         scaling.short_factor = param("short_factor", list[float] | None)
@@ -366,8 +370,11 @@ def rope_to_hf(
         "truncate": None if s.truncate else False,
         "short_factor": s.short_factor,
         "long_factor": s.long_factor,
+        "partial_rotary_factor": float(s.partial_rotary_factor),
     }
     fields = {k: values[k] for k in _HF_ROPE_KEYS[s.kind] if values[k] is not None}
+    if s.kind == "proportional" and s.factor == 1.0:
+        del fields["factor"]  # transformers warns about the key, reading 1 without it
     return {
         "rope_theta": theta,
         "rope_scaling": {"rope_type": s.kind, **fields},

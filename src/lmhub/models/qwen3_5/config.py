@@ -161,6 +161,37 @@ def qwen3_5_9b() -> Qwen3_5Config:
     )
 
 
+@qwen3_5_archs.register("qwen3_5_0_8b")
+def qwen3_5_0_8b() -> Qwen3_5Config:
+    """Qwen3.5-0.8B's text model (tied embeddings; 16 value heads in the linear layers).
+
+    Source: the ``text_config`` of Qwen/Qwen3.5-0.8B's ``config.json`` (hidden 1024, 24
+    layers, intermediate 3584, 8 heads / 2 key-value heads of 256, linear attention 16 key and
+    16 value heads of 128, tied embeddings), as quoted in public Qwen3.5 config parsers'
+    fixtures; THUDM/slime's ``scripts/models/qwen3.5-0.8B.sh`` agrees on the shape.
+    """
+    config = qwen3_5_9b()
+    config.model_dim, config.num_layers, config.ffn_inner_dim = 1024, 24, 3584
+    config.num_heads, config.num_kv_heads = 8, 2
+    config.linear_num_value_heads = 16
+    config.tie_embeddings = True
+    return config
+
+
+@qwen3_5_archs.register("qwen3_5_4b")
+def qwen3_5_4b() -> Qwen3_5Config:
+    """Qwen3.5-4B's text model (tied embeddings).
+
+    Source: the ``text_config`` of Qwen/Qwen3.5-4B's ``config.json`` (hidden 2560, 32 layers,
+    intermediate 9216, 16 heads / 4 key-value heads of 256, linear attention 16 key and 32
+    value heads of 128, tied embeddings), as quoted in public Qwen3.5 loaders' fixtures.
+    """
+    config = qwen3_5_9b()
+    config.model_dim, config.num_layers, config.ffn_inner_dim = 2560, 32, 9216
+    config.tie_embeddings = True
+    return config
+
+
 @qwen3_5_archs.register("qwen3_5_27b")
 def qwen3_5_27b() -> Qwen3_5Config:
     """Qwen3.5-27B's text model."""

@@ -1,0 +1,196 @@
+"""lmhub's Gemma 4 (text) against transformers' Gemma4ForCausalLM on the same random weights.
+
+Cases: an "E"-style model (per-layer embeddings, the last two layers sharing the first two's
+keys and values with double-wide feed-forwards, global layers with wider heads and proportional
+RoPE, soft-capped logits), a 31B-style one (global layers with one key/value head whose values
+are the keys, the default 5:1 pattern) and a 26B-A4B-style MoE (experts beside the dense
+feed-forward). Each is checked for logits under every attention kernel (with left padding),
+greedy generation with every cache (the sliding layers' windows are shorter than the prompts,
+so the static cache's ring buffers wrap), an exact export round trip, and loading the published
+multimodal layout (keys under ``model.language_model.``, towers skipped).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import lmhub
+import lmhub.hf
+from lmhub.nn.attention import ATTN_IMPLS
+from tests.generation.test_generate_oracle import hf_generate, left_padded
+from tests.oracle.hf_models import save_tiny_hf
+
+pytest.importorskip("transformers")
+
+ATOL = 1e-5
+VOCAB = 160
+
+FOUR_LAYERS = ["sliding_attention", "full_attention", "sliding_attention", "full_attention"]
+
+# case -> HF config overrides (on tests.oracle.hf_models.TINY_FIELDS)
+CASES: dict[str, dict[str, Any]] = {
+    "e-style": dict(
+        num_hidden_layers=4,
+        layer_types=FOUR_LAYERS,
+        head_dim=16,
+        global_head_dim=32,
+        sliding_window=5,
+        hidden_size_per_layer_input=8,
+        vocab_size_per_layer_input=VOCAB,
+        num_kv_shared_layers=2,
+        use_double_wide_mlp=True,
+        final_logit_softcapping=30.0,
+    ),
+    "k-eq-v": dict(
+        num_hidden_layers=6,
+        head_dim=16,
+        global_head_dim=32,
+        sliding_window=4,
+        attention_k_eq_v=True,
+        num_global_key_value_heads=1,
+        hidden_size_per_layer_input=0,
+        final_logit_softcapping=30.0,
+    ),
+    "moe": dict(
+        num_hidden_layers=3,
+        layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+        head_dim=16,
+        global_head_dim=32,
+        sliding_window=4,
+        attention_k_eq_v=True,
+        num_global_key_value_heads=1,
+        hidden_size_per_layer_input=0,
+        enable_moe_block=True,
+        num_experts=6,
+        top_k_experts=2,
+        moe_intermediate_size=24,
+        final_logit_softcapping=30.0,
+    ),
+}
+
+
+def save_case(directory: Path, case: str) -> Any:
+    """Save the tiny HF model of ``case`` with every stored scale random too (the layer
+    scalars, the router's input and per-expert scales), and return it."""
+    hf = save_tiny_hf(directory, "gemma4_text", **CASES[case])
+    with torch.no_grad():
+        for name, buffer in hf.named_buffers():
+            if name.endswith("layer_scalar"):
+                buffer.uniform_(0.5, 1.5)
+        for name, p in hf.named_parameters():
+            if name.endswith(("router.scale", "per_expert_scale")):
+                p.uniform_(0.5, 1.5)
+    hf.save_pretrained(directory)
+    hf.generation_config.eos_token_id = None  # nothing stops early
+    return hf
+
+
+def load_case(directory: Path, case: str, **lmhub_config: Any) -> tuple[Any, Any]:
+    hf = save_case(directory, case)
+    model = lmhub.load_model(directory, config=lmhub_config or None).eval()
+    assert type(model).__name__ == "Gemma4Model"
+    return hf, model
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return (a - b).abs().max().item()
+
+
+@pytest.mark.parametrize("attn_impl", ATTN_IMPLS)
+@pytest.mark.parametrize("case", list(CASES))
+def test_logits_match_transformers(tmp_path: Path, case: str, attn_impl: str) -> None:
+    hf, model = load_case(tmp_path, case, attn_impl=attn_impl)
+    # The same kernel on both sides; lmhub's flex is checked against transformers' eager.
+    hf.set_attn_implementation("eager" if attn_impl == "flex" else attn_impl)
+    ids = torch.randint(0, VOCAB, (2, 17))
+    mask = torch.ones_like(ids)
+    mask[1, :5] = 0  # left padding
+    with torch.no_grad():
+        assert max_diff(model(ids), hf(ids).logits) <= ATOL
+        got, want = model(ids, attention_mask=mask), hf(ids, attention_mask=mask).logits
+    real = mask.bool()
+    assert max_diff(got[real], want[real]) <= ATOL
+
+
+@pytest.mark.parametrize(
+    ("cache", "fused"), [("static", True), ("static", False), ("dynamic", False), (None, False)]
+)
+@pytest.mark.parametrize("case", list(CASES))
+def test_greedy_generation_matches_transformers(
+    tmp_path: Path, case: str, cache: str | None, fused: bool
+) -> None:
+    hf, model = load_case(tmp_path, case)
+    kw: dict[str, Any] = {"cache": cache, "fused_weights": fused}
+    ids = torch.randint(0, VOCAB, (1, 9))
+    want = hf_generate(hf, ids, None, 12)
+    got = lmhub.generate(model, ids, max_new_tokens=12, **kw)
+    assert torch.equal(got, want)
+    assert len(got[0, ids.shape[1] :].unique()) >= 3  # not one token over and over
+
+    prompts = [torch.randint(1, VOCAB, (n,)) for n in (10, 3, 6)]
+    ids, mask = left_padded(prompts)
+    want = hf_generate(hf, ids, mask, 8)
+    got = lmhub.generate(model, ids, attention_mask=mask, max_new_tokens=8, **kw)
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_export_round_trips_exactly(tmp_path: Path, case: str) -> None:
+    from transformers import AutoModelForCausalLM
+
+    hf, model = load_case(tmp_path / "hf", case)
+    lmhub.hf.export(model, tmp_path / "out")
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["model_type"] == "gemma4_text"
+
+    original = load_file(tmp_path / "hf" / "model.safetensors")
+    exported = load_file(tmp_path / "out" / "model.safetensors")
+    assert exported.keys() == original.keys()
+    assert all(torch.equal(exported[k], original[k]) for k in original)
+
+    back = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
+    assert type(back) is type(hf)
+    for key in ("layer_types", "num_kv_shared_layers", "attention_k_eq_v", "sliding_window"):
+        assert getattr(back.config, key) == getattr(hf.config, key), key
+    per_layer = back.config.to_dict()["per_layer_config"]
+    assert per_layer == hf.config.to_dict()["per_layer_config"]
+    ids = torch.randint(0, VOCAB, (2, 12))
+    with torch.no_grad():
+        assert max_diff(back(ids).logits, hf(ids).logits) == 0.0
+        assert max_diff(model(ids), back(ids).logits) <= ATOL
+
+
+def test_the_published_multimodal_layout_loads_its_text_model(tmp_path: Path) -> None:
+    hf = save_case(tmp_path / "text", "e-style")
+    text_config = json.loads((tmp_path / "text" / "config.json").read_text())
+    tensors = load_file(tmp_path / "text" / "model.safetensors")
+    renamed = {
+        k.replace("model.", "model.language_model.", 1) if k.startswith("model.") else k: v
+        for k, v in tensors.items()
+    }
+    renamed["model.vision_tower.encoder.layers.0.mlp.up_proj.linear.weight"] = torch.zeros(3, 3)
+    renamed["model.audio_tower.layers.0.feed_forward1.ffw_layer_1.linear.weight"] = torch.zeros(3)
+    renamed["model.embed_vision.embedding_projection.weight"] = torch.zeros(3, 3)
+    renamed["model.embed_audio.embedding_projection.weight"] = torch.zeros(3, 3)
+    out = tmp_path / "mm"
+    out.mkdir()
+    save_file(renamed, out / "model.safetensors", metadata={"format": "pt"})
+    config = {
+        "model_type": "gemma4",
+        "architectures": ["Gemma4ForConditionalGeneration"],
+        "text_config": {**text_config, "model_type": "gemma4_text"},
+        "vision_config": {"model_type": "gemma4_vision"},
+        "audio_config": {"model_type": "gemma4_audio"},
+        "tie_word_embeddings": True,
+    }
+    (out / "config.json").write_text(json.dumps(config))
+    model = lmhub.load_model(out).eval()
+    ids = torch.randint(0, VOCAB, (1, 10))
+    with torch.no_grad():
+        assert max_diff(model(ids), hf(ids).logits) <= ATOL
