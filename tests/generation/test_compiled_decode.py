@@ -66,9 +66,9 @@ def test_a_failing_compile_falls_back_to_eager_with_a_warning(
 
     monkeypatch.setattr(torch, "compile", broken)
     ids = prompts(3)
-    eager = lmhub.generate(model, ids, max_new_tokens=6)
+    eager = lmhub.generate(model, ids, max_new_tokens=6, fused_weights=False)
     with pytest.warns(CompileFallbackWarning, match="could not build the step"):
-        got = lmhub.generate(model, ids, max_new_tokens=6, compile_decode=True)
+        got = lmhub.generate(model, ids, max_new_tokens=6, fused_weights=False, compile_decode=True)
     assert torch.equal(got, eager)
     assert compile_failed(model)
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from lmhub.nn.decode_weights import register_compile_op
 from lmhub.nn.kv_cache import KVCache, StaticKVCache
 
 LastLogits = Callable[..., torch.Tensor]
@@ -63,6 +64,7 @@ _failed: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 def _compiled_last_logits() -> LastLogits:
     global _compiled
     if _compiled is None:
+        register_compile_op()
         _compiled = torch.compile(last_logits, dynamic=True)
     return _compiled
 

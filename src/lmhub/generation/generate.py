@@ -316,11 +316,7 @@ class _Session:
         self.model = decode_model(model) if fused_weights else model
         self.seen: torch.Tensor | None = None
         self._logits_fn = _logits_fn(self.model)
-        # Compiled decode steps trace the model itself: the decode-time copy's measured kernels
-        # (oneDNN's opaque weights) are for eager runs, and inductor picks its own.
-        self._compiled_model: nn.Module | None = None
-        if options.compile_decode and isinstance(self.cache, StaticKVCache):
-            self._compiled_model = model
+        self._compiled = options.compile_decode and isinstance(self.cache, StaticKVCache)
         self._done_steps = 0
         self._next_input: torch.Tensor | None = None
 
@@ -329,10 +325,10 @@ class _Session:
         end = start + ids.shape[1]
         mask = None if self.mask is None else self.mask[:, :end]
         positions = self.positions[:, start:end]
-        if self._compiled_model is not None and start > 0:
-            model = self._compiled_model
-            logits_fn = _logits_fn(model)
-            return compiled_last_logits(model, logits_fn, ids, mask, positions, self.cache)
+        if self._compiled and start > 0:
+            return compiled_last_logits(
+                self.model, self._logits_fn, ids, mask, positions, self.cache
+            )
         return last_logits(self.model, self._logits_fn, ids, mask, positions, self.cache)
 
     def _logits(self) -> torch.Tensor:
