@@ -5,7 +5,8 @@ The loop is built to do little per step besides the model call: the KV cache is 
 position id are built once up front and sliced per step, and on CPU the model runs as its
 decode-time copy (:mod:`lmhub.nn.decode_weights`: q/k/v and gate/up fused, each product on the
 kernel measured fastest on this CPU), because matrix products over the weights are most of a
-decode step.
+decode step. ``compile_decode=True`` also runs each decode step through ``torch.compile``
+(:mod:`lmhub.generation.compiled`; opt-in, as compiling takes tens of seconds).
 
 Left-padded batches (``attention_mask`` with zeros on the left) give each row the same tokens
 as that prompt alone: padding is masked out and positions count real tokens only.
