@@ -7,8 +7,12 @@ RoPE, the gated activation, residual adds) around the matrix products.
 
 The step is :func:`last_logits`, the same function the eager path runs. It is compiled with
 ``dynamic=True``, so one graph serves every cache length and batch size (compiling takes tens of
-seconds on a CPU, once per process and model structure: the first call pays for it). Only decode
-steps over a :class:`~lmhub.nn.kv_cache.StaticKVCache` are compiled; the prefill stays eager.
+seconds on a CPU, once per process and model, and once more for batches above 1, as dynamic
+shapes specialise a size of 1: the first call pays for it; inductor's on-disk cache shortens it in
+later processes). Only decode steps over a :class:`~lmhub.nn.kv_cache.StaticKVCache` are
+compiled; the prefill stays eager. A decode-time model (:mod:`lmhub.nn.decode_weights`) keeps its
+measured kernels: each of its products is one opaque op in the graph. Past ``torch._dynamo``'s
+recompile limit (many models in one process) dynamo itself runs the step eagerly.
 
 Compilation is never an error for the user: where ``torch.compile`` is missing, cannot run on
 this Python, or fails to trace or build the step (no C++ compiler, an op inductor cannot lower),
