@@ -12,13 +12,17 @@ included) and lmhub's ratio. The CPU model, the thread count and the kernel lmhu
 weight shape and row count are printed beside the table, and every runner's tokens are checked
 against transformers'.
 
-    python benchmarks/generate.py [--repeats 5] [--threads 2] [--bf16] [--no-fused] [--dir DIR]
-                                  [--moe | --family qwen2 | --arch NAME]
+    python benchmarks/generate.py [--repeats 5] [--threads 2] [--bf16] [--no-fused] [--compile]
+                                  [--dir DIR] [--moe | --family qwen2 | --arch NAME]
 
 ``--bf16`` adds rows with both models in bfloat16; ``--no-fused`` adds lmhub rows without its
-decode-time model (``lmhub.nn.decode_weights``), to show what it brings. ``--dir`` keeps the
-checkpoint there for the next run (default: a temporary directory). On a shared machine, pin the
-run (``taskset -c 0,1``) and compare ratios, which both sides' noise affects alike.
+decode-time model (``lmhub.nn.decode_weights``), to show what it brings; ``--compile`` adds
+lmhub rows with ``compile_decode=True`` (``lmhub.generation.compiled``). The "first call" column
+is each runner's warm-up call, in seconds: it includes lmhub's kernel measurements and, for the
+compiled rows, the compilation (once per process: the batch-8 warm-up reuses the graph).
+``--dir`` keeps the checkpoint there for the next run (default: a temporary directory). On a
+shared machine, pin the run (``taskset -c 0,1``) and compare ratios, which both sides' noise
+affects alike.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ MOE_SHAPE = {
 
 
 def runners(
-    directory: Path, dtype: torch.dtype, fused: bool
+    directory: Path, dtype: torch.dtype, fused: bool, compiled: bool = False
 ) -> dict[str, Callable[..., torch.Tensor]]:
     """Return ``{name: run(ids) -> output ids}`` for transformers and lmhub on the same weights."""
     from transformers import AutoModelForCausalLM
@@ -85,21 +89,37 @@ def runners(
                 pad_token_id=0,
             )
 
-    def run_lmhub(ids: torch.Tensor, fused_weights: bool = True) -> torch.Tensor:
-        return lmhub.generate(ours, ids, max_new_tokens=NEW, fused_weights=fused_weights)
+    def run_lmhub(
+        ids: torch.Tensor, fused_weights: bool = True, compile_decode: bool = False
+    ) -> torch.Tensor:
+        return lmhub.generate(
+            ours,
+            ids,
+            max_new_tokens=NEW,
+            fused_weights=fused_weights,
+            compile_decode=compile_decode,
+        )
 
     out: dict[str, Callable[..., torch.Tensor]] = {"transformers": run_hf, "lmhub": run_lmhub}
     if fused:
         out["lmhub (no decode-time model)"] = lambda ids: run_lmhub(ids, fused_weights=False)
+    if compiled:
+        out["lmhub (compiled decode)"] = lambda ids: run_lmhub(ids, compile_decode=True)
     return out
 
 
 def measure(
     run: dict[str, Callable[..., torch.Tensor]], batch: int, repeats: int, vocab: int
-) -> dict[str, float]:
-    """Median tokens/s of each runner, alternating runners within each repeat."""
+) -> dict[str, tuple[float, float]]:
+    """Median tokens/s of each runner, alternating runners within each repeat, and the seconds
+    of its warm-up (first) call."""
     ids = torch.randint(0, vocab, (batch, PROMPT), generator=torch.Generator().manual_seed(batch))
-    outputs = {name: fn(ids) for name, fn in run.items()}  # warm-up (and first-call setup)
+    outputs: dict[str, torch.Tensor] = {}
+    first: dict[str, float] = {}
+    for name, fn in run.items():  # warm-up (and first-call setup: kernels, compilation)
+        start = time.perf_counter()
+        outputs[name] = fn(ids)
+        first[name] = time.perf_counter() - start
     reference = outputs["transformers"]
     for name, out in outputs.items():
         assert out.shape == (batch, PROMPT + NEW), (name, out.shape)
@@ -111,7 +131,7 @@ def measure(
             start = time.perf_counter()
             fn(ids)
             times[name].append(time.perf_counter() - start)
-    return {name: batch * NEW / median(ts) for name, ts in times.items()}
+    return {name: (batch * NEW / median(ts), first[name]) for name, ts in times.items()}
 
 
 def main() -> None:
@@ -119,6 +139,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--bf16", action="store_true", help="also measure in bfloat16")
     parser.add_argument("--no-fused", action="store_true", help="also run lmhub plain")
+    parser.add_argument(
+        "--compile", action="store_true", help="also run lmhub with compile_decode=True"
+    )
     parser.add_argument("--dir", type=Path, default=None, help="where to save the checkpoint")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (both sides)")
     add_model_args(parser)
@@ -137,7 +160,8 @@ def main() -> None:
         f"{describe(family, config, args.arch)}; prompt {PROMPT}, {NEW} new greedy tokens, "
         f"median of {args.repeats}; tokens identical to transformers'"
     )
-    print_table(["implementation", "dtype", "batch", "tokens/s", "vs transformers"], rows)
+    headers = ["implementation", "dtype", "batch", "tokens/s", "vs transformers", "first call"]
+    print_table(headers, rows)
     print("\nlmhub's kernels (measured at first use): [out, in] weight, dtype, rows -> kernel")
     for (_, out_f, in_f, dtype, _, rows, _), kernel in sorted(
         kernel_choices().items(), key=lambda kv: (str(kv[0][3]), kv[0][5], kv[0][1], kv[0][2])
@@ -150,13 +174,14 @@ def table_rows(directory: Path, args: argparse.Namespace, vocab: int) -> list[li
     rows: list[list[object]] = []
     dtypes = [torch.float32] + ([torch.bfloat16] if args.bf16 else [])
     for dtype in dtypes:
-        run = runners(directory, dtype, args.no_fused)
+        run = runners(directory, dtype, args.no_fused, args.compile)
         for batch in (1, 8):
             speeds = measure(run, batch, args.repeats, vocab)
-            base = speeds["transformers"]
-            for name, speed in speeds.items():
+            base = speeds["transformers"][0]
+            for name, (speed, first) in speeds.items():
                 dt = str(dtype).removeprefix("torch.")
-                rows.append([name, dt, batch, f"{speed:.1f}", f"{speed / base:.2f}x"])
+                ratio = f"{speed / base:.2f}x"
+                rows.append([name, dt, batch, f"{speed:.1f}", ratio, f"{first:.1f} s"])
     return rows
 
 

@@ -5,6 +5,7 @@ Example:
     >>> out = generate(model, torch.tensor([[1, 2, 3]]), max_new_tokens=8)
 """
 
+from lmhub.generation.compiled import CompileFallbackWarning
 from lmhub.generation.generate import generate, generate_stream
 from lmhub.generation.options import GenerationOptions
 from lmhub.generation.sampling import (
@@ -18,6 +19,7 @@ from lmhub.generation.seq2seq import generate_seq2seq, stream_seq2seq
 from lmhub.generation.stopping import StopCriteria
 
 __all__ = [
+    "CompileFallbackWarning",
     "GenerationOptions",
     "StopCriteria",
     "apply_repetition_penalty",

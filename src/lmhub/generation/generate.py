@@ -5,7 +5,8 @@ The loop is built to do little per step besides the model call: the KV cache is 
 position id are built once up front and sliced per step, and on CPU the model runs as its
 decode-time copy (:mod:`lmhub.nn.decode_weights`: q/k/v and gate/up fused, each product on the
 kernel measured fastest on this CPU), because matrix products over the weights are most of a
-decode step.
+decode step. ``compile_decode=True`` also runs each decode step through ``torch.compile``
+(:mod:`lmhub.generation.compiled`; opt-in, as compiling takes tens of seconds).
 
 Left-padded batches (``attention_mask`` with zeros on the left) give each row the same tokens
 as that prompt alone: padding is masked out and positions count real tokens only.
@@ -14,13 +15,14 @@ as that prompt alone: padding is masked out and positions count real tokens only
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from lmhub.errors import GenerationError
+from lmhub.generation.compiled import compiled_last_logits, last_logits
 from lmhub.generation.options import CacheKind, GenerationOptions
 from lmhub.generation.sampling import apply_repetition_penalty, next_token, seen_tokens
 from lmhub.generation.seq2seq import (
@@ -53,10 +55,11 @@ def generate(
     pad_token_id: int | None = None,
     tokenizer: Any = None,
     fused_weights: bool | None = None,
+    compile_decode: bool = False,
 ) -> torch.Tensor:
     """Continue each prompt in ``input_ids`` ``[batch, prompt]``; return ``[batch, prompt + new]``.
 
-    The settings (``max_new_tokens`` to ``fused_weights``) are those of
+    The settings (``max_new_tokens`` to ``compile_decode``) are those of
     :class:`~lmhub.generation.options.GenerationOptions`, which checks them; invalid ones raise
     :class:`~lmhub.errors.GenerationError`, as do token ids outside the model's vocabulary, an
     empty batch, a model on the meta device, or a length whose output and cache cannot fit in
@@ -84,6 +87,10 @@ def generate(
             it costs up to one extra copy of the weights, kept for the next call until the model
             is freed or ``lmhub.nn.decode_weights.clear_decode_model(model)``); ``None``
             turns it on for models on the CPU when a copy fits in half the free memory.
+        compile_decode: run each decode step through ``torch.compile``
+            (:mod:`lmhub.generation.compiled`; static cache only). The first call in a process
+            compiles, which takes tens of seconds on a CPU; where compiling fails, a
+            ``CompileFallbackWarning`` says so and the steps run eagerly.
 
     Stopped rows keep their EOS (or stop) tokens and are padded; the loop ends when every row
     has stopped.
@@ -123,6 +130,7 @@ def generate(
         cache=cache,
         pad_token_id=pad_token_id,
         fused_weights=fused_weights,
+        compile_decode=compile_decode,
     )
     session = _Session(
         model,
@@ -162,6 +170,7 @@ def generate_stream(
     pad_token_id: int | None = None,
     tokenizer: Any = None,
     fused_weights: bool | None = None,
+    compile_decode: bool = False,
 ) -> Iterator[torch.Tensor]:
     """Like :func:`generate`, but yield each step's new tokens ``[batch]`` as they are made.
 
@@ -201,6 +210,7 @@ def generate_stream(
         cache=cache,
         pad_token_id=pad_token_id,
         fused_weights=fused_weights,
+        compile_decode=compile_decode,
     )
     session = _Session(
         model,
@@ -306,9 +316,8 @@ class _Session:
         # The decode-time copy shares the weights; its layers run fused, measured kernels.
         self.model = decode_model(model) if fused_weights else model
         self.seen: torch.Tensor | None = None
-        # A model's optional `logits(hidden)` lets the prefill project the last position only.
-        logits_fn = getattr(self.model, "logits", None)
-        self._logits_fn = logits_fn if callable(logits_fn) else None
+        self._logits_fn = _logits_fn(self.model)
+        self._compiled = options.compile_decode and isinstance(self.cache, StaticKVCache)
         self._done_steps = 0
         self._next_input: torch.Tensor | None = None
 
@@ -317,17 +326,11 @@ class _Session:
         end = start + ids.shape[1]
         mask = None if self.mask is None else self.mask[:, :end]
         positions = self.positions[:, start:end]
-        if self._logits_fn is not None:
-            hidden = self.model(
-                ids,
-                attention_mask=mask,
-                position_ids=positions,
-                cache=self.cache,
-                return_hidden=True,
+        if self._compiled and start > 0:
+            return compiled_last_logits(
+                self.model, self._logits_fn, ids, mask, positions, self.cache
             )
-            return self._logits_fn(hidden[:, -1])
-        logits = self.model(ids, attention_mask=mask, position_ids=positions, cache=self.cache)
-        return logits[:, -1]
+        return last_logits(self.model, self._logits_fn, ids, mask, positions, self.cache)
 
     def _logits(self) -> torch.Tensor:
         step = self._done_steps
@@ -367,6 +370,13 @@ class _Session:
         self._next_input = tokens
         self._done_steps += 1
         return tokens
+
+
+def _logits_fn(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """A model's optional ``logits(hidden)``, with which the prefill projects the last position
+    only."""
+    fn = getattr(model, "logits", None)
+    return fn if callable(fn) else None
 
 
 def _check_ids(input_ids: torch.Tensor, vocab_size: int | None) -> torch.Tensor:

@@ -63,6 +63,11 @@ class GenerationOptions:
     """Run the model's decode-time copy (:mod:`lmhub.nn.decode_weights`); ``None`` turns it on
     for models on the CPU when a copy fits in half the free memory."""
 
+    compile_decode: bool = False
+    """Run each decode step through ``torch.compile`` (:mod:`lmhub.generation.compiled`); the
+    first call of a process compiles (tens of seconds on a CPU), and a step that cannot be
+    compiled runs eagerly. Static caches only; other caches always run eagerly."""
+
     def __post_init__(self) -> None:
         _check_int("max_new_tokens", self.max_new_tokens, minimum=0)
         _check_real("temperature", self.temperature, "must be >= 0; use 0 for greedy decoding")
@@ -91,6 +96,8 @@ class GenerationOptions:
             _fail("cache", self.cache, "must be one of 'static', 'dynamic' or None")
         if self.fused_weights is not None and not isinstance(self.fused_weights, bool):
             _fail("fused_weights", self.fused_weights, "must be True, False or None")
+        if not isinstance(self.compile_decode, bool):
+            _fail("compile_decode", self.compile_decode, "must be True or False")
 
 
 def _fail(field: str, value: Any, rule: str) -> None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import platform
 import time
 import weakref
@@ -59,6 +60,10 @@ _MEASURE_BYTES = 64 * 2**20
 """Weights measured together per candidate: more than a core's cache, so they stream as in use."""
 
 _choices: dict[tuple[Any, ...], str] = {}
+
+_handles: weakref.WeakValueDictionary[int, DecodeLinear] = weakref.WeakValueDictionary()
+"""Every live :class:`DecodeLinear` by its handle: the compiled op's way back to its layer."""
+_next_handle = itertools.count()
 
 
 @functools.cache
@@ -118,11 +123,20 @@ class DecodeLinear(nn.Module):
         self._layouts: dict[str, torch.Tensor] = {}
         self._bias: torch.Tensor | None = None
         self._runs: dict[tuple[int, int], Kernel] = {}
+        self._handle = next(_next_handle)
+        _handles[self._handle] = self
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling():
+            # Traced as one opaque op that runs this forward: the kernels stay measured and
+            # their weight layouts (oneDNN's are opaque) out of the graph.
+            return torch.ops.lmhub.decode_linear(x, self._handle, sum(self.out_features))
+        return self._run(x)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
         key = (x.numel() // self.in_features, torch.get_num_threads())
         run = self._runs.get(key)
         if run is None:
@@ -209,6 +223,21 @@ class DecodeLinear(nn.Module):
         for member in self.group:
             for layout in [k for k in member._layouts if k not in chosen]:
                 del member._layouts[layout]
+
+
+@functools.cache
+def register_compile_op() -> None:
+    """Define ``torch.ops.lmhub.decode_linear``, which ``torch.compile`` sees in place of a
+    :class:`DecodeLinear` (call before compiling a decode-time model; defined once, on first
+    use, so importing lmhub stays light)."""
+
+    @torch.library.custom_op("lmhub::decode_linear", mutates_args=())
+    def decode_linear(x: torch.Tensor, handle: int, out_features: int) -> torch.Tensor:
+        return _handles[handle]._run(x)
+
+    @decode_linear.register_fake
+    def _(x: torch.Tensor, handle: int, out_features: int) -> torch.Tensor:
+        return x.new_empty(*x.shape[:-1], out_features)
 
 
 def _measure(group: Sequence[DecodeLinear], rows: int) -> str:
