@@ -8,7 +8,8 @@ returns. After the last layer the model calls ``advance(new)``.
 * :class:`StaticKVCache` preallocates ``max_seq_len`` positions per layer and returns views of
   the filled prefix, so decoding allocates nothing per step. Layers given a sliding window keep
   only a window-sized ring buffer; a model reads where each returned key sits from
-  :meth:`KVCache.key_positions` and masks accordingly.
+  :meth:`KVCache.key_positions` and masks accordingly, or skips the mask where
+  :meth:`KVCache.window_is_full` says the ring holds exactly the window.
 
 Both store only the key/value heads (grouped- and multi-query attention repeat them later), and
 size each layer from the first tensors it receives, so per-layer head counts may differ.
