@@ -23,6 +23,34 @@ def test_families_and_archs(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "llama3_2_1b" in out and "1.24B" in out and "70.55B" in out
 
 
+def table_column(out: str) -> list[str]:
+    """The first column of a rich table's body rows (wrapped rows leave it empty)."""
+    cells = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│")]
+    return [c for c in cells if c]
+
+
+def test_families_and_archs_list_everything(capsys: pytest.CaptureFixture[str]) -> None:
+    import lmhub
+    from lmhub.models.registry import all_arch_names
+
+    code, out, _ = run(capsys, "families")
+    assert code == 0 and table_column(out) == lmhub.list_families()
+    code, out, _ = run(capsys, "archs")
+    assert code == 0 and sorted(table_column(out)) == sorted(all_arch_names())
+
+
+def test_show_prints_the_resolved_config_of_a_card(capsys: pytest.CaptureFixture[str]) -> None:
+    import lmhub
+
+    code, out, _ = run(capsys, "show", "gemma2_9b")
+    assert code == 0
+    data = yaml.safe_load(out)
+    assert (data["card"], data["family"], data["arch"]) == ("gemma2_9b", "gemma2", "gemma2_9b")
+    preset = lmhub.get_model_hub("gemma2").get_arch_config("gemma2_9b")
+    assert data["config"] == lmhub.to_dict(preset)
+    assert data["config"]["attn_logit_softcap"] == 50.0 and len(data["config"]["layer_types"]) == 42
+
+
 def test_cards_lists_shipped_cards(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "cards")
     assert code == 0 and "llama3_8b" in out and "hf://meta-llama" in out

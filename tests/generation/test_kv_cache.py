@@ -47,6 +47,22 @@ def test_ring_buffer_key_positions() -> None:
     assert cache.key_positions(0, 1).tolist() == [0, 1, 2, -1]
 
 
+def test_a_ring_buffer_is_full_once_it_wrapped_at_one_new_position() -> None:
+    cache = StaticKVCache(10, sliding_windows=[4, None, 1])
+    full = []
+    for seq_len in range(8):
+        cache.seq_len = seq_len
+        full.append(cache.window_is_full(0, 1))
+        positions = cache.key_positions(0, 1)
+        # Full exactly when every slot holds one of the last 4 positions, the new one included.
+        last_four = [p for p in range(seq_len - 3, seq_len + 1) if p >= 0]
+        assert full[-1] == (sorted(positions.tolist()) == last_four)
+        assert not cache.window_is_full(0, 2) and not cache.window_is_full(1, 1)
+        assert cache.window_is_full(2, 1)  # a window of one: the new position alone
+    assert full == [False, False, False, True, True, True, True, True]
+    assert not DynamicKVCache().window_is_full(0, 1)
+
+
 @pytest.mark.parametrize("padded", [False, True])
 def test_ring_buffer_attention_matches_full_sliding_window_attention(padded: bool) -> None:
     torch.manual_seed(0)
@@ -151,3 +167,38 @@ def test_generate_gives_sliding_window_layers_a_ring_buffer(
     assert ring_updates == [0, *range(5, 16)] and len(static.unique()) > 3
     assert torch.equal(static, lmhub.generate(model, ids, cache=None, **kwargs))  # type: ignore[arg-type]
     assert torch.equal(static, lmhub.generate(model, ids, cache="dynamic", **kwargs))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("family", ["qwen2", "mistral", "gemma2"])
+def test_decoding_over_a_full_ring_needs_no_mask(
+    family: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lmhub
+    from lmhub.nn import attention
+
+    hub = lmhub.get_model_hub(family)
+    config = lmhub.apply_overrides(hub.get_arch_config(f"{family}_tiny"), {"sliding_window": 4})
+    model = hub.create_new_model(config).eval()
+    ids = torch.randint(0, config.vocab_size, (2, 14))
+    masks: list[torch.Tensor | None] = []
+    sdpa = attention.scaled_dot_product_attention
+
+    def spy(*args: object, **kwargs: object) -> torch.Tensor:
+        masks.append(kwargs.get("mask"))  # type: ignore[arg-type]
+        return sdpa(*args, **kwargs)  # type: ignore[arg-type]
+
+    def decode() -> torch.Tensor:
+        cache = StaticKVCache(14, sliding_windows=model.kv_cache_windows)
+        steps = [model(ids[:, :5], cache=cache)]
+        steps += [model(ids[:, t : t + 1], cache=cache) for t in range(5, 14)]
+        return torch.cat(steps, dim=1)
+
+    monkeypatch.setattr(attention, "scaled_dot_product_attention", spy)
+    with torch.inference_mode():
+        full = model(ids)
+        got = decode()
+        assert masks[-1] is None  # every layer of the last step ran unmasked
+        monkeypatch.setattr(StaticKVCache, "window_is_full", lambda *args: False)
+        masked = decode()
+    assert (got - full).abs().max().item() <= ATOL
+    assert torch.equal(got, masked)  # the mask it skips would have masked nothing

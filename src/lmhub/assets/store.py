@@ -1,15 +1,19 @@
-"""The asset store: cards shipped with lmhub, a user folder, and folders registered at run time.
+"""The asset store: cards shipped with lmhub, cards of installed plugins, a user folder, and folders
+registered at run time.
 
 Lookup order does not matter: a name defined twice anywhere is an error naming both files.
 The user folder is ``$LMHUB_CARDS_DIR`` (several joined with ``os.pathsep``), else
-``~/.config/lmhub/cards``.
+``~/.config/lmhub/cards``. An installed package adds its cards through the ``lmhub.cards`` entry
+point group (see :func:`plugin_cards_paths`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from importlib import resources
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,12 @@ from lmhub.assets.card import AssetCard, check_card_fields, make_card
 from lmhub.errors import AssetCardError, ModelNotKnownError, UnusableDataError
 from lmhub.plain_data import load_yaml_documents
 
+log = logging.getLogger(__name__)
+
 CARDS_ENV = "LMHUB_CARDS_DIR"
+
+CARDS_ENTRY_POINT_GROUP = "lmhub.cards"
+"""The entry-point group through which installed packages (model-family plugins) add cards."""
 
 MAX_BASE_CHAIN = 64
 """The longest chain of ``base`` cards followed (real chains have two or three)."""
@@ -26,6 +35,24 @@ MAX_BASE_CHAIN = 64
 def package_cards_dir() -> Path:
     """Return the folder of the cards shipped inside the package."""
     return Path(str(resources.files("lmhub.assets") / "cards"))
+
+
+def plugin_cards_paths() -> list[Path]:
+    """Return the card files or folders that installed packages add through the ``lmhub.cards``
+    entry point group; each entry point names a path, or a zero-argument function returning one.
+
+    Example (a plugin's ``pyproject.toml``):
+        [project.entry-points."lmhub.cards"]
+        my_family = "my_package:CARDS_DIR"
+    """
+    paths = []
+    for ep in entry_points(group=CARDS_ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+            paths.append(Path(obj() if callable(obj) else obj))
+        except Exception as exc:  # a broken plugin must not break lmhub itself
+            log.warning("Skipping the card entry point '%s': %s", ep.name, exc)
+    return paths
 
 
 def user_cards_dirs() -> list[Path]:
@@ -115,7 +142,9 @@ class AssetStore:
 
     def search_paths(self) -> list[Path]:
         """Return every file or folder searched for cards."""
-        defaults = [package_cards_dir(), *user_cards_dirs()] if self._include_defaults else []
+        if not self._include_defaults:
+            return list(self._extra)
+        defaults = [package_cards_dir(), *plugin_cards_paths(), *user_cards_dirs()]
         return defaults + self._extra
 
     def _load(self) -> dict[str, tuple[dict[str, Any], Path]]:

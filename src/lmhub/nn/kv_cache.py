@@ -8,7 +8,8 @@ returns. After the last layer the model calls ``advance(new)``.
 * :class:`StaticKVCache` preallocates ``max_seq_len`` positions per layer and returns views of
   the filled prefix, so decoding allocates nothing per step. Layers given a sliding window keep
   only a window-sized ring buffer; a model reads where each returned key sits from
-  :meth:`KVCache.key_positions` and masks accordingly.
+  :meth:`KVCache.key_positions` and masks accordingly, or skips the mask where
+  :meth:`KVCache.window_is_full` says the ring holds exactly the window.
 
 Both store only the key/value heads (grouped- and multi-query attention repeat them later), and
 size each layer from the first tensors it receives, so per-layer head counts may differ.
@@ -48,6 +49,14 @@ class KVCache:
         """
         del layer_idx, num_new
         return None
+
+    def window_is_full(self, layer_idx: int, num_new: int) -> bool:
+        """Whether the keys ``update`` will return for ``num_new`` new positions are exactly the
+        last ``window`` positions of a sliding-window layer, so a causal query sees all of them
+        and the layer needs no mask beyond padding (a ring buffer once it has wrapped, at one
+        new position per call). ``False`` (the default) promises nothing."""
+        del layer_idx, num_new
+        return False
 
     def advance(self, num_new: int) -> None:
         """Mark ``num_new`` more positions as cached (called once per forward, after all layers)."""
@@ -162,6 +171,12 @@ class StaticKVCache(KVCache):
         keys.index_copy_(2, slots, k[:, :, new - kept :])
         values.index_copy_(2, slots, v[:, :, new - kept :])
         return all_keys, all_values
+
+    def window_is_full(self, layer_idx: int, num_new: int) -> bool:
+        # One new position written into a ring with every slot filled: the ring holds the last
+        # `window` positions, the new one included (window 1: the new one alone).
+        window = self.windows.get(layer_idx)
+        return window is not None and num_new == 1 and self.seq_len + 1 >= window
 
     def key_positions(self, layer_idx: int, num_new: int) -> torch.Tensor | None:
         window = self.windows.get(layer_idx)

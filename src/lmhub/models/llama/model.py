@@ -185,6 +185,9 @@ class LlamaModel(DecoderLM):
     ) -> torch.Tensor | None:
         """The mask of a layer with sliding ``window``; ``None`` means nothing to mask beyond
         ``causal`` (the kernel's own causal mask when it is set)."""
+        full_ring = cache is not None and cache.window_is_full(layer_idx, q_len)
+        if full_ring and attention_mask is None and causal:
+            return None  # decoding over a full ring buffer: every key is in the window
         positions = cache.key_positions(layer_idx, q_len) if cache is not None else None
         if positions is None and window is not None and window >= past + q_len:
             window = None  # the window covers every position: a causal mask is the same
