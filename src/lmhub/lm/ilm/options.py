@@ -15,6 +15,9 @@ class ILMOptions:
 
     stop_head: bool = True
     """Train a stop head on the CLS state (without one, generation runs to its length limit)."""
+    segment_embedding: bool = True
+    """Add a learned segment vector (prompt, or the open part from the separator on) to the
+    token embeddings: the backbones' relative positions do not tell where the prompt ends."""
     stop_weight: float = 1.0
     """The factor on the stop loss."""
     stop_threshold: float = 0.5
