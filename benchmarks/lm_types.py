@@ -69,9 +69,9 @@ def mdlm_row(task: str) -> dict[str, Any]:
 
 
 def ilm_row(task: str) -> dict[str, Any]:
-    """Insertion LM: one (gap, token) insertion per step until the stop head says done."""
-    return {"lm_type": "ilm", "max_steps": 500, "data.add_bos": True,
-            "lr_schedule.kind": "constant"}  # fmt: skip
+    """Insertion LM: rows CLS, prompt, BOS, target (the segment embedding marks the open part);
+    one (gap, token) insertion per step until the stop head says done."""
+    return {"lm_type": "ilm", "max_steps": 500}
 
 
 HEADERS = ["type", "task", "steps", "wall time", "CPU time", "exact match"]
