@@ -81,7 +81,21 @@ def test_segment_embedding_starts_at_zero_and_marks_the_open_part() -> None:
         model.segment_embedding.weight[1].fill_(0.5)
     moved, _ = model(ids, insert_mask=insert_mask)
     assert not torch.allclose(plain, moved)
-    assert _model().extra.keys() == {"stop_head", "segment_embedding"}
+    assert _model().extra.keys() == {"stop_head", "segment_embedding", "position_embedding"}
+
+
+def test_position_embedding_starts_at_zero_and_saturates_at_max_positions() -> None:
+    model = _model()
+    ids = torch.tensor([[CLS, 1, 2, 256, 5, 6]])
+    plain, _ = model(ids)
+    embedding = model.position_embedding
+    assert embedding is not None and embedding.num_embeddings == 512
+    with torch.no_grad():
+        embedding.weight.normal_()
+    moved, _ = model(ids)
+    assert not torch.allclose(plain, moved)
+    small = ILMModel(model.backbone, cls_token_id=CLS, max_positions=2, stop_head=False)
+    assert small(torch.tensor([[CLS, 1, 2, 3, 4]]))[0].shape == (1, 5, 260)
 
 
 def test_loss_on_a_hand_built_batch() -> None:

@@ -48,6 +48,7 @@ def _exact_match(config: TrainConfig) -> float:
 @pytest.mark.parametrize(
     ("case", "family", "steps"),
     [("mdlm", "llama", 500), ("mdlm-adaln", "llama", 500), ("mdlm", "deepone", 500),
+     ("mdlm-adaln", "deepone", 500),
      ("mlm", "deepone", 500), ("arlm", "deepone", 100)],
 )  # fmt: skip
 def test_overfit_reaches_exact_match_one(

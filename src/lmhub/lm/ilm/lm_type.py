@@ -24,6 +24,8 @@ def build_ilm(ctx: LmContext) -> LmComponents:
         cls_token_id=cls,
         stop_head=opts.stop_head,
         segment_embedding=opts.segment_embedding,
+        position_embedding=opts.position_embedding,
+        max_positions=opts.max_positions,
     )
     predictor = ILMPredictor(
         model,

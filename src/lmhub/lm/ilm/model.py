@@ -27,8 +27,11 @@ class ILMModel(nn.Module):
     part, from the separator on) is added to the token embeddings through a forward hook on
     the backbone's ``embed`` (the family is not edited). The families' relative positions
     (RoPE, ALiBi) do not say where the prompt ends, and to know what is missing the model must
-    compare the target's tokens with the prompt's. The vectors start at zero, so a pretrained
-    backbone starts with its own function.
+    compare the target's tokens with the prompt's. With ``position_embedding`` a learned vector
+    per absolute position (the first ``max_positions``; later ones share the last) is added the
+    same way: RoPE puts no position in the residual stream, so attention could not carry a
+    prompt token's place to the target token matching it (what reversal needs). The vectors
+    start at zero, so a pretrained backbone starts with its own function.
 
     The added modules are in :attr:`extra` (the LM type's extra modules, saved beside the
     backbone).
@@ -45,6 +48,8 @@ class ILMModel(nn.Module):
         cls_token_id: int,
         stop_head: bool = True,
         segment_embedding: bool = True,
+        position_embedding: bool = True,
+        max_positions: int = 512,
     ) -> None:
         super().__init__()
         vocab = backbone.lm_head.out_features
@@ -63,9 +68,10 @@ class ILMModel(nn.Module):
         if stop_head:
             self.extra["stop_head"] = CLSHead(dim)
         if segment_embedding:
-            embedding = nn.Embedding(2, dim)
-            nn.init.zeros_(embedding.weight)
-            self.extra["segment_embedding"] = embedding
+            self.extra["segment_embedding"] = _zeros_embedding(2, dim)
+        if position_embedding:
+            self.extra["position_embedding"] = _zeros_embedding(max_positions, dim)
+        if segment_embedding or position_embedding:
             backbone.embed.register_forward_hook(self._add_segments)
         self._segments: torch.Tensor | None = None
         """The segment ids of the current call, read by the embedding hook."""
@@ -80,10 +86,21 @@ class ILMModel(nn.Module):
         """The segment embedding, or ``None``."""
         return getattr(self.extra, "segment_embedding", None)
 
+    @property
+    def position_embedding(self) -> nn.Embedding | None:
+        """The absolute position embedding, or ``None``."""
+        return getattr(self.extra, "position_embedding", None)
+
     def _add_segments(self, module: nn.Module, args: Any, output: torch.Tensor) -> Any:
-        if self._segments is None or self.segment_embedding is None:
+        if self._segments is None:
             return None
-        return output + self.segment_embedding(self._segments).to(output.dtype)
+        if self.segment_embedding is not None:
+            output = output + self.segment_embedding(self._segments).to(output.dtype)
+        if self.position_embedding is not None:
+            last = self.position_embedding.num_embeddings - 1
+            positions = torch.arange(output.shape[1], device=output.device).clamp(max=last)
+            output = output + self.position_embedding(positions).to(output.dtype)
+        return output
 
     def forward(
         self,
@@ -97,7 +114,8 @@ class ILMModel(nn.Module):
         separator and the target) gives the segments; ``None`` puts every token in the
         prompt's."""
         mask = None if attention_mask is None or bool(attention_mask.all()) else attention_mask
-        self._segments = None if insert_mask is None else insert_mask.long().clamp(0, 1)
+        segments = torch.zeros_like(input_ids) if insert_mask is None else insert_mask.long()
+        self._segments = segments.clamp(0, 1)
         try:
             hidden = self.backbone(input_ids, attention_mask=mask, return_hidden=True, causal=False)
         finally:
@@ -105,3 +123,9 @@ class ILMModel(nn.Module):
         logits = self.backbone.logits(hidden).float()
         stop = None if self.stop_head is None else self.stop_head(hidden)[:, 0].float()
         return logits, stop
+
+
+def _zeros_embedding(num: int, dim: int) -> nn.Embedding:
+    embedding = nn.Embedding(num, dim)
+    nn.init.zeros_(embedding.weight)
+    return embedding
