@@ -57,21 +57,23 @@ def mlm_row(task: str) -> dict[str, Any]:
 
 def mdlm_row(task: str) -> dict[str, Any]:
     """Masked diffusion: adaLN-zero time conditioning, targets padded to 9, 16 reverse steps;
-    a BOS anchor (bidirectional RoPE has no absolute positions)."""
+    a BOS anchor (bidirectional RoPE has no absolute positions). Reversal: 500 steps at a
+    constant rate; sorting (0.775 so) 1000 steps, cosine."""
     return {
         "lm_type": "mdlm",
-        "max_steps": 500,
+        "max_steps": 500 if task == "reverse" else 1000,
         "data.add_bos": True,
-        "lr_schedule.kind": "constant",
+        "lr_schedule.kind": "constant" if task == "reverse" else "cosine",
         "lm_options": {"time_conditioning": True, "cond_dim": 64, "target_length": 9,
                        "predict_steps": 16},
     }  # fmt: skip
 
 
 def ilm_row(task: str) -> dict[str, Any]:
-    """Insertion LM: one (gap, token) insertion per step until the stop head says done."""
-    return {"lm_type": "ilm", "max_steps": 500, "data.add_bos": True,
-            "lr_schedule.kind": "constant"}  # fmt: skip
+    """Insertion LM: rows CLS, prompt, BOS, target (the segment embedding marks the open part);
+    one (gap, token) insertion per step until the stop head says done. Reversal (0.12 after 500
+    steps) gets 1000."""
+    return {"lm_type": "ilm", "max_steps": 500 if task == "sort" else 1000}
 
 
 HEADERS = ["type", "task", "steps", "wall time", "CPU time", "exact match"]

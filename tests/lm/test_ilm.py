@@ -53,6 +53,51 @@ def test_collator_gaps_close_the_prompt() -> None:
     assert all(int(g) % width >= 2 for g in batch["gap_index"])  # never inside the prompt
 
 
+def test_the_separator_follows_the_prompt_and_holds_the_leading_gap() -> None:
+    BOS = 256
+    collate = ILMSeq2SeqCollator(pad_token_id=258, cls_token_id=CLS, sep_token_id=BOS)
+    torch.manual_seed(0)
+    for _ in range(10):
+        batch = collate([{"prompt_ids": [1, 2], "target_ids": [5, 6, 7]}])
+        n = int(batch["num_deleted"][0])
+        assert batch["input_ids"][0, :4].tolist() == [CLS, 1, 2, BOS]
+        assert batch["insert_mask"][0].tolist() == [0, 0, 0] + [1] * (4 - n)
+        assert all(int(g) >= 3 for g in batch["gap_index"])  # the separator's gap or later
+    predict = ILMPredictor(_model(), ByteTokenizer(), sep_token_id=BOS).collator
+    batch = predict([{"prompt_ids": [1, 2], "target_ids": [5]}])
+    assert batch["input_ids"].tolist() == [[CLS, 1, 2, BOS]]
+    assert batch["insert_mask"].tolist() == [[0, 0, 0, 1]]
+
+
+def test_segment_embedding_starts_at_zero_and_marks_the_open_part() -> None:
+    model = _model()
+    ids = torch.tensor([[CLS, 1, 2, 256, 5]])
+    insert_mask = torch.tensor([[0, 0, 0, 1, 1]])
+    plain, _ = model(ids)
+    marked, _ = model(ids, insert_mask=insert_mask)
+    torch.testing.assert_close(plain, marked)  # zero-initialised: the backbone's function
+    assert model.segment_embedding is not None and model.extra["segment_embedding"] is not None
+    with torch.no_grad():
+        model.segment_embedding.weight[1].fill_(0.5)
+    moved, _ = model(ids, insert_mask=insert_mask)
+    assert not torch.allclose(plain, moved)
+    assert _model().extra.keys() == {"stop_head", "segment_embedding", "position_embedding"}
+
+
+def test_position_embedding_starts_at_zero_and_saturates_at_max_positions() -> None:
+    model = _model()
+    ids = torch.tensor([[CLS, 1, 2, 256, 5, 6]])
+    plain, _ = model(ids)
+    embedding = model.position_embedding
+    assert embedding is not None and embedding.num_embeddings == 512
+    with torch.no_grad():
+        embedding.weight.normal_()
+    moved, _ = model(ids)
+    assert not torch.allclose(plain, moved)
+    small = ILMModel(model.backbone, cls_token_id=CLS, max_positions=2, stop_head=False)
+    assert small(torch.tensor([[CLS, 1, 2, 3, 4]]))[0].shape == (1, 5, 260)
+
+
 def test_loss_on_a_hand_built_batch() -> None:
     model = _model()
     batch = {

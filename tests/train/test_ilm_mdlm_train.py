@@ -1,17 +1,20 @@
-"""ILM and MDLM through the one trainer: MDLM's overfit mode reaches exact match 1.0 (with and
-without adaLN-zero), both types run on llama and deepone backbones (learning checked on
-llama), and the types' extra modules (stop head, adaLN-zero) are saved in the run."""
+"""ILM and MDLM through the one trainer: overfit mode reaches exact match 1.0 for every type on
+llama and deepone (ILM and MDLM with and without adaLN-zero here; MLM and ARLM on llama in
+test_lm_types.py), both types run on both families and save their extra modules (stop head and
+segment embedding, adaLN-zero), and ``lmhub generate`` answers with a run's own predictor."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lmhub.cli.main import main
 from lmhub.train.config import TrainConfig
-from lmhub.train.lm_state import LM_EXTRA_FILE
+from lmhub.train.lm_state import LM_EXTRA_FILE, LM_TYPE_FILE
 from lmhub.train.run import train
 from tests.train.helpers import PAIRS, metric_rows, tiny_config, write_pairs
 
@@ -20,30 +23,67 @@ CASES = {
     "mdlm": {"target_length": 6, "predict_steps": 6},
     "mdlm-adaln": {"target_length": 6, "predict_steps": 6, "time_conditioning": True,
                    "cond_dim": 16},
+    "mlm": {"mask_token_ratio": 1.0, "random_token_ratio": 0.0},
+    "arlm": {},
 }  # fmt: skip
 
 
-def _config(tmp_path: Path, case: str, family: str, steps: int) -> TrainConfig:
+def _config(tmp_path: Path, case: str, family: str, steps: int, **overrides: Any) -> TrainConfig:
     return tiny_config(
         tmp_path, write_pairs(tmp_path), model=f"{family}_tiny", lm_type=case.split("-")[0],
         lm_options=CASES[case], debug="overfit", overfit_batch_size=len(PAIRS), max_steps=steps,
         **{"optimizer.lr": 1e-2, "optimizer.weight_decay": 0.0, "eval.max_new_tokens": 8,
-           "log.every_steps": 10, "eval.every_steps": 0, "data.add_bos": True},
+           "log.every_steps": 10, "eval.every_steps": 0, "data.add_bos": True, **overrides},
     )  # fmt: skip
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("case", ["mdlm", "mdlm-adaln"])
-def test_mdlm_overfit_reaches_exact_match_one(tmp_path: Path, case: str) -> None:
-    config = _config(tmp_path, case, "llama", 500)
-    train(config)
+def _exact_match(config: TrainConfig) -> float:
     rows = metric_rows(Path(config.output_dir), split="valid")
     prediction = [r for r in rows if r["loader"] == "prediction"][-1]
-    assert prediction["valid/prediction/exact_match"] == 1.0
+    assert prediction["step"] == config.max_steps
+    return prediction["valid/prediction/exact_match"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("case", "family", "steps"),
+    [("mdlm", "llama", 500), ("mdlm-adaln", "llama", 500), ("mdlm", "deepone", 500),
+     ("mdlm-adaln", "deepone", 500),
+     ("mlm", "deepone", 500), ("arlm", "deepone", 100)],
+)  # fmt: skip
+def test_overfit_reaches_exact_match_one(
+    tmp_path: Path, case: str, family: str, steps: int
+) -> None:
+    config = _config(tmp_path, case, family, steps)
+    train(config)
+    assert _exact_match(config) == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("family", "add_bos", "steps"), [("llama", False, 1500), ("deepone", True, 1000)]
+)
+def test_ilm_overfit_reaches_exact_match_one_and_generates_with_its_predictor(
+    tmp_path: Path, family: str, add_bos: bool, steps: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The llama run has no BOS before the prompt (ILM rows start with CLS and put BOS after the
+    # prompt), as `lmhub generate` encodes prompts the tokenizer's way (the byte tokenizer: no
+    # BOS). DeepOne's symmetric bidirectional ALiBi has no direction: a BOS anchor speeds it up.
+    config = _config(tmp_path, "ilm", family, steps, run_name=f"ilm{family}",
+                     **{"data.add_bos": add_bos, "checkpoint.every_steps": steps})  # fmt: skip
+    train(config)
+    assert _exact_match(config) == 1.0
+    record = json.loads((Path(config.output_dir) / "final" / LM_TYPE_FILE).read_text())
+    assert record["lm_type"] == "ilm"
+    if not add_bos:
+        capsys.readouterr()
+        prompt, answer = PAIRS[2]
+        assert main(["generate", f"ilm{family}@last", "--prompt", prompt]) == 0
+        assert capsys.readouterr().out.strip() == answer  # inserted until the stop head said so
 
 
 @pytest.mark.parametrize("family", ["llama", "deepone"])
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", ["ilm", "mdlm", "mdlm-adaln"])
 def test_trains_on_both_families_and_saves_extra_modules(
     tmp_path: Path, case: str, family: str
 ) -> None:

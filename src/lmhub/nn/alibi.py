@@ -48,23 +48,25 @@ def alibi_slopes(num_heads: int) -> list[float]:
 def alibi_bias(
     slopes: torch.Tensor, *, q_len: int, kv_len: int, device: torch.device | None = None
 ) -> torch.Tensor:
-    """Return the bias ``slope_h * (j - i)`` as ``[heads, q_len, kv_len]`` (float32 or wider).
+    """Return the bias ``-slope_h * |j - i|`` as ``[heads, q_len, kv_len]`` (float32 or wider).
 
     The queries are the last ``q_len`` of ``kv_len`` positions (a KV cache holds the rest), so
-    query ``i`` sits at position ``kv_len - q_len + i``. Entries for future keys are positive;
-    the causal mask removes them.
+    query ``i`` sits at position ``kv_len - q_len + i``. Past keys get ALiBi's ``slope * (j - i)``;
+    future keys, which only bidirectional (non-causal) attention sees, are penalised by their
+    distance the same way (symmetric ALiBi, as bidirectional encoders use it). A bias that grew
+    with the distance to future keys would pull every non-causal query onto the last tokens.
 
     Example:
         >>> alibi_bias(torch.tensor([0.5]), q_len=2, kv_len=3)
-        tensor([[[-0.5000,  0.0000,  0.5000],
-                 [-1.0000, -0.5000,  0.0000]]])
+        tensor([[[-0.5000, -0.0000, -0.5000],
+                 [-1.0000, -0.5000, -0.0000]]])
     """
     device = device if device is not None else slopes.device
     # Distances in float32 even for half-precision slopes: (j - i) reaches the sequence length.
     dtype = torch.promote_types(slopes.dtype, torch.float32)
     q_pos = torch.arange(kv_len - q_len, kv_len, device=device, dtype=dtype)
     k_pos = torch.arange(kv_len, device=device, dtype=dtype)
-    distance = k_pos[None, :] - q_pos[:, None]
+    distance = -(k_pos[None, :] - q_pos[:, None]).abs()
     return slopes.to(dtype)[:, None, None] * distance[None]
 
 

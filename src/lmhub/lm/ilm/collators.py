@@ -1,6 +1,9 @@
 """The three ILM collators: pre-training, seq2seq training, and seq2seq prediction.
 
-Rows start with a CLS token, whose final state the stop head reads. The training collators
+Rows start with a CLS token, whose final state the stop head reads; with ``sep_token_id`` (the
+run's BOS, as in XLM) the prompt is followed by that separator, whose gap takes insertions
+before the first target token, so the model sees where the fixed prompt ends and the growing
+target begins (without it, the prompt's last token holds that gap). The training collators
 delete ``n ~ U{0..len}`` tokens of each row's deletable part (the whole text when pre-training,
 the target in seq2seq) at uniformly random positions, and credit every deleted token to the gap
 of the nearest kept token on its left. They draw from ``generator`` (``None``: torch's global
@@ -52,6 +55,9 @@ class _Deleting:
     """Id that fills the padding."""
     cls_token_id: int
     """Id of the CLS token starting every row (the stop head reads its state)."""
+    sep_token_id: int | None = None
+    """Id of the separator after the prompt (the BOS id): its gap is the leading gap of the
+    target (``None``: no separator)."""
     generator: torch.Generator | None = None
     """The RNG of the deletions (``None``: torch's global RNG)."""
 
@@ -60,7 +66,8 @@ class _Deleting:
         rows, insert, gap_rows, gap_pos, gap_tok, counts = [], [], [], [], [], []
         for row, (prompt, deletable) in enumerate(parts):
             kept, gone, kept_before = delete(deletable, generator=self.generator)
-            anchor = len(prompt)  # position of the prompt's last token (0: the CLS token)
+            prompt = _with_separator(prompt, self.sep_token_id)
+            anchor = len(prompt)  # the separator's (or the prompt's last token's) position
             rows.append(np.r_[self.cls_token_id, prompt, kept].astype(np.int64))
             insert.append(np.r_[np.zeros(anchor, np.int64), np.ones(len(kept) + 1, np.int64)])
             gap_rows.append(np.full(len(gone), row))
@@ -91,13 +98,18 @@ class ILMPretrainCollator(_Deleting):
     """
 
     max_length: int | None = None
-    """Cut longer rows to this many tokens, the CLS token not counted (``None``: no limit)."""
+    """Cut longer rows to this many tokens, the CLS token and separator not counted
+    (``None``: no limit)."""
 
     def __call__(self, examples: list[dict[str, Any]]) -> ILMBatch:
         empty = np.zeros(0, dtype=np.int64)
-        return self._batch(
-            [(empty, _ids(e, "input_ids")[: self.max_length]) for e in _nonempty(examples)]
-        )
+        parts = []
+        for example in _nonempty(examples):
+            ids = _ids(example, "input_ids")
+            if self.sep_token_id is not None and len(ids) and ids[0] == self.sep_token_id:
+                ids = ids[1:]  # a text's own BOS is the separator, never deleted
+            parts.append((empty, ids[: self.max_length]))
+        return self._batch(parts)
 
 
 @dataclass(kw_only=True)
@@ -141,6 +153,8 @@ class ILMSeq2SeqPredictionCollator:
     """Id that fills the padding."""
     cls_token_id: int
     """Id of the CLS token starting every row."""
+    sep_token_id: int | None = None
+    """Id of the separator after the prompt, as in training (``None``: none)."""
     max_prompt_length: int | None = None
     """Keep only the last this many prompt tokens (``None``: no limit)."""
 
@@ -148,7 +162,7 @@ class ILMSeq2SeqPredictionCollator:
         examples = _nonempty(examples)
         rows, insert = [], []
         for example in examples:
-            prompt = _prompt(example, self.max_prompt_length)
+            prompt = _with_separator(_prompt(example, self.max_prompt_length), self.sep_token_id)
             rows.append(np.r_[self.cls_token_id, prompt].astype(np.int64))
             insert.append(np.r_[np.zeros(len(prompt), np.int64), 1])
         input_ids, attention_mask = _pad(rows, self.pad_token_id, left=False)
@@ -164,3 +178,7 @@ class ILMSeq2SeqPredictionCollator:
 def _prompt(example: dict[str, Any], max_length: int | None) -> np.ndarray:
     prompt = _ids(example, "prompt_ids")
     return prompt[-max_length:] if max_length else prompt
+
+
+def _with_separator(prompt: np.ndarray, sep_token_id: int | None) -> np.ndarray:
+    return prompt if sep_token_id is None else np.r_[prompt, sep_token_id].astype(np.int64)

@@ -1,5 +1,5 @@
-"""The ILM type's registry record: a bidirectional backbone, a CLS token and a stop head (its
-extra module)."""
+"""The ILM type's registry record: a bidirectional backbone, a CLS token, and a stop head and a
+segment embedding (its extra modules)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,15 @@ def build_ilm(ctx: LmContext) -> LmComponents:
     opts: ILMOptions = ctx.options
     opts.validate()
     cls = ctx.special_ids["cls"]
-    model = ILMModel(ctx.model, cls_token_id=cls, stop_head=opts.stop_head)
+    sep = ctx.tokenizer.bos_token_id  # XLM's layout: CLS, prompt, BOS, target
+    model = ILMModel(
+        ctx.model,
+        cls_token_id=cls,
+        stop_head=opts.stop_head,
+        segment_embedding=opts.segment_embedding,
+        position_embedding=opts.position_embedding,
+        max_positions=opts.max_positions,
+    )
     predictor = ILMPredictor(
         model,
         ctx.tokenizer,
@@ -27,10 +35,12 @@ def build_ilm(ctx: LmContext) -> LmComponents:
         temperature=opts.temperature,
         top_k=opts.top_k,
         top_p=opts.top_p,
+        sep_token_id=sep,
     )
-    deleting = {"pad_token_id": ctx.pad_token_id, "cls_token_id": cls}
+    deleting = {"pad_token_id": ctx.pad_token_id, "cls_token_id": cls, "sep_token_id": sep}
     if ctx.kind == "text":
-        collator = ILMPretrainCollator(**deleting, max_length=ctx.seq_len - 1)
+        specials = 1 if sep is None else 2
+        collator = ILMPretrainCollator(**deleting, max_length=ctx.seq_len - specials)
     else:
         collator = ILMSeq2SeqCollator(**deleting)
     return LmComponents(
@@ -39,7 +49,7 @@ def build_ilm(ctx: LmContext) -> LmComponents:
         predictor=predictor,
         prediction_collator=predictor.collator if ctx.kind == "seq2seq" else None,
         pad_token_id=ctx.pad_token_id,
-        extra=model.stop_head,
+        extra=model.extra if len(model.extra) else None,
     )
 
 

@@ -47,7 +47,11 @@ class ILMLoss:
 
     def loss_fn(self, batch: ILMBatch, *, dataloader_name: str | None = None) -> LossOutput:
         """Return the loss of ``batch`` and its parts."""
-        logits, stop = self.model(batch["input_ids"], attention_mask=batch["attention_mask"])
+        logits, stop = self.model(
+            batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            insert_mask=batch["insert_mask"],
+        )
         log_probs = insertion_log_probs(logits, batch["insert_mask"]).flatten()
         vocab = logits.shape[-1]
         num_deleted = batch["num_deleted"]

@@ -15,6 +15,14 @@ class ILMOptions:
 
     stop_head: bool = True
     """Train a stop head on the CLS state (without one, generation runs to its length limit)."""
+    segment_embedding: bool = True
+    """Add a learned segment vector (prompt, or the open part from the separator on) to the
+    token embeddings: the backbones' relative positions do not tell where the prompt ends."""
+    position_embedding: bool = True
+    """Add a learned vector per absolute position to the token embeddings (RoPE and ALiBi put
+    no position in the residual stream; reversal needs to carry a prompt token's place)."""
+    max_positions: int = 512
+    """Positions of the position embedding (later positions share the last vector)."""
     stop_weight: float = 1.0
     """The factor on the stop loss."""
     stop_threshold: float = 0.5
@@ -29,6 +37,7 @@ class ILMOptions:
     def validate(self) -> None:
         """Raise :class:`~lmhub.errors.ConfigError` naming the first bad option."""
         checks = {
+            "max_positions": self.max_positions >= 1,
             "stop_weight": self.stop_weight >= 0.0,
             "stop_threshold": 0.0 < self.stop_threshold < 1.0,
             "temperature": self.temperature >= 0.0,

@@ -21,7 +21,9 @@ __all__ = ["ILMPredictor"]
 class ILMPredictor:
     """Grows each prompt's target by insertions, one (gap, token) pair per row and step.
 
-    Gaps inside the prompt stay closed: the first insertion goes right after the prompt, and
+    Rows are laid out as in training: CLS, the prompt, and the separator ``sep_token_id`` (the
+    BOS id; ``None``: none). Gaps inside the prompt stay closed: the first insertion goes right
+    after the prompt (after its separator), and
     each inserted token opens the gap on its right. A row stops once the stop probability
     passes ``stop_threshold`` (before its step's insertion) or it has ``max_new_tokens``
     inserted tokens. The pair is the arg-max of the joint distribution at ``temperature=0``,
@@ -45,6 +47,7 @@ class ILMPredictor:
         top_p: float | None = None,
         seed: int = 0,
         max_prompt_length: int | None = None,
+        sep_token_id: int | None = None,
         forbidden_token_ids: Iterable[int] | None = None,
     ) -> None:
         self.model = model
@@ -61,7 +64,10 @@ class ILMPredictor:
             forbidden_token_ids = [i for i in specials if i is not None]
         self.forbidden_token_ids = sorted(set(forbidden_token_ids))
         self.collator = ILMSeq2SeqPredictionCollator(
-            pad_token_id=pad, cls_token_id=model.cls_token_id, max_prompt_length=max_prompt_length
+            pad_token_id=pad,
+            cls_token_id=model.cls_token_id,
+            sep_token_id=sep_token_id,
+            max_prompt_length=max_prompt_length,
         )
 
     @torch.no_grad()
@@ -89,13 +95,15 @@ class ILMPredictor:
                 ends = torch.tensor([len(rows[i]) for i in active], device=device)
                 begins = torch.tensor([starts[i] for i in active], device=device)
                 attention = positions[None] < ends[:, None]
-                logits, stop = self.model(ids, attention_mask=attention.long())
+                open_gaps = attention & (positions[None] >= begins[:, None])
+                logits, stop = self.model(
+                    ids, attention_mask=attention.long(), insert_mask=open_gaps.long()
+                )
                 stopping = torch.zeros(len(active), dtype=torch.bool, device=device)
                 if stop is not None:
                     stopping = torch.sigmoid(stop) > self.stop_threshold
                 grown = ends - begins - 1 >= self.max_new_tokens
                 stopping |= grown
-                open_gaps = attention & (positions[None] >= begins[:, None])
                 logits[..., self.forbidden_token_ids] = float("-inf")
                 joint = insertion_log_probs(logits, open_gaps).flatten(1)
                 picks = next_token(
@@ -127,8 +135,10 @@ class ILMPredictor:
         """One JSON-lines record per row: ``prompt``, ``target`` and ``prediction`` texts, and
         the prediction's ids."""
         records = []
+        starts = [int(m.nonzero()[0]) for m in batch["insert_mask"]]
+        separated = self.collator.sep_token_id is not None
         for i, prediction in enumerate(preds["text"]):
-            prompt = batch["input_ids"][i][1:][batch["attention_mask"][i][1:].bool()]
+            prompt = batch["input_ids"][i][1 : starts[i] + (0 if separated else 1)]
             target = batch["target_ids"][i]
             records.append(
                 {
