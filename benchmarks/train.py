@@ -136,7 +136,7 @@ def _config_block(args: argparse.Namespace, work: Path, mode: str) -> str:
 
         def config_for(mode, name):
             lora = {{"rank": 8, "alpha": 16, "targets": {TARGETS!r}}} if mode == "lora" else None
-            return apply_overrides(TrainConfig(), {{
+            config = apply_overrides(TrainConfig(), {{
                 "model": str(WORK / "init"),
                 "tokenizer": "byte", "seq_len": 256, "batch_size": 8,
                 "data": {{"train": {str(corpus)!r}, "cache_dir": str(WORK / "tokens")}},
@@ -146,6 +146,7 @@ def _config_block(args: argparse.Namespace, work: Path, mode: str) -> str:
                 "checkpoint": {{"register_cards": False}},
                 "output_dir": str(WORK / ("run_" + name + "_" + mode)), "resume": "never",
             }})
+            return apply_overrides(config, {list(args.set)!r})
     """)
 
 
@@ -172,6 +173,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per run")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each side per mode")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a train-config override for lmhub (repeatable), e.g. malloc_mmap_threshold_mib=null",
+    )
     parser.add_argument("--size", choices=sorted(SIZES), default="58m", help="model shape")
     args = parser.parse_args()
     paths = [str(REPO / "src"), os.environ.get("PYTHONPATH", "")]
