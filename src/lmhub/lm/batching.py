@@ -1,4 +1,5 @@
-"""Helpers every LM type's collators share: reading an example's ids and padding rows."""
+"""Helpers every LM type shares: reading an example's ids and padding rows (collators), and
+writing prediction records (predictors)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmhub.data.tokenizers import Tokenizer
 from lmhub.errors import DataError
+from lmhub.lm.protocols import IGNORE_INDEX
 
-__all__ = ["ids_of", "pad_rows", "require_examples"]
+__all__ = ["ids_of", "pad_rows", "prediction_records", "require_examples"]
 
 
 def require_examples(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -46,3 +49,25 @@ def pad_rows(
         out[i, cols] = row
         mask[i, cols] = 1
     return torch.from_numpy(out), torch.from_numpy(mask)
+
+
+def prediction_records(
+    tokenizer: Tokenizer,
+    prompts: Sequence[torch.Tensor],
+    target_ids: torch.Tensor,
+    preds: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """One JSON-lines record per row, as every type writes them: the ``prompt`` (each row's
+    prompt ids, as the predictor cut them out of its batch), ``target`` (``target_ids`` without
+    ``IGNORE_INDEX``) and ``prediction`` texts, and the prediction's ids."""
+    records = []
+    for prompt, target, text, ids in zip(prompts, target_ids, preds["text"], preds["ids"]):
+        records.append(
+            {
+                "prompt": tokenizer.decode(prompt),
+                "target": tokenizer.decode(target[target != IGNORE_INDEX]),
+                "prediction": text,
+                "prediction_ids": ids.tolist(),
+            }
+        )
+    return records

@@ -9,7 +9,8 @@ import torch
 from lmhub.data.tokenizers import Tokenizer
 from lmhub.generation.generate import generate
 from lmhub.lm.arlm.collators import ARLMSeq2SeqPredictionCollator
-from lmhub.lm.arlm.types import IGNORE_INDEX, ARLMPredictionBatch
+from lmhub.lm.arlm.types import ARLMPredictionBatch
+from lmhub.lm.batching import prediction_records
 from lmhub.models.decoder import DecoderLM
 
 __all__ = ["ARLMPredictor", "pad_id_of"]
@@ -84,19 +85,10 @@ class ARLMPredictor:
     def to_dict(self, batch: ARLMPredictionBatch, preds: dict[str, Any]) -> list[dict[str, Any]]:
         """One JSON-lines record per row: ``prompt``, ``target`` and ``prediction`` texts, and
         the prediction's ids."""
-        records = []
-        for i, prediction in enumerate(preds["text"]):
-            prompt = batch["input_ids"][i][batch["attention_mask"][i].bool()]
-            target = batch["target_ids"][i]
-            records.append(
-                {
-                    "prompt": self.tokenizer.decode(prompt),
-                    "target": self.tokenizer.decode(target[target != IGNORE_INDEX]),
-                    "prediction": prediction,
-                    "prediction_ids": preds["ids"][i].tolist(),
-                }
-            )
-        return records
+        prompts = [
+            row[mask.bool()] for row, mask in zip(batch["input_ids"], batch["attention_mask"])
+        ]
+        return prediction_records(self.tokenizer, prompts, batch["target_ids"], preds)
 
     def generate(self, prompts: list[str]) -> list[str]:
         """Return the continuation of each prompt (BOS added when the tokenizer wants it)."""

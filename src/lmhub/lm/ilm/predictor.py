@@ -10,10 +10,11 @@ import torch
 from lmhub.data.tokenizers import Tokenizer
 from lmhub.generation.sampling import next_token
 from lmhub.lm.arlm.predictor import pad_id_of
+from lmhub.lm.batching import prediction_records
 from lmhub.lm.ilm.collators import ILMSeq2SeqPredictionCollator
 from lmhub.lm.ilm.loss import insertion_log_probs
 from lmhub.lm.ilm.model import ILMModel
-from lmhub.lm.ilm.types import IGNORE_INDEX, ILMPredictionBatch
+from lmhub.lm.ilm.types import ILMPredictionBatch
 
 __all__ = ["ILMPredictor"]
 
@@ -134,21 +135,10 @@ class ILMPredictor:
     def to_dict(self, batch: ILMPredictionBatch, preds: dict[str, Any]) -> list[dict[str, Any]]:
         """One JSON-lines record per row: ``prompt``, ``target`` and ``prediction`` texts, and
         the prediction's ids."""
-        records = []
         starts = [int(m.nonzero()[0]) for m in batch["insert_mask"]]
-        separated = self.collator.sep_token_id is not None
-        for i, prediction in enumerate(preds["text"]):
-            prompt = batch["input_ids"][i][1 : starts[i] + (0 if separated else 1)]
-            target = batch["target_ids"][i]
-            records.append(
-                {
-                    "prompt": self.tokenizer.decode(prompt),
-                    "target": self.tokenizer.decode(target[target != IGNORE_INDEX]),
-                    "prediction": prediction,
-                    "prediction_ids": preds["ids"][i].tolist(),
-                }
-            )
-        return records
+        end = 0 if self.collator.sep_token_id is not None else 1  # the separator is not prompt
+        prompts = [row[1 : start + end] for row, start in zip(batch["input_ids"], starts)]
+        return prediction_records(self.tokenizer, prompts, batch["target_ids"], preds)
 
     def generate(self, prompts: list[str]) -> list[str]:
         """Return the inserted text of each prompt (BOS added when the tokenizer wants it)."""

@@ -9,10 +9,11 @@ import torch
 from lmhub.data.tokenizers import Tokenizer
 from lmhub.generation.sampling import next_token
 from lmhub.lm.arlm.predictor import pad_id_of
+from lmhub.lm.batching import prediction_records
 from lmhub.lm.mdlm.collators import MDLMSeq2SeqPredictionCollator
 from lmhub.lm.mdlm.model import MDLMModel
 from lmhub.lm.mdlm.schedule import LogLinearSchedule
-from lmhub.lm.mdlm.types import IGNORE_INDEX, MDLMPredictionBatch
+from lmhub.lm.mdlm.types import MDLMPredictionBatch
 
 __all__ = ["MDLMPredictor"]
 
@@ -117,19 +118,9 @@ class MDLMPredictor:
     def to_dict(self, batch: MDLMPredictionBatch, preds: dict[str, Any]) -> list[dict[str, Any]]:
         """One JSON-lines record per row: ``prompt``, ``target`` and ``prediction`` texts, and
         the prediction's ids."""
-        records = []
         prompt_mask = batch["attention_mask"].bool() & ~batch["diffused_mask"].bool()
-        for i, prediction in enumerate(preds["text"]):
-            target = batch["target_ids"][i]
-            records.append(
-                {
-                    "prompt": self.tokenizer.decode(batch["input_ids"][i][prompt_mask[i]]),
-                    "target": self.tokenizer.decode(target[target != IGNORE_INDEX]),
-                    "prediction": prediction,
-                    "prediction_ids": preds["ids"][i].tolist(),
-                }
-            )
-        return records
+        prompts = [row[mask] for row, mask in zip(batch["input_ids"], prompt_mask)]
+        return prediction_records(self.tokenizer, prompts, batch["target_ids"], preds)
 
     def generate(self, prompts: list[str]) -> list[str]:
         """Return the generated target of each prompt (BOS added when the tokenizer wants it)."""

@@ -11,9 +11,10 @@ import torch
 
 from lmhub.data.tokenizers import Tokenizer
 from lmhub.generation.sampling import next_token
+from lmhub.lm.batching import prediction_records
 from lmhub.lm.mlm.collators import MLMSeq2SeqPredictionCollator
 from lmhub.lm.mlm.loss import bidirectional_hidden
-from lmhub.lm.mlm.types import IGNORE_INDEX, MLMPredictionBatch
+from lmhub.lm.mlm.types import MLMPredictionBatch
 from lmhub.models.decoder import DecoderLM
 
 __all__ = ["MLMPredictor", "unmask"]
@@ -128,19 +129,9 @@ class MLMPredictor:
     def to_dict(self, batch: MLMPredictionBatch, preds: dict[str, Any]) -> list[dict[str, Any]]:
         """One JSON-lines record per row: ``prompt``, ``target`` and ``prediction`` texts, and
         the prediction's ids."""
-        records = []
-        for i, prediction in enumerate(preds["text"]):
-            prompt = batch["input_ids"][i][: int(batch["prompt_lengths"][i])]
-            target = batch["target_ids"][i]
-            records.append(
-                {
-                    "prompt": self.tokenizer.decode(prompt),
-                    "target": self.tokenizer.decode(target[target != IGNORE_INDEX]),
-                    "prediction": prediction,
-                    "prediction_ids": preds["ids"][i].tolist(),
-                }
-            )
-        return records
+        lengths = [int(n) for n in batch["prompt_lengths"]]
+        prompts = [row[:n] for row, n in zip(batch["input_ids"], lengths)]
+        return prediction_records(self.tokenizer, prompts, batch["target_ids"], preds)
 
     def generate(self, prompts: list[str]) -> list[str]:
         """Fill ``target_length`` (else ``max_new_tokens``) slots after each prompt."""

@@ -9,8 +9,9 @@ import torch
 from lmhub.data.tokenizers import Tokenizer
 from lmhub.generation.seq2seq import generate_seq2seq
 from lmhub.lm.arlm.predictor import pad_id_of
+from lmhub.lm.batching import prediction_records
 from lmhub.lm.seq2seq.collators import Seq2SeqPredictionCollator
-from lmhub.lm.seq2seq.types import IGNORE_INDEX, Seq2SeqPredictionBatch
+from lmhub.lm.seq2seq.types import Seq2SeqPredictionBatch
 from lmhub.models.encoder_decoder import EncoderDecoderLM
 
 __all__ = ["Seq2SeqPredictor"]
@@ -67,19 +68,10 @@ class Seq2SeqPredictor:
     def to_dict(self, batch: Seq2SeqPredictionBatch, preds: dict[str, Any]) -> list[dict[str, Any]]:
         """One JSON-lines record per row: ``prompt`` (the source), ``target`` and ``prediction``
         texts, as every LM type writes them, and the prediction's ids."""
-        records = []
-        for i, prediction in enumerate(preds["text"]):
-            source = batch["input_ids"][i][batch["attention_mask"][i].bool()]
-            target = batch["target_ids"][i]
-            records.append(
-                {
-                    "prompt": self.tokenizer.decode(source),
-                    "target": self.tokenizer.decode(target[target != IGNORE_INDEX]),
-                    "prediction": prediction,
-                    "prediction_ids": preds["ids"][i].tolist(),
-                }
-            )
-        return records
+        sources = [
+            row[mask.bool()] for row, mask in zip(batch["input_ids"], batch["attention_mask"])
+        ]
+        return prediction_records(self.tokenizer, sources, batch["target_ids"], preds)
 
     def generate(self, prompts: list[str]) -> list[str]:
         """Return the model's target for each source text."""
