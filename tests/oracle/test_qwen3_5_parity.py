@@ -23,12 +23,17 @@ from safetensors.torch import load_file, save_file
 import lmhub
 import lmhub.hf
 from lmhub.nn.attention import ATTN_IMPLS
-from tests.generation.test_generate_oracle import hf_generate, left_padded
 from tests.oracle.hf_models import save_tiny_hf
+from tests.oracle.parity import (
+    ATOL,
+    assert_export_round_trips,
+    assert_greedy_generation_matches,
+    assert_logits_match,
+    max_diff,
+)
 
 pytest.importorskip("transformers")
 
-ATOL = 1e-5
 VOCAB = 160
 # Small weights: at transformers' usual test scale (0.2) this hybrid amplifies float rounding
 # far more than a plain transformer (a linear-attention head whose output is near zero is normed
@@ -79,24 +84,14 @@ def load_case(directory: Path, case: str, **lmhub_config: Any) -> tuple[Any, Any
     return hf, model
 
 
-def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a - b).abs().max().item()
-
-
 @pytest.mark.parametrize("attn_impl", ATTN_IMPLS)
 @pytest.mark.parametrize("case", list(CASES))
 def test_logits_match_transformers(tmp_path: Path, case: str, attn_impl: str) -> None:
     hf, model = load_case(tmp_path, case, attn_impl=attn_impl)
     # The same kernel on both sides; lmhub's flex is checked against transformers' eager.
     hf.set_attn_implementation("eager" if attn_impl == "flex" else attn_impl)
-    ids = torch.randint(0, VOCAB, (2, 70))  # two chunks of the delta rule
-    mask = torch.ones_like(ids)
-    mask[1, :5] = 0  # left padding
-    with torch.no_grad():
-        assert max_diff(model(ids), hf(ids).logits) <= ATOL
-        got, want = model(ids, attention_mask=mask), hf(ids, attention_mask=mask).logits
-    real = mask.bool()
-    assert max_diff(got[real], want[real]) <= ATOL
+    # two chunks of the delta rule
+    assert_logits_match(hf, model, vocab=VOCAB, seq=70)
 
 
 @pytest.mark.parametrize(
@@ -107,43 +102,22 @@ def test_greedy_generation_matches_transformers(
     tmp_path: Path, case: str, cache: str | None, fused: bool
 ) -> None:
     hf, model = load_case(tmp_path, case)
-    kw: dict[str, Any] = {"cache": cache, "fused_weights": fused}
-    ids = torch.randint(0, VOCAB, (1, 9))
-    want = hf_generate(hf, ids, None, 12)
-    got = lmhub.generate(model, ids, max_new_tokens=12, **kw)
-    assert torch.equal(got, want)
-    assert len(got[0, ids.shape[1] :].unique()) >= 3  # not one token over and over
-
-    prompts = [torch.randint(1, VOCAB, (n,)) for n in (10, 3, 6)]
-    ids, mask = left_padded(prompts)
-    want = hf_generate(hf, ids, mask, 8)
-    got = lmhub.generate(model, ids, attention_mask=mask, max_new_tokens=8, **kw)
-    assert torch.equal(got, want)
+    assert_greedy_generation_matches(hf, model, vocab=VOCAB, cache=cache, fused=fused)
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_export_round_trips_exactly(tmp_path: Path, case: str) -> None:
-    from transformers import AutoModelForCausalLM
-
     hf, model = load_case(tmp_path / "hf", case)
-    lmhub.hf.export(model, tmp_path / "out")
-    config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert config["model_type"] == CASES[case][0]
-
-    original = load_file(tmp_path / "hf" / "model.safetensors")
-    exported = load_file(tmp_path / "out" / "model.safetensors")
-    assert exported.keys() == original.keys()
-    assert all(torch.equal(exported[k], original[k]) for k in original)
-
-    back = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
-    assert type(back) is type(hf)
-    for key in ("layer_types", "tie_word_embeddings", "head_dim", "linear_num_value_heads"):
-        assert getattr(back.config, key) == getattr(hf.config, key), key
+    back = assert_export_round_trips(
+        hf,
+        model,
+        tmp_path / "hf",
+        tmp_path / "out",
+        model_type=CASES[case][0],
+        config_keys=("layer_types", "tie_word_embeddings", "head_dim", "linear_num_value_heads"),
+        vocab=VOCAB,
+    )
     assert back.config.rope_parameters["partial_rotary_factor"] == 0.25
-    ids = torch.randint(0, VOCAB, (2, 12))
-    with torch.no_grad():
-        assert max_diff(back(ids).logits, hf(ids).logits) == 0.0
-        assert max_diff(model(ids), back(ids).logits) <= ATOL
 
 
 def test_the_published_multimodal_layout_loads_its_text_model(tmp_path: Path) -> None:
