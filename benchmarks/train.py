@@ -18,6 +18,10 @@ Modes:
 
     .venv/bin/python benchmarks/train.py                      # all modes, 2 rounds
     .venv/bin/python benchmarks/train.py --modes fp32 --steps 5 --rounds 3
+    .venv/bin/python benchmarks/train.py --set compile=false    # lmhub's eager step
+
+lmhub's side trains with ``compile: true`` (each layer through ``torch.compile``; the compile
+happens in the warmup step, so use at least one) unless ``--set compile=false``.
 
 Peak RSS is the whole process's ``ru_maxrss`` (the interpreter, torch and each side's imports
 included). Targets (issue 8): fp32 >= 0.95x transformers' tokens/s at <= 0.7x its peak RSS;
@@ -69,7 +73,8 @@ print(json.dumps({"params": sum(p.numel() for p in model.parameters())}))
 _LMHUB = """
 import time, resource, torch
 torch.set_num_threads(THREADS)
-trainer, _ = build_trainer(config_for(MODE, "lmhub"))
+config = config_for(MODE, "lmhub")
+trainer, _ = build_trainer(config)
 rows = torch.load(WORK / "rows.pt")
 times = []
 for i in range(WARMUP + STEPS):
@@ -79,7 +84,8 @@ for i in range(WARMUP + STEPS):
 steady = sorted(times[WARMUP:])[len(times[WARMUP:]) // 2]
 print(json.dumps({"tokens_per_s": rows[0].numel() / steady,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "threads": torch.get_num_threads()}))
+                  "threads": torch.get_num_threads(), "compile": config.compile,
+                  "mmap_threshold": config.malloc_mmap_threshold_mib}))
 """
 
 _TRANSFORMERS = """
@@ -143,7 +149,7 @@ def _config_block(args: argparse.Namespace, work: Path, mode: str) -> str:
                 "max_steps": 1000, "precision": "fp32" if mode == "lora" else mode,
                 "optimizer": {{"lr": 3e-4}}, "lora": lora,
                 "log": {{"progress": "none", "every_steps": 1000}},
-                "checkpoint": {{"register_cards": False}},
+                "checkpoint": {{"register_cards": False}}, "compile": True,
                 "output_dir": str(WORK / ("run_" + name + "_" + mode)), "resume": "never",
             }})
             return apply_overrides(config, {list(args.set)!r})
@@ -170,7 +176,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", default="fp32,bf16-mixed,lora")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per run")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per run")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per run")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each side per mode")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -212,7 +218,9 @@ def main() -> None:
     def med(side: str, mode: str, key: str) -> float:
         return median([r[key] for r in results[(side, mode)]])
 
-    print(f"CPU: {_cpu_model()}; torch threads: {results[('lmhub', modes[0])][0]['threads']}; "
+    first = results[("lmhub", modes[0])][0]
+    print(f"CPU: {_cpu_model()}; torch threads: {first['threads']}; lmhub compile: "
+          f"{first['compile']}, malloc_mmap_threshold_mib: {first['mmap_threshold']}; "
           f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"model: {setup['params'] / 1e6:.1f}M parameters; batch 8 x 256; "
           f"{args.rounds} rounds x {args.steps} timed steps after {args.warmup} warmup"

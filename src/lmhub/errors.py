@@ -357,3 +357,16 @@ class LmTypeError(ConfigError, LookupError):
             field="lm_type",
             value=name,
         )
+
+
+class CompileError(LmhubError, RuntimeError):
+    """``torch.compile`` could not trace or build a training layer (``compile: true``)."""
+
+    def __init__(self, layer: str, reason: str) -> None:
+        self.layer = layer
+        self.reason = reason
+        super().__init__(
+            f"Compiling {layer} with torch.compile failed: {reason} Set compile: false to "
+            "train eagerly (same results, slower), or install a C++ compiler if inductor "
+            "reports none."
+        )

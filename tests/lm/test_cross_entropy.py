@@ -103,3 +103,16 @@ def test_chunked_cross_entropy_through_any_head_equals_the_plain_loss() -> None:
         torch.autograd.grad(got, (hidden, weight)), torch.autograd.grad(want, (hidden, weight))
     ):
         torch.testing.assert_close(g, w)
+
+
+def test_a_second_backward_through_the_same_graph_is_refused() -> None:
+    # The backward scales the stored gradients in place (no second [vocab, dim] copy at the
+    # peak), so it can run once; retain_graph=True must not silently double-scale them.
+    hidden = torch.randn(6, 8, requires_grad=True)
+    weight = torch.randn(11, 8, requires_grad=True)
+    loss = linear_cross_entropy(hidden, weight, torch.arange(6), chunk_size=4) / 6
+    loss.backward(retain_graph=True)
+    expected = F.cross_entropy(hidden.detach() @ weight.detach().T, torch.arange(6))
+    torch.testing.assert_close(loss.detach(), expected)
+    with pytest.raises(RuntimeError, match="backward ran twice"):
+        loss.backward()

@@ -27,11 +27,16 @@ from torch.utils.checkpoint import checkpoint
 
 from lmhub.models.decoder import DecoderLM
 
-__all__ = ["chunked_cross_entropy", "head_cross_entropy", "linear_cross_entropy"]
+__all__ = ["CHUNK_SIZE", "chunked_cross_entropy", "head_cross_entropy", "linear_cross_entropy"]
+
+CHUNK_SIZE = 256
+"""Positions projected to the vocabulary at a time. Measured on the 58M benchmark model
+(2048 positions, 32000 tokens): 128 to 2048 all take the same time, and a smaller chunk keeps
+less float32 logits alive at the peak (256 x 32000: 33 MB)."""
 
 
 def head_cross_entropy(
-    model: DecoderLM, hidden: torch.Tensor, targets: torch.Tensor, *, chunk_size: int = 1024
+    model: DecoderLM, hidden: torch.Tensor, targets: torch.Tensor, *, chunk_size: int = CHUNK_SIZE
 ) -> torch.Tensor:
     """Summed cross-entropy of ``model``'s output head over the selected final hidden states
     ``hidden`` ``[n, dim]`` against ``targets`` ``[n]``: :func:`linear_cross_entropy` where the
@@ -53,7 +58,7 @@ def linear_cross_entropy(
     targets: torch.Tensor,
     *,
     bias: torch.Tensor | None = None,
-    chunk_size: int = 1024,
+    chunk_size: int = CHUNK_SIZE,
 ) -> torch.Tensor:
     """Return the summed cross-entropy of ``hidden @ weight.T + bias`` against ``targets``.
 
@@ -91,7 +96,7 @@ def chunked_cross_entropy(
     targets: torch.Tensor,
     logits_fn: Callable[[torch.Tensor], torch.Tensor],
     *,
-    chunk_size: int = 1024,
+    chunk_size: int = CHUNK_SIZE,
 ) -> torch.Tensor:
     """Return the summed cross-entropy of ``logits_fn(hidden)`` against ``targets``, a chunk of
     positions at a time; each chunk's logits are recomputed in the backward pass, not kept.
@@ -161,17 +166,27 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 grad_weight += (grad.T @ h).to(acc_dtype)
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
         ctx.dtypes = (weight.dtype, None if bias is None else bias.dtype)
+        ctx.used = False
         return total
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        if ctx.used:
+            raise RuntimeError(
+                "linear_cross_entropy's backward ran twice (retain_graph=True): it scales its "
+                "stored gradients in place, once. Call linear_cross_entropy again for a second "
+                "backward pass."
+            )
+        ctx.used = True
         grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
         weight_dtype, bias_dtype = ctx.dtypes
+        # In place: a scaled copy of the [vocab, dim] gradient would be alive beside the stored
+        # one at the start of the backward pass, when every activation is still held.
         scale = grad_output
         if grad_hidden is not None:
-            grad_hidden = (grad_hidden * scale).to(grad_hidden.dtype)
+            grad_hidden = grad_hidden.mul_(scale)
         if grad_weight is not None:
-            grad_weight = (grad_weight * scale).to(weight_dtype)
+            grad_weight = grad_weight.mul_(scale).to(weight_dtype)
         if grad_bias is not None:
-            grad_bias = (grad_bias * scale).to(bias_dtype)
+            grad_bias = grad_bias.mul_(scale).to(bias_dtype)
         return grad_hidden, grad_weight, grad_bias, None, None, None

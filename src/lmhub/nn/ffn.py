@@ -66,8 +66,11 @@ def gated_activation(
     gate: torch.Tensor, up: torch.Tensor, act: Callable[[torch.Tensor], torch.Tensor]
 ) -> torch.Tensor:
     """Return ``act(gate) * up``; when it needs gradients, through :class:`_GatedActivation`,
-    which holds less memory for the backward."""
-    if torch.is_grad_enabled() and (gate.requires_grad or up.requires_grad):
+    which holds less memory for the backward. Under ``torch.compile`` the plain expression:
+    inductor's partitioner chooses what to recompute itself, and the Function's backward (an
+    ``autograd.grad`` call) would split the compiled graph."""
+    compiling = torch.compiler.is_compiling()
+    if not compiling and torch.is_grad_enabled() and (gate.requires_grad or up.requires_grad):
         return _GatedActivation.apply(gate, up, act)
     return act(gate) * up
 

@@ -209,6 +209,11 @@ class TrainConfig:
     PEFT adapter directory."""
     gradient_checkpointing: bool = False
     """Recompute each layer's activations in the backward pass (less memory, more compute)."""
+    compile: bool = False
+    """Compile each layer's training forward and backward with ``torch.compile`` (inductor):
+    fused elementwise work and fewer saved activations. The first step pays the compile (tens
+    of seconds on a CPU). Evaluation and prediction run eagerly. On the 58M benchmark model:
+    1.12x transformers' fp32 speed at 0.62x its peak RSS (eagerly: 0.79x)."""
     malloc_mmap_threshold_mib: float | None = None
     """On Linux with glibc, serve host allocations of at least this many MiB from their own
     memory maps, returned to the system when freed (``None``: leave malloc as it is). glibc

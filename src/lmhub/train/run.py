@@ -61,6 +61,7 @@ from lmhub.parallel.setup import barrier, setup_gangs
 from lmhub.parallel.shard import shard_model
 from lmhub.peft import apply_lora, merge_lora, save_adapter
 from lmhub.train.checkpointing import enable_gradient_checkpointing
+from lmhub.train.compile import compile_layers
 from lmhub.train.config import (
     EvalLoaderConfig,
     TrainConfig,
@@ -408,6 +409,8 @@ def build_trainer(
         apply_lora(model, config.lora)
     if config.gradient_checkpointing:
         enable_gradient_checkpointing(model)
+    if config.compile:
+        compile_layers(model)
     if gangs is not None:
         plan = tp_plan_of(source.family, model.config, gangs)
         shard_model(model, plan, gangs, mixed_precision=config.parallel.mixed_precision)

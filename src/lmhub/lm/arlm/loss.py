@@ -8,7 +8,7 @@ import torch
 
 from lmhub.data.packing import document_mask
 from lmhub.lm.arlm.types import IGNORE_INDEX, ARLMBatch
-from lmhub.lm.cross_entropy import head_cross_entropy
+from lmhub.lm.cross_entropy import CHUNK_SIZE, head_cross_entropy
 from lmhub.lm.protocols import LossOutput
 from lmhub.models.decoder import DecoderLM
 
@@ -34,7 +34,7 @@ class ARLMLoss:
         >>> loss.loss_fn(ARLMPretrainCollator(pad_token_id=0)(examples))["loss"]  # doctest: +SKIP
     """
 
-    def __init__(self, model: DecoderLM, *, chunk_size: int = 1024) -> None:
+    def __init__(self, model: DecoderLM, *, chunk_size: int = CHUNK_SIZE) -> None:
         """``chunk_size``: positions projected to the vocabulary at a time."""
         self.model = model
         self.chunk_size = chunk_size

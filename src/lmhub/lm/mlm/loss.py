@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from lmhub.data.packing import document_mask
-from lmhub.lm.cross_entropy import head_cross_entropy
+from lmhub.lm.cross_entropy import CHUNK_SIZE, head_cross_entropy
 from lmhub.lm.mlm.types import IGNORE_INDEX, MLMBatch
 from lmhub.lm.protocols import LossOutput
 from lmhub.models.decoder import DecoderLM
@@ -41,7 +41,7 @@ class MLMLoss:
     Returns ``loss`` (mean over labelled tokens), ``loss_sum`` and ``num_tokens``.
     """
 
-    def __init__(self, model: DecoderLM, *, chunk_size: int = 1024) -> None:
+    def __init__(self, model: DecoderLM, *, chunk_size: int = CHUNK_SIZE) -> None:
         """``chunk_size``: positions projected to the vocabulary at a time."""
         self.model = model
         self.chunk_size = chunk_size

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lmhub.lm.cross_entropy import chunked_cross_entropy
+from lmhub.lm.cross_entropy import CHUNK_SIZE, chunked_cross_entropy
 from lmhub.lm.protocols import LossOutput
 from lmhub.lm.seq2seq.types import IGNORE_INDEX, Seq2SeqBatch
 from lmhub.models.encoder_decoder import EncoderDecoderLM
@@ -26,7 +26,7 @@ class Seq2SeqLoss:
         >>> loss.loss_fn(Seq2SeqCollator(pad_token_id=0)(examples))["loss"]  # doctest: +SKIP
     """
 
-    def __init__(self, model: EncoderDecoderLM, *, chunk_size: int = 1024) -> None:
+    def __init__(self, model: EncoderDecoderLM, *, chunk_size: int = CHUNK_SIZE) -> None:
         """``chunk_size``: positions projected to the vocabulary at a time."""
         self.model = model
         self.chunk_size = chunk_size
