@@ -20,9 +20,11 @@ decode-time model (``lmhub.nn.decode_weights``), to show what it brings; ``--com
 lmhub rows with ``compile_decode=True`` (``lmhub.generation.compiled``). The "first call" column
 is each runner's warm-up call, in seconds: it includes lmhub's kernel measurements and, for the
 compiled rows, the compilation (once per process: the batch-8 warm-up reuses the graph).
-``--dir`` keeps the checkpoint there for the next run (default: a temporary directory). On a
-shared machine, pin the run (``taskset -c 0,1``) and compare ratios, which both sides' noise
-affects alike.
+After each batch size's rows, a ceiling row gives the tokens/s of the step's weight products
+alone (no attention, norms or overhead; :func:`products_bound`): no implementation reading the
+same fp32 weights once per token decodes faster at batch 1. ``--dir`` keeps the checkpoint
+there for the next run (default: a temporary directory). On a shared machine, pin the run
+(``taskset -c 0,1``) and compare ratios, which both sides' noise affects alike.
 """
 
 from __future__ import annotations
@@ -169,6 +171,27 @@ def main() -> None:
         print(f"  [{out_f}, {in_f}] {str(dtype).removeprefix('torch.')} rows {rows}: {kernel}")
 
 
+def products_bound(directory: Path, dtype: torch.dtype, batch: int, repeats: int) -> float:
+    """Tokens/s if a decode step cost nothing but its weight products: one ``F.linear`` of
+    ``batch`` rows through every linear weight of the model (the output head included, the
+    embedding table not, as a step reads one row of it), timed alone. Decoding at batch 1
+    streams every weight once per token, so this is the ceiling of any implementation that
+    reads the same weights, whatever its per-step overhead."""
+    import lmhub
+
+    model = lmhub.load_model(directory, dtype=dtype, progress=False).eval()
+    weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    inputs = [torch.randn(batch, w.shape[1], dtype=dtype) for w in weights]
+    sweeps = []
+    with torch.inference_mode():
+        for _ in range(max(3, repeats) * 4):
+            start = time.perf_counter()
+            for x, w in zip(inputs, weights, strict=True):
+                torch.nn.functional.linear(x, w)
+            sweeps.append(time.perf_counter() - start)
+    return batch / median(sweeps)
+
+
 def table_rows(directory: Path, args: argparse.Namespace, vocab: int) -> list[list[object]]:
     """Measure every configuration; one table row per (runner, dtype, batch)."""
     rows: list[list[object]] = []
@@ -178,10 +201,13 @@ def table_rows(directory: Path, args: argparse.Namespace, vocab: int) -> list[li
         for batch in (1, 8):
             speeds = measure(run, batch, args.repeats, vocab)
             base = speeds["transformers"][0]
+            dt = str(dtype).removeprefix("torch.")
             for name, (speed, first) in speeds.items():
-                dt = str(dtype).removeprefix("torch.")
                 ratio = f"{speed / base:.2f}x"
                 rows.append([name, dt, batch, f"{speed:.1f}", ratio, f"{first:.1f} s"])
+            bound = products_bound(directory, dtype, batch, args.repeats)
+            name = "ceiling: the weight products alone"
+            rows.append([name, dt, batch, f"{bound:.1f}", f"{bound / base:.2f}x", "-"])
     return rows
 
 
