@@ -97,3 +97,12 @@ def test_train_config_parallel_section() -> None:
         check_parallel_train_config(lora, dp_size=1)  # bf16 mixed precision shards at dp=1
     with pytest.raises(ConfigError, match="mixed_precision"):
         apply_overrides(TrainConfig(), ["parallel.mixed_precision=fp8"])
+
+
+def test_compile_is_refused_with_tensor_parallelism_only() -> None:
+    fsdp = apply_overrides(TrainConfig(), ["compile=true", "batch_size=4"])
+    check_parallel_train_config(fsdp, dp_size=2)  # FSDP2 alone compiles (test_train_parallel)
+    tp = apply_overrides(fsdp, ["parallel.tp_size=2"])
+    with pytest.raises(ConfigError, match=r"'compile' is true with parallel\.tp_size=2") as e:
+        check_parallel_train_config(tp, dp_size=1)
+    assert e.value.field == "compile"

@@ -62,6 +62,8 @@ LAYOUTS = {
     "fsdp2": (2, []),
     "tp2": (2, ["parallel.tp_size=2"]),
     "fsdp2_tp2": (4, ["parallel.tp_size=2"]),
+    # Each layer compiled (before sharding, as torchtitan orders it) over FSDP2's sharded weights.
+    "fsdp2_compile": (2, ["compile=true"]),
 }
 
 

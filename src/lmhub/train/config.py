@@ -331,7 +331,9 @@ def check_train_config(config: TrainConfig) -> None:
 
 def check_parallel_train_config(config: TrainConfig, dp_size: int = 1) -> None:
     """Refuse what a sharded run cannot do: a batch that does not split over ``dp_size``
-    data-parallel ranks, and (when anything is sharded) LoRA and optimizer-in-backward.
+    data-parallel ranks, (when anything is sharded) LoRA and optimizer-in-backward, and
+    ``compile`` with tensor parallelism (torch 2.13's DTensor redistribution fails in the
+    compiled backward; FSDP2 alone compiles).
 
     Raises:
         ConfigError: naming the field.
@@ -357,3 +359,11 @@ def check_parallel_train_config(config: TrainConfig, dp_size: int = 1) -> None:
                 f"{par.mixed_precision}). Train with one process, or turn {name} off.",
                 field=name,
             )
+    if config.compile and par.tp_size > 1:
+        raise ConfigError(
+            f"The field 'compile' is true with parallel.tp_size={par.tp_size}: compiled layers "
+            "over tensor-parallel weights fail in the backward pass with this torch. Set "
+            "compile: false, or shard with FSDP2 alone (parallel.tp_size=1).",
+            field="compile",
+            value=True,
+        )
