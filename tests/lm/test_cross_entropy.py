@@ -116,3 +116,28 @@ def test_a_second_backward_through_the_same_graph_is_refused() -> None:
     torch.testing.assert_close(loss.detach(), expected)
     with pytest.raises(RuntimeError, match="backward ran twice"):
         loss.backward()
+
+
+def test_under_bf16_autocast_the_products_are_bf16_like_f_linear() -> None:
+    # bf16-mixed training: the reference is F.linear under autocast (bf16 products, whose
+    # gradients autograd also takes in bf16) with a float32 cross-entropy.
+    torch.manual_seed(0)
+    hidden = torch.randn(40, 16, requires_grad=True)
+    weight = (torch.randn(50, 16) * 0.3).requires_grad_()
+    targets = torch.randint(0, 50, (40,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = F.cross_entropy(F.linear(hidden, weight).float(), targets, reduction="sum")
+    ref.backward()
+    want = hidden.grad.clone(), weight.grad.clone()
+    hidden.grad = weight.grad = None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = linear_cross_entropy(hidden, weight, targets, chunk_size=16)
+    got.backward()
+    assert got.dtype == weight.grad.dtype == hidden.grad.dtype == torch.float32
+    torch.testing.assert_close(got, ref, rtol=1e-3, atol=0)
+    torch.testing.assert_close(hidden.grad, want[0], rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(weight.grad, want[1], rtol=2e-2, atol=2e-2)
+    # ...and they really are bf16 products: a float32 computation differs by more.
+    hidden.grad = weight.grad = None
+    exact = linear_cross_entropy(hidden, weight, targets)
+    assert (exact - got).abs() > 1e-4

@@ -18,6 +18,7 @@ pass (``torch.utils.checkpoint``) to keep the same one-chunk-at-a-time memory.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -144,26 +145,52 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_weight = torch.zeros_like(weight, dtype=acc_dtype) if need_w else None
         grad_bias = torch.zeros_like(bias, dtype=acc_dtype) if need_b and bias is not None else None
         total = torch.zeros((), dtype=acc_dtype, device=hidden.device)
-        for start in range(0, hidden.shape[0], chunk_size):
-            h = hidden[start : start + chunk_size]
-            t = targets[start : start + chunk_size]
-            logits = F.linear(h, weight, bias).to(acc_dtype)
-            lse = torch.logsumexp(logits, dim=-1)
-            total += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
-            if not (need_h or need_w or need_b):
-                continue
-            # d(loss)/d(logits) = softmax - one_hot, built in place over the logits.
-            grad = logits.sub_(lse[:, None]).exp_()
-            grad[torch.arange(t.shape[0], device=t.device), t] -= 1.0
-            if grad_bias is not None:
-                grad_bias += grad.sum(0)
-            grad = grad.to(weight.dtype)
-            if grad_hidden is not None:
-                grad_hidden[start : start + chunk_size] = grad @ weight
-            if grad_weight is not None and grad.dtype == h.dtype == acc_dtype:
-                grad_weight.addmm_(grad.T, h)  # in place: no [vocab, dim] temporary per chunk
-            elif grad_weight is not None:
-                grad_weight += (grad.T @ h).to(acc_dtype)
+        # The products run in the autocast dtype when autocast is on (bf16-mixed training), the
+        # way F.linear would; the operands are cast once here, not once per chunk and product.
+        device = hidden.device.type
+        autocast = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
+        mm_dtype = torch.get_autocast_dtype(device) if autocast else weight.dtype
+        # Autocast off inside: every operand already has the dtype chosen above.
+        off = torch.autocast(device, enabled=False) if autocast else contextlib.nullcontext()
+        with off:
+            w = weight.to(mm_dtype)
+            b = None if bias is None else bias.to(mm_dtype)
+            hidden_mm = hidden.to(mm_dtype)
+            partial: torch.Tensor | None = None
+            partial_acc = grad_weight
+            for start in range(0, hidden.shape[0], chunk_size):
+                h = hidden_mm[start : start + chunk_size]
+                t = targets[start : start + chunk_size]
+                logits = F.linear(h, w, b).to(acc_dtype)
+                picked = logits.gather(1, t[:, None])
+                # The log-sum-exp by hand, in place over the logits (each pass over a
+                # [chunk, vocab] tensor costs as much as a product here): they become
+                # exp(logits - max), then the softmax, d(loss)/d(logits) + one_hot.
+                top = logits.amax(dim=1, keepdim=True)
+                exps = logits.sub_(top).exp_()
+                sums = exps.sum(dim=1, keepdim=True)
+                total += (top + sums.log() - picked).sum()
+                if not (need_h or need_w or need_b):
+                    continue
+                grad = exps.div_(sums)
+                grad[torch.arange(t.shape[0], device=t.device), t] -= 1.0
+                if grad_bias is not None:
+                    grad_bias += grad.sum(0)
+                grad = grad.to(mm_dtype)
+                if grad_hidden is not None:
+                    grad_hidden[start : start + chunk_size] = grad @ w
+                if grad_weight is not None and grad.dtype == acc_dtype:
+                    grad_weight.addmm_(grad.T, h)  # in place: no [vocab, dim] temporary per chunk
+                elif grad_weight is not None:
+                    # A low-precision product, summed in acc_dtype through two reused buffers:
+                    # adding a bf16 tensor into a float32 one directly takes over twice as long
+                    # as converting first, and fresh [vocab, dim] temporaries fault their pages
+                    # in again every chunk.
+                    if partial is None:
+                        partial = torch.empty_like(w)
+                        partial_acc = torch.empty_like(grad_weight)
+                    torch.mm(grad.T, h, out=partial)
+                    grad_weight += partial_acc.copy_(partial)
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
         ctx.dtypes = (weight.dtype, None if bias is None else bias.dtype)
         ctx.used = False
