@@ -281,7 +281,7 @@ def test_a_bad_config_json_is_one_line_naming_file_and_key(
     assert str(tmp_path / "ckpt" / "config.json") in err and "'num_hidden_layers'" in err
 
 
-WINDOWED = ["deepseek_v3", "gemma", "gemma2", "gemma3", "gpt_oss", "granite", "llama", "mistral"]
+WINDOWED = ["gemma", "gemma2", "gemma3", "gpt_oss", "granite", "llama", "mistral"]
 WINDOWED += ["mixtral", "olmo2", "olmo3", "phi3", "qwen2", "qwen3", "qwen3_moe"]
 WINDOWED += ["smollm3", "gemma4"]
 NATIVE_WINDOWS = {"gemma2", "gemma3", "gpt_oss", "mistral", "mixtral", "olmo3", "phi3", "qwen2"}
@@ -327,5 +327,15 @@ def test_sliding_window_flag_lists_the_families_with_windows(
         capsys, "model", "construct", "gpt_neox_tiny", "-o", tmp_path, "--sliding-window", 3
     )
     assert code == 2
-    # Qwen3.5 has the field (the shared decoder's) but refuses a window with its own error.
-    assert "windows: " + ", ".join(sorted([*WINDOWED, "qwen3_5"])) + "." in err
+    assert "windows: " + ", ".join(sorted(WINDOWED)) + "." in err
+
+
+@pytest.mark.parametrize("arch", ["qwen3_5_tiny", "deepseek_v3_tiny"])
+def test_sliding_window_flag_is_refused_where_the_attention_cannot_slide(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, arch: str
+) -> None:
+    # They have the shared decoder's field, which their layers would silently ignore.
+    code, _, err = run(capsys, "model", "construct", arch, "-o", tmp_path, "--sliding-window", 3)
+    assert code == 2
+    assert "'sliding_window' is set, but" in err and "without sliding-window layers" in err
+    assert len(err.strip().splitlines()) == 1

@@ -93,7 +93,7 @@ def _no_windows(family: ModelFamily[Any, Any]) -> str:
     windowed = [
         name
         for name in list_families()
-        if "sliding_window" in {f.name for f in dataclasses.fields(get_family(name).config_class)}
+        if getattr(get_family(name).config_class, "has_sliding_windows", False)
     ]
     return (
         f"The '{family.name}' family has no sliding-window attention, so --sliding-window "

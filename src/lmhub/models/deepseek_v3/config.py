@@ -2,7 +2,7 @@
 
 import math
 from dataclasses import dataclass
-from typing import Final
+from typing import ClassVar, Final
 
 from lmhub.errors import ConfigError
 from lmhub.models.archs import ArchRegistry
@@ -26,6 +26,9 @@ class DeepseekV3Config(LlamaConfig):
     the query/key head width ``qk_nope_head_dim + qk_rope_head_dim`` and ``num_kv_heads``
     equals ``num_heads`` (every head decompresses its own key and value).
     """
+
+    has_sliding_windows: ClassVar[bool] = False
+    """Multi-head latent attention attends to every position: no sliding windows."""
 
     q_lora_rank: int | None = 1536
     """The width of the query bottleneck (HF ``q_lora_rank``); ``None`` projects queries in one

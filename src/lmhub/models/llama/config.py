@@ -1,7 +1,7 @@
 """Llama configuration and the published architecture presets."""
 
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal
 
 from lmhub.models.archs import ArchRegistry
 from lmhub.models.validation import check_common, check_positive
@@ -82,6 +82,10 @@ class LlamaConfig:
 
     qk_norm: bool = False
     """Whether each query and key head is RMS-normalised over its width before RoPE (Qwen3)."""
+
+    has_sliding_windows: ClassVar[bool] = True
+    """Whether the family's attention can slide; a family whose layers cannot (multi-head latent
+    attention, linear mixers) sets it False, and ``validate`` then refuses a window."""
 
     sliding_window: int | None = None
     """How many positions a sliding-window layer sees, the current one included (HF's meaning);
@@ -206,6 +210,16 @@ class LlamaConfig:
 
         check_common(self)
         check_positive(self, ["sliding_window"])
+        if not self.has_sliding_windows and (
+            self.sliding_window is not None or self.layer_types is not None
+        ):
+            field = "layer_types" if self.layer_types is not None else "sliding_window"
+            raise ConfigError(
+                f"'{field}' is set, but {type(self).__name__} describes a model without "
+                "sliding-window layers. Leave 'sliding_window' and 'layer_types' null.",
+                field=field,
+                value=getattr(self, field),
+            )
         for name in (
             "query_pre_attn_scalar",
             "attn_logit_softcap",

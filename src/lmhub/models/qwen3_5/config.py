@@ -1,7 +1,7 @@
 """Qwen3.5 (text) configuration and the published architecture presets."""
 
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal
 
 from lmhub.errors import ConfigError
 from lmhub.models.archs import ArchRegistry
@@ -30,6 +30,9 @@ class Qwen3_5Config(LlamaConfig):
     gated shared expert. The other fields are
     :class:`~lmhub.models.llama.config.LlamaConfig`'s.
     """
+
+    has_sliding_windows: ClassVar[bool] = False
+    """Gated DeltaNet or full attention per layer (``mixer_types``): no sliding windows."""
 
     head_dim: int | None = 256
     """The width of each full-attention head."""
@@ -108,12 +111,6 @@ class Qwen3_5Config(LlamaConfig):
                     field="mixer_types",
                     value=bad[0],
                 )
-        if self.layer_types is not None or self.sliding_window is not None:
-            raise ConfigError(
-                "Qwen3.5 has no sliding-window layers, but 'layer_types' or 'sliding_window' is "
-                "set. Leave both null and choose each layer's mixer with 'mixer_types'.",
-                field="layer_types" if self.layer_types is not None else "sliding_window",
-            )
 
 
 qwen3_5_archs: Final = ArchRegistry(QWEN3_5_FAMILY, Qwen3_5Config)
