@@ -109,3 +109,19 @@ def test_checkpoint_without_tokenizer_asks_for_one(
     save_tiny_hf_llama(tmp_path)  # vocabulary of 160: not bytes
     code, _, err = run(capsys, "generate", tmp_path, "-p", "x")
     assert code == 2 and "--tokenizer" in err
+
+
+@pytest.mark.slow  # compiles the decode step (about 15 s)
+def test_compile_flag_gives_the_eager_tokens(
+    capsys: pytest.CaptureFixture[str], recwarn: pytest.WarningsRecorder
+) -> None:
+    from lmhub.generation.compiled import CompileFallbackWarning
+
+    argv = ["generate", "llama_tiny", "--prompt", "Hello", "--max-new-tokens", 8]
+    code, eager, err = run(capsys, *argv)
+    assert code == 0, err
+    code, compiled, err = run(capsys, *argv, "--compile")
+    assert code == 0, err
+    assert "8 tokens in" in err
+    assert not [w for w in recwarn if issubclass(w.category, CompileFallbackWarning)]
+    assert compiled == eager

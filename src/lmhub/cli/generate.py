@@ -134,6 +134,14 @@ def generate(
     stop: Annotated[
         list[str] | None, typer.Option(help="Stop when this text appears (repeatable).")
     ] = None,
+    compile_decode: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="Run decode steps through torch.compile: tens of seconds to start, faster "
+            "steps after (long outputs).",
+        ),
+    ] = False,
 ) -> None:
     """Continue PROMPT with MODEL, streaming the new text to stdout."""
     from lmhub.data.tokenizers import IncrementalDecoder
@@ -179,6 +187,7 @@ def generate(
         stop=settings.stop,
         generator=generator,
         tokenizer=tok,
+        compile_decode=compile_decode,
     )
     for tokens in stream:
         count += 1
