@@ -53,8 +53,10 @@ from lmhub.nn.rope import apply_rotary, rotate_half
 
 Kernel = Callable[[torch.Tensor], torch.Tensor]
 
-KERNELS: tuple[str, ...] = ("linear", "linear_t", "onednn")
-"""The candidates: ``F.linear`` on ``[out, in]``, matmul on an ``[in, out]`` copy, oneDNN."""
+KERNELS: tuple[str, ...] = ("linear", "linear_t", "onednn", "mv")
+"""The candidates: ``F.linear`` on ``[out, in]``, matmul on an ``[in, out]`` copy, oneDNN, and
+for a single row the matrix-vector product on ``[out, in]`` (BLAS gemv, which splits the rows
+over threads differently from a one-row GEMM)."""
 
 _MEASURE_BYTES = 64 * 2**20
 """Weights measured together per candidate: more than a core's cache, so they stream as in use."""
@@ -175,7 +177,7 @@ class DecodeLinear(nn.Module):
         return self._bias
 
     def _layout(self, kernel: str) -> torch.Tensor | None:
-        if kernel == "linear":
+        if kernel in ("linear", "mv"):
             return self._weight()
         if kernel not in self._layouts:
             weight = self._weight()
@@ -201,6 +203,10 @@ class DecodeLinear(nn.Module):
             if b is None:
                 return lambda x: torch.matmul(x, w)
             return lambda x: torch.matmul(x, w).add_(b)
+        if kernel == "mv":  # one row only (chosen for rows == 1)
+            if b is None:
+                return lambda x: torch.mv(w, x.reshape(-1)).view(*x.shape[:-1], w.shape[0])
+            return lambda x: torch.addmv(b, w, x.reshape(-1)).view(*x.shape[:-1], w.shape[0])
         return lambda x: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
 
     def _choose(self, rows: int) -> str:
@@ -218,8 +224,8 @@ class DecodeLinear(nn.Module):
         w = self._weight()
         shape = (w.shape[0], w.shape[1], w.dtype, w.device.type)
         chosen = {k for key, k in _choices.items() if key[1:5] == shape}
-        if "linear" in chosen:
-            chosen.add("fused")  # the fused copy is the linear kernel's layout
+        if chosen & {"linear", "mv"}:
+            chosen.add("fused")  # the fused copy is these kernels' layout
         for member in self.group:
             for layout in [k for k in member._layouts if k not in chosen]:
                 del member._layouts[layout]
@@ -252,6 +258,8 @@ def _measure(group: Sequence[DecodeLinear], rows: int) -> str:
     x = torch.randn(rows, weight.shape[1], generator=gen).to(weight.device, weight.dtype)
     runs: dict[str, list[Kernel]] = {}
     for kernel in KERNELS:
+        if kernel == "mv" and rows != 1:
+            continue
         if all(m._layout(kernel) is not None for m in members):
             fns = [m._kernel(kernel) for m in members]
             if _agrees(fns[0](x), members[0]._kernel("linear")(x)):
