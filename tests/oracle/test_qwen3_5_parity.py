@@ -23,12 +23,12 @@ from safetensors.torch import load_file, save_file
 import lmhub
 import lmhub.hf
 from lmhub.nn.attention import ATTN_IMPLS
-from tests.oracle.hf_models import save_tiny_hf
 from tests.oracle.parity import (
     ATOL,
     assert_export_round_trips,
     assert_greedy_generation_matches,
     assert_logits_match,
+    load_tiny_pair,
     max_diff,
 )
 
@@ -75,9 +75,13 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
 
 def load_case(directory: Path, case: str, **lmhub_config: Any) -> tuple[Any, Any]:
     model_type, overrides = CASES[case]
-    hf = save_tiny_hf(directory, model_type, initializer_range=INIT_STD, **{**SHAPE, **overrides})
-    hf.generation_config.eos_token_id = None  # nothing stops early
-    model = lmhub.load_model(directory, config=lmhub_config or None).eval()
+    hf, model = load_tiny_pair(
+        directory,
+        model_type,
+        lmhub_config=lmhub_config,
+        initializer_range=INIT_STD,
+        **{**SHAPE, **overrides},
+    )
     assert type(model).__name__ == "Qwen3_5Model"
     want = [t.removesuffix("_attention") for t in hf.config.layer_types]
     assert list(model.mixer_types) == want
