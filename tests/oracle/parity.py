@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 import lmhub
 import lmhub.hf
@@ -21,6 +21,12 @@ from tests.oracle.hf_models import save_tiny_hf
 
 ATOL = 1e-5
 """fp32 logits: the largest absolute difference allowed."""
+
+GENERATION_SETTINGS = pytest.mark.parametrize(
+    ("cache", "fused"), [("static", True), ("static", False), ("dynamic", False), (None, False)]
+)
+"""Parametrises a greedy-generation test over each KV cache (``cache``) and, with the static
+one, the fused and unfused projections (``fused``)."""
 
 
 def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -37,6 +43,12 @@ def load_tiny_pair(
     model = save_tiny_hf(directory, model_type, **hf)
     model.generation_config.eos_token_id = None  # nothing stops early
     return model, lmhub.load_model(directory, config=lmhub_config or None).eval()
+
+
+def match_hf_kernel(hf: Any, attn_impl: str) -> None:
+    """Run ``hf`` on lmhub's kernel ``attn_impl``; lmhub's flex is checked against transformers'
+    eager."""
+    hf.set_attn_implementation("eager" if attn_impl == "flex" else attn_impl)
 
 
 def assert_logits_match(
@@ -75,6 +87,14 @@ def assert_generates_like(
     got = lmhub.generate(model, ids, attention_mask=mask, max_new_tokens=new_tokens, **generate_kw)
     assert torch.equal(got, want)
     return got
+
+
+def ring_buffer_lengths(window: int) -> dict[str, Any]:
+    """:func:`assert_greedy_generation_matches`'s lengths for sliding layers of ``window``: the
+    prompts longer than the window, and new tokens that wrap the ring buffers twice."""
+    return dict(
+        prompt_len=window + 3, new_tokens=2 * window + 1, batch_lens=(window + 4, 3, window)
+    )
 
 
 def assert_greedy_generation_matches(
@@ -135,8 +155,7 @@ def assert_export_matches_checkpoint(
 def assert_export_round_trips(
     hf: Any,
     model: Any,
-    hf_dir: Path,
-    out_dir: Path,
+    directory: Path,
     *,
     model_type: str,
     config_keys: Sequence[str],
@@ -144,14 +163,16 @@ def assert_export_round_trips(
     seq: int = 12,
     missing_as_none: bool = False,
 ) -> Any:
-    """lmhub's export of ``model`` (loaded from ``hf_dir``) holds the same tensors under the same
-    names (:func:`assert_export_matches_checkpoint`); transformers loads it natively, with the
+    """lmhub's export of ``model`` (loaded from ``directory / "hf"``) to ``directory / "out"``
+    holds the same tensors under the same names (:func:`assert_export_matches_checkpoint`);
+    transformers loads it natively, with the
     same ``config_keys`` (one a config lacks reads as ``None`` where ``missing_as_none``) and
     the same logits on two rows of ``seq`` (``model``'s within ``ATOL``); return the model
     transformers loads from it."""
     from transformers import AutoModelForCausalLM
 
-    assert_export_matches_checkpoint(model, hf_dir, out_dir, model_type=model_type)
+    out_dir = directory / "out"
+    assert_export_matches_checkpoint(model, directory / "hf", out_dir, model_type=model_type)
 
     back = AutoModelForCausalLM.from_pretrained(out_dir).eval()
     assert type(back) is type(hf)
@@ -165,3 +186,41 @@ def assert_export_round_trips(
         assert max_diff(back(ids).logits, hf(ids).logits) == 0.0
         assert max_diff(model(ids), back(ids).logits) <= ATOL
     return back
+
+
+def assert_loads_like(
+    hf: Any, directory: Path, *, vocab: int, shape: tuple[int, int] = (1, 10), **load: Any
+) -> Any:
+    """lmhub's load of ``directory`` (``load`` goes to :func:`lmhub.load_model`) gives ``hf``'s
+    logits, within ``ATOL``, on random ids of ``shape``; return it (eval)."""
+    model = lmhub.load_model(directory, **load).eval()
+    ids = torch.randint(0, vocab, shape)
+    with torch.no_grad():
+        assert max_diff(model(ids), hf(ids).logits) <= ATOL
+    return model
+
+
+def save_multimodal_layout(
+    text_dir: Path,
+    out_dir: Path,
+    *,
+    text_model_type: str,
+    config: dict[str, Any],
+    extra_tensors: dict[str, torch.Tensor],
+) -> None:
+    """Rewrite the text model saved in ``text_dir`` in a published multimodal checkpoint's
+    layout in ``out_dir``: its ``model.`` keys under ``model.language_model.``, the other parts'
+    ``extra_tensors`` beside them, and the outer ``config`` holding ``text_dir``'s as
+    ``text_config`` (of ``text_model_type``)."""
+    text_config = json.loads((text_dir / "config.json").read_text())
+    tensors = load_file(text_dir / "model.safetensors")
+    renamed = {
+        k.replace("model.", "model.language_model.", 1) if k.startswith("model.") else k: v
+        for k, v in tensors.items()
+    }
+    out_dir.mkdir()
+    save_file(
+        {**renamed, **extra_tensors}, out_dir / "model.safetensors", metadata={"format": "pt"}
+    )
+    config = {**config, "text_config": {**text_config, "model_type": text_model_type}}
+    (out_dir / "config.json").write_text(json.dumps(config))

@@ -25,12 +25,14 @@ from lmhub.nn.attention import ATTN_IMPLS
 from tests.generation.test_generate_oracle import left_padded
 from tests.oracle.parity import (
     ATOL,
+    GENERATION_SETTINGS,
     assert_export_round_trips,
     assert_generates_like,
     assert_greedy_generation_matches,
     assert_logits_match,
     load_tiny_pair,
     max_diff,
+    ring_buffer_lengths,
 )
 
 VOCAB = 160
@@ -275,25 +277,15 @@ def test_logits_match_transformers(tmp_path: Path, case: str, attn_impl: str) ->
             assert max_diff(full.eval()(ids), got) > 1e-3
 
 
-@pytest.mark.parametrize(
-    ("cache", "fused"), [("static", True), ("static", False), ("dynamic", False), (None, False)]
-)
+@GENERATION_SETTINGS
 @pytest.mark.parametrize("case", list(CASES))
 def test_greedy_generation_matches_transformers(
     tmp_path: Path, case: str, cache: str | None, fused: bool
 ) -> None:
     hf, model = load_case(tmp_path, case)
-    # The prompt is longer than the window, and the new tokens wrap the ring buffers twice.
+    lengths = ring_buffer_lengths(WINDOW)
     assert_greedy_generation_matches(
-        hf,
-        model,
-        vocab=VOCAB,
-        cache=cache,
-        fused=fused,
-        prompt_len=WINDOW + 3,
-        new_tokens=2 * WINDOW + 1,
-        batch_lens=(WINDOW + 4, 3, WINDOW),
-        batch_new_tokens=10,
+        hf, model, vocab=VOCAB, cache=cache, fused=fused, batch_new_tokens=10, **lengths
     )
 
 
@@ -303,8 +295,7 @@ def test_export_round_trips_exactly(tmp_path: Path, case: str) -> None:
     assert_export_round_trips(
         hf,
         model,
-        tmp_path / "hf",
-        tmp_path / "out",
+        tmp_path,
         model_type=CASES[case][0],
         config_keys=("sliding_window", "layer_types", "tie_word_embeddings", "head_dim"),
         vocab=VOCAB,

@@ -20,12 +20,12 @@ from safetensors.torch import load_file
 import lmhub
 from lmhub.nn.attention import ATTN_IMPLS
 from tests.oracle.parity import (
-    ATOL,
+    GENERATION_SETTINGS,
     assert_export_round_trips,
     assert_greedy_generation_matches,
+    assert_loads_like,
     assert_logits_match,
     load_tiny_pair,
-    max_diff,
 )
 
 VOCAB = 160
@@ -89,9 +89,7 @@ def test_logits_match_transformers(tmp_path: Path, case: str, attn_impl: str) ->
     assert_logits_match(hf, model, vocab=VOCAB, seq=24, hf_positions_skip_padding=True)
 
 
-@pytest.mark.parametrize(
-    ("cache", "fused"), [("static", True), ("static", False), ("dynamic", False), (None, False)]
-)
+@GENERATION_SETTINGS
 @pytest.mark.parametrize("case", list(CASES))
 def test_greedy_generation_matches_transformers(
     tmp_path: Path, case: str, cache: str | None, fused: bool
@@ -116,8 +114,7 @@ def test_export_round_trips_exactly(tmp_path: Path, case: str) -> None:
     back = assert_export_round_trips(
         hf,
         model,
-        tmp_path / "hf",
-        tmp_path / "out",
+        tmp_path,
         model_type=model_type,
         config_keys=("tie_word_embeddings", "use_parallel_residual", "rope_parameters"),
         vocab=VOCAB,
@@ -156,7 +153,4 @@ def test_a_gpt2_model_checkpoint_with_bare_names_and_mask_buffers_loads(tmp_path
         bare[f"h.{i}.attn.bias"] = torch.tril(torch.ones(1, 1, 64, 64))
         bare[f"h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
     save_file(bare, tmp_path / "model.safetensors")
-    model = lmhub.load_model(tmp_path).eval()
-    ids = torch.randint(0, VOCAB, (2, 12))
-    with torch.no_grad():
-        assert max_diff(model(ids), hf(ids).logits) <= ATOL
+    assert_loads_like(hf, tmp_path, vocab=VOCAB, shape=(2, 12))

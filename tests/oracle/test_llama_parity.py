@@ -10,7 +10,7 @@ import torch
 
 import lmhub
 from tests.oracle.hf_models import save_tiny_hf_llama
-from tests.oracle.parity import ATOL, max_diff
+from tests.oracle.parity import ATOL, assert_loads_like, max_diff
 
 CASES: dict[str, dict[str, Any]] = {
     "gqa": {},
@@ -78,10 +78,7 @@ def test_sharded_checkpoints_load(tmp_path: Path, mmap: bool, safe: bool) -> Non
     hf = save_tiny_hf_llama(tmp_path, safe=safe, max_shard_size="60KB")
     index = "model.safetensors.index.json" if safe else "pytorch_model.bin.index.json"
     assert (tmp_path / index).is_file()
-    model = lmhub.load_model(tmp_path, mmap=mmap).eval()
-    ids = torch.randint(0, 160, (1, 16))
-    with torch.no_grad():
-        assert max_diff(model(ids), hf(ids).logits) <= ATOL
+    assert_loads_like(hf, tmp_path, vocab=160, shape=(1, 16), mmap=mmap)
 
 
 def test_bf16_checkpoint_keeps_declared_dtype(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from tests.oracle.parity import (
     assert_greedy_generation_matches,
     assert_logits_match,
     load_tiny_pair,
+    ring_buffer_lengths,
 )
 
 pytest.importorskip("transformers")
@@ -116,15 +117,8 @@ def test_greedy_generation_matches_transformers(
     tmp_path: Path, case: str, cache: str | None
 ) -> None:
     hf, model = load_case(tmp_path, case)
-    assert_greedy_generation_matches(
-        hf,
-        model,
-        vocab=VOCAB,
-        cache=cache,
-        prompt_len=WINDOW + 3,
-        new_tokens=2 * WINDOW + 1,
-        batch_lens=(WINDOW + 4, 3, WINDOW),
-    )
+    lengths = ring_buffer_lengths(WINDOW)
+    assert_greedy_generation_matches(hf, model, vocab=VOCAB, cache=cache, **lengths)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -133,8 +127,7 @@ def test_export_round_trips_exactly(tmp_path: Path, case: str) -> None:
     assert_export_round_trips(
         hf,
         model,
-        tmp_path / "hf",
-        tmp_path / "out",
+        tmp_path,
         model_type=CASES[case][0],
         config_keys=("sliding_window", "layer_types", "num_experts_per_tok", "mlp_only_layers"),
         vocab=VOCAB,
