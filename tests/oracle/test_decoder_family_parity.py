@@ -14,21 +14,27 @@ loads natively, and an exact HF -> lmhub -> HF state-dict round trip.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import lmhub
-import lmhub.hf
 from lmhub.nn.attention import ATTN_IMPLS
-from tests.generation.test_generate_oracle import hf_generate, left_padded
-from tests.oracle.hf_models import save_tiny_hf
+from tests.generation.test_generate_oracle import left_padded
+from tests.oracle.parity import (
+    ATOL,
+    GENERATION_SETTINGS,
+    assert_export_round_trips,
+    assert_generates_like,
+    assert_greedy_generation_matches,
+    assert_logits_match,
+    load_tiny_pair,
+    max_diff,
+    ring_buffer_lengths,
+)
 
-ATOL = 1e-5
 VOCAB = 160
 WINDOW = 6
 INIT_STD = 0.2  # weights large enough that greedy decoding does not repeat one token
@@ -252,84 +258,50 @@ CASES: dict[str, tuple[str, str, dict[str, Any], list[int | None]]] = {
 
 def load_case(directory: Path, case: str, **lmhub_config: Any) -> tuple[Any, Any]:
     model_type, family, overrides, windows = CASES[case]
-    hf = save_tiny_hf(directory, model_type, initializer_range=INIT_STD, **overrides)
-    hf.generation_config.eos_token_id = None  # nothing stops early
-    model = lmhub.load_model(directory, config=lmhub_config or None).eval()
+    hf, model = load_tiny_pair(
+        directory, model_type, lmhub_config=lmhub_config, initializer_range=INIT_STD, **overrides
+    )
     assert lmhub.get_family(family).model_class is type(model)
     assert [layer.attn.sliding_window for layer in model.layers] == windows
     return hf, model
-
-
-def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a - b).abs().max().item()
 
 
 @pytest.mark.parametrize("attn_impl", ATTN_IMPLS)
 @pytest.mark.parametrize("case", list(CASES))
 def test_logits_match_transformers(tmp_path: Path, case: str, attn_impl: str) -> None:
     hf, model = load_case(tmp_path, case, attn_impl=attn_impl)
-    ids = torch.randint(0, VOCAB, (2, 4 * WINDOW))  # several windows long
-    mask = torch.ones_like(ids)
-    mask[1, :5] = 0  # left padding
-    with torch.no_grad():
-        assert max_diff(model(ids), hf(ids).logits) <= ATOL
-        got, want = model(ids, attention_mask=mask), hf(ids, attention_mask=mask).logits
-    real = mask.bool()
-    assert max_diff(got[real], want[real]) <= ATOL
+    ids, got = assert_logits_match(hf, model, vocab=VOCAB, seq=4 * WINDOW)  # several windows
     if any(CASES[case][3]):  # the window matters: full attention gives other logits
         full = lmhub.load_model(tmp_path, config={"sliding_window": None, "layer_types": None})
         with torch.no_grad():
             assert max_diff(full.eval()(ids), got) > 1e-3
 
 
-@pytest.mark.parametrize(
-    ("cache", "fused"), [("static", True), ("static", False), ("dynamic", False), (None, False)]
-)
+@GENERATION_SETTINGS
 @pytest.mark.parametrize("case", list(CASES))
 def test_greedy_generation_matches_transformers(
     tmp_path: Path, case: str, cache: str | None, fused: bool
 ) -> None:
     hf, model = load_case(tmp_path, case)
-    kw: dict[str, Any] = {"cache": cache, "fused_weights": fused}
-    # The prompt is longer than the window, and the new tokens wrap the ring buffers twice.
-    ids = torch.randint(0, VOCAB, (1, WINDOW + 3))
-    want = hf_generate(hf, ids, None, 2 * WINDOW + 1)
-    got = lmhub.generate(model, ids, max_new_tokens=2 * WINDOW + 1, **kw)
-    assert torch.equal(got, want)
-    assert len(got[0, ids.shape[1] :].unique()) >= 3  # not one token over and over
-
-    prompts = [torch.randint(1, VOCAB, (n,)) for n in (WINDOW + 4, 3, WINDOW)]
-    ids, mask = left_padded(prompts)
-    want = hf_generate(hf, ids, mask, 10)
-    got = lmhub.generate(model, ids, attention_mask=mask, max_new_tokens=10, **kw)
-    assert torch.equal(got, want)
+    lengths = ring_buffer_lengths(WINDOW)
+    assert_greedy_generation_matches(
+        hf, model, vocab=VOCAB, cache=cache, fused=fused, batch_new_tokens=10, **lengths
+    )
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_export_round_trips_exactly(tmp_path: Path, case: str) -> None:
-    from transformers import AutoModelForCausalLM
-
-    model_type = CASES[case][0]
     hf, model = load_case(tmp_path / "hf", case)
-    lmhub.hf.export(model, tmp_path / "out")
-    config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert config["model_type"] == model_type
-
-    # HF -> lmhub -> HF reproduces the state dict exactly (tied heads left out alike).
-    original = load_file(tmp_path / "hf" / "model.safetensors")
-    exported = load_file(tmp_path / "out" / "model.safetensors")
-    assert exported.keys() == original.keys()
-    assert all(torch.equal(exported[k], original[k]) for k in original)
-
-    # transformers loads the export natively, with the same config and logits.
-    back = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
-    assert type(back) is type(hf)
-    for key in ("sliding_window", "layer_types", "tie_word_embeddings", "head_dim"):
-        assert getattr(back.config, key, None) == getattr(hf.config, key, None), key
-    ids = torch.randint(0, VOCAB, (2, 3 * WINDOW))
-    with torch.no_grad():
-        assert max_diff(back(ids).logits, hf(ids).logits) == 0.0
-        assert max_diff(model(ids), back(ids).logits) <= ATOL
+    assert_export_round_trips(
+        hf,
+        model,
+        tmp_path,
+        model_type=CASES[case][0],
+        config_keys=("sliding_window", "layer_types", "tie_word_embeddings", "head_dim"),
+        vocab=VOCAB,
+        seq=3 * WINDOW,
+        missing_as_none=True,
+    )
 
 
 @pytest.mark.parametrize("attn_impl", ATTN_IMPLS)
@@ -357,9 +329,7 @@ def test_longrope_generation_past_the_original_length_matches_transformers(
     # and recomputes the whole sequence with the long factors.)
     hf, model = load_case(tmp_path, "phi3-longrope-partial")
     ids = torch.randint(0, VOCAB, (1, LONGROPE_ORIGINAL + 2))
-    want = hf_generate(hf, ids, None, 8)
-    got = lmhub.generate(model, ids, max_new_tokens=8, cache=cache, fused_weights=fused)
-    assert torch.equal(got, want)
+    assert_generates_like(hf, model, ids, None, 8, cache=cache, fused_weights=fused)
 
 
 @pytest.mark.skipif("flex" not in ATTN_IMPLS, reason="this PyTorch has no flex attention")
@@ -369,6 +339,4 @@ def test_greedy_generation_under_flex_matches_transformers(tmp_path: Path, case:
     hf, model = load_case(tmp_path, case, attn_impl="flex")
     prompts = [torch.randint(1, VOCAB, (n,)) for n in (WINDOW + 4, 3)]
     ids, mask = left_padded(prompts)
-    want = hf_generate(hf, ids, mask, 2 * WINDOW + 1)
-    got = lmhub.generate(model, ids, attention_mask=mask, max_new_tokens=2 * WINDOW + 1)
-    assert torch.equal(got, want)
+    assert_generates_like(hf, model, ids, mask, 2 * WINDOW + 1)

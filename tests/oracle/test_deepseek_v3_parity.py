@@ -25,9 +25,11 @@ from lmhub.nn.mla import MultiHeadLatentAttention
 from tests.oracle.hf_models import save_tiny_hf
 from tests.oracle.parity import (
     ATOL,
+    GENERATION_SETTINGS,
     assert_export_round_trips,
     assert_greedy_generation_matches,
     assert_logits_match,
+    match_hf_kernel,
     max_diff,
 )
 
@@ -100,8 +102,7 @@ def load_case(directory: Path, case: str, **lmhub_config: Any) -> tuple[Any, Any
 @pytest.mark.parametrize("case", list(CASES))
 def test_logits_match_transformers(tmp_path: Path, case: str, attn_impl: str) -> None:
     hf, model = load_case(tmp_path, case, attn_impl=attn_impl)
-    # The same kernel on both sides; lmhub's flex is checked against transformers' eager.
-    hf.set_attn_implementation("eager" if attn_impl == "flex" else attn_impl)
+    match_hf_kernel(hf, attn_impl)
     assert_logits_match(hf, model, vocab=VOCAB, seq=20)
 
 
@@ -114,9 +115,7 @@ def test_the_correction_bias_changes_the_logits(tmp_path: Path) -> None:
         assert max_diff(model(ids), before) > 1e-4
 
 
-@pytest.mark.parametrize(
-    ("cache", "fused"), [("static", True), ("static", False), ("dynamic", False), (None, False)]
-)
+@GENERATION_SETTINGS
 @pytest.mark.parametrize("case", list(CASES))
 def test_greedy_generation_matches_transformers(
     tmp_path: Path, case: str, cache: str | None, fused: bool
@@ -131,8 +130,7 @@ def test_export_round_trips_exactly(tmp_path: Path, case: str) -> None:
     assert_export_round_trips(
         hf,
         model,
-        tmp_path / "hf",
-        tmp_path / "out",
+        tmp_path,
         model_type="deepseek_v3",
         config_keys=("q_lora_rank", "kv_lora_rank", "first_k_dense_replace", "rope_interleave"),
         vocab=VOCAB,

@@ -10,7 +10,6 @@ transformers loads natively, and an exact HF -> lmhub -> HF state-dict round tri
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,10 @@ from safetensors.torch import load_file
 import lmhub
 import lmhub.hf
 from lmhub.nn.attention import ATTN_IMPLS
+from tests.oracle.parity import ATOL, assert_export_matches_checkpoint, max_diff
 
 transformers = pytest.importorskip("transformers")
 
-ATOL = 1e-5
 VOCAB = 120
 SEQ = 40  # longer than ModernBERT's local window below, so the window is exercised
 
@@ -130,10 +129,6 @@ def inputs(case: str) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, mask
 
 
-def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a - b).abs().max().item()
-
-
 @pytest.mark.parametrize("attn_impl", ATTN_IMPLS)
 @pytest.mark.parametrize("case", list(CASES))
 def test_masked_lm_logits_match_transformers(tmp_path: Path, case: str, attn_impl: str) -> None:
@@ -165,19 +160,13 @@ def test_token_types_match_transformers(tmp_path: Path) -> None:
 def test_export_round_trips_exactly(tmp_path: Path, case: str) -> None:
     model_type, model_class = CASES[case][:2]
     hf, model = load_case(tmp_path / "hf", case)
-    lmhub.hf.export(model, tmp_path / "out")
-    config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert config["model_type"] == model_type
-    assert config["architectures"] == [model_class]
-
     # HF -> lmhub -> HF reproduces the state dict exactly (tied heads left out alike). An
     # untied BERT head's own bias is a dead parameter (only the decoder's is used): not written.
-    original = load_file(tmp_path / "hf" / "model.safetensors")
-    exported = load_file(tmp_path / "out" / "model.safetensors")
-    if case == "bert-untied-gelu-tanh":
-        del original["cls.predictions.bias"]
-    assert exported.keys() == original.keys()
-    assert all(torch.equal(exported[k], original[k]) for k in original)
+    dead = ("cls.predictions.bias",) if case == "bert-untied-gelu-tanh" else ()
+    config = assert_export_matches_checkpoint(
+        model, tmp_path / "hf", tmp_path / "out", model_type=model_type, dropped=dead
+    )
+    assert config["architectures"] == [model_class]
 
     # transformers loads the export natively, with the same config and logits.
     back = transformers.AutoModelForMaskedLM.from_pretrained(tmp_path / "out").eval()

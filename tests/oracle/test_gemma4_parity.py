@@ -12,24 +12,24 @@ multimodal layout (keys under ``model.language_model.``, towers skipped).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 
 import lmhub
 import lmhub.hf
 from lmhub.nn.attention import ATTN_IMPLS
 from tests.oracle.hf_models import save_tiny_hf
 from tests.oracle.parity import (
-    ATOL,
+    GENERATION_SETTINGS,
     assert_export_round_trips,
     assert_greedy_generation_matches,
+    assert_loads_like,
     assert_logits_match,
-    max_diff,
+    match_hf_kernel,
+    save_multimodal_layout,
 )
 
 pytest.importorskip("transformers")
@@ -107,14 +107,11 @@ def load_case(directory: Path, case: str, **lmhub_config: Any) -> tuple[Any, Any
 @pytest.mark.parametrize("case", list(CASES))
 def test_logits_match_transformers(tmp_path: Path, case: str, attn_impl: str) -> None:
     hf, model = load_case(tmp_path, case, attn_impl=attn_impl)
-    # The same kernel on both sides; lmhub's flex is checked against transformers' eager.
-    hf.set_attn_implementation("eager" if attn_impl == "flex" else attn_impl)
+    match_hf_kernel(hf, attn_impl)
     assert_logits_match(hf, model, vocab=VOCAB, seq=17)
 
 
-@pytest.mark.parametrize(
-    ("cache", "fused"), [("static", True), ("static", False), ("dynamic", False), (None, False)]
-)
+@GENERATION_SETTINGS
 @pytest.mark.parametrize("case", list(CASES))
 def test_greedy_generation_matches_transformers(
     tmp_path: Path, case: str, cache: str | None, fused: bool
@@ -129,8 +126,7 @@ def test_export_round_trips_exactly(tmp_path: Path, case: str) -> None:
     back = assert_export_round_trips(
         hf,
         model,
-        tmp_path / "hf",
-        tmp_path / "out",
+        tmp_path,
         model_type="gemma4_text",
         config_keys=("layer_types", "num_kv_shared_layers", "attention_k_eq_v", "sliding_window"),
         vocab=VOCAB,
@@ -141,29 +137,22 @@ def test_export_round_trips_exactly(tmp_path: Path, case: str) -> None:
 
 def test_the_published_multimodal_layout_loads_its_text_model(tmp_path: Path) -> None:
     hf = save_case(tmp_path / "text", "e-style")
-    text_config = json.loads((tmp_path / "text" / "config.json").read_text())
-    tensors = load_file(tmp_path / "text" / "model.safetensors")
-    renamed = {
-        k.replace("model.", "model.language_model.", 1) if k.startswith("model.") else k: v
-        for k, v in tensors.items()
-    }
-    renamed["model.vision_tower.encoder.layers.0.mlp.up_proj.linear.weight"] = torch.zeros(3, 3)
-    renamed["model.audio_tower.layers.0.feed_forward1.ffw_layer_1.linear.weight"] = torch.zeros(3)
-    renamed["model.embed_vision.embedding_projection.weight"] = torch.zeros(3, 3)
-    renamed["model.embed_audio.embedding_projection.weight"] = torch.zeros(3, 3)
-    out = tmp_path / "mm"
-    out.mkdir()
-    save_file(renamed, out / "model.safetensors", metadata={"format": "pt"})
-    config = {
-        "model_type": "gemma4",
-        "architectures": ["Gemma4ForConditionalGeneration"],
-        "text_config": {**text_config, "model_type": "gemma4_text"},
-        "vision_config": {"model_type": "gemma4_vision"},
-        "audio_config": {"model_type": "gemma4_audio"},
-        "tie_word_embeddings": True,
-    }
-    (out / "config.json").write_text(json.dumps(config))
-    model = lmhub.load_model(out).eval()
-    ids = torch.randint(0, VOCAB, (1, 10))
-    with torch.no_grad():
-        assert max_diff(model(ids), hf(ids).logits) <= ATOL
+    save_multimodal_layout(
+        tmp_path / "text",
+        tmp_path / "mm",
+        text_model_type="gemma4_text",
+        config={
+            "model_type": "gemma4",
+            "architectures": ["Gemma4ForConditionalGeneration"],
+            "vision_config": {"model_type": "gemma4_vision"},
+            "audio_config": {"model_type": "gemma4_audio"},
+            "tie_word_embeddings": True,
+        },
+        extra_tensors={
+            "model.vision_tower.encoder.layers.0.mlp.up_proj.linear.weight": torch.zeros(3, 3),
+            "model.audio_tower.layers.0.feed_forward1.ffw_layer_1.linear.weight": torch.zeros(3),
+            "model.embed_vision.embedding_projection.weight": torch.zeros(3, 3),
+            "model.embed_audio.embedding_projection.weight": torch.zeros(3, 3),
+        },
+    )
+    assert_loads_like(hf, tmp_path / "mm", vocab=VOCAB)

@@ -10,7 +10,6 @@ to a directory transformers loads natively, and an exact HF -> lmhub -> HF state
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,16 @@ import torch
 from safetensors.torch import load_file
 
 import lmhub
-import lmhub.hf
 from lmhub.nn.attention import ATTN_IMPLS
-from lmhub.nn.masks import positions_from_padding
-from tests.generation.test_generate_oracle import hf_generate, left_padded
-from tests.oracle.hf_models import save_tiny_hf
+from tests.oracle.parity import (
+    GENERATION_SETTINGS,
+    assert_export_round_trips,
+    assert_greedy_generation_matches,
+    assert_loads_like,
+    assert_logits_match,
+    load_tiny_pair,
+)
 
-ATOL = 1e-5
 VOCAB = 160
 INIT_STD = 0.2  # weights large enough that greedy decoding does not repeat one token
 BIAS_SCALE = 0.1  # biases small enough (the final LayerNorm's shifts every logit alike)
@@ -64,100 +66,65 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 
 def load_case(directory: Path, case: str, **lmhub_config: Any) -> tuple[Any, Any]:
     model_type, overrides, expected = CASES[case]
-    hf = save_tiny_hf(
+    hf, model = load_tiny_pair(
         directory,
         model_type,
+        lmhub_config=lmhub_config,
         seed=SEED,
         initializer_range=INIT_STD,
         bias_scale=BIAS_SCALE,
         **overrides,
     )
-    hf.generation_config.eos_token_id = None  # nothing stops early
-    model = lmhub.load_model(directory, config=lmhub_config or None).eval()
     assert lmhub.get_family(model_type).model_class is type(model)
     for field, value in expected.items():
         assert getattr(model.config, field) == value, field
     return hf, model
 
 
-def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a - b).abs().max().item()
-
-
 @pytest.mark.parametrize("attn_impl", ATTN_IMPLS)
 @pytest.mark.parametrize("case", list(CASES))
 def test_logits_match_transformers(tmp_path: Path, case: str, attn_impl: str) -> None:
     hf, model = load_case(tmp_path, case, attn_impl=attn_impl)
-    ids = torch.randint(0, VOCAB, (2, 24))
-    mask = torch.ones_like(ids)
-    mask[1, :5] = 0  # left padding
-    # transformers' forward counts positions from 0 at the first column; its generate (and
-    # lmhub by default) from the first real token. Absolute positions (GPT-2) tell them apart.
-    positions = positions_from_padding(mask)
-    with torch.no_grad():
-        assert max_diff(model(ids), hf(ids).logits) <= ATOL
-        got = model(ids, attention_mask=mask)
-        want = hf(ids, attention_mask=mask, position_ids=positions).logits
-    real = mask.bool()
-    assert max_diff(got[real], want[real]) <= ATOL
+    # Absolute positions (GPT-2) tell transformers' forward and lmhub's positions apart.
+    assert_logits_match(hf, model, vocab=VOCAB, seq=24, hf_positions_skip_padding=True)
 
 
-@pytest.mark.parametrize(
-    ("cache", "fused"), [("static", True), ("static", False), ("dynamic", False), (None, False)]
-)
+@GENERATION_SETTINGS
 @pytest.mark.parametrize("case", list(CASES))
 def test_greedy_generation_matches_transformers(
     tmp_path: Path, case: str, cache: str | None, fused: bool
 ) -> None:
     hf, model = load_case(tmp_path, case)
-    kw: dict[str, Any] = {"cache": cache, "fused_weights": fused}
-    # A prompt on which transformers does not repeat one token over and over (random tiny
-    # models often do), so that equal outputs say something.
-    for _ in range(10):
-        ids = torch.randint(0, VOCAB, (1, 9))
-        want = hf_generate(hf, ids, None, 13)
-        if len(want[0, ids.shape[1] :].unique()) >= 3:
-            break
-    else:
-        pytest.fail("transformers' greedy output repeats one or two tokens for every prompt")
-    got = lmhub.generate(model, ids, max_new_tokens=13, **kw)
-    assert torch.equal(got, want)
-
-    prompts = [torch.randint(1, VOCAB, (n,)) for n in (10, 3, 6)]
-    ids, mask = left_padded(prompts)
-    want = hf_generate(hf, ids, mask, 10)
-    got = lmhub.generate(model, ids, attention_mask=mask, max_new_tokens=10, **kw)
-    assert torch.equal(got, want)
+    assert_greedy_generation_matches(
+        hf,
+        model,
+        vocab=VOCAB,
+        cache=cache,
+        fused=fused,
+        new_tokens=13,
+        batch_new_tokens=10,
+        prompt_tries=10,
+    )
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_export_round_trips_exactly(tmp_path: Path, case: str) -> None:
-    from transformers import AutoModelForCausalLM
-
     model_type = CASES[case][0]
     hf, model = load_case(tmp_path / "hf", case)
-    lmhub.hf.export(model, tmp_path / "out")
-    config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert config["model_type"] == model_type
-
-    # HF -> lmhub -> HF reproduces the state dict exactly (tied heads left out alike).
-    original = load_file(tmp_path / "hf" / "model.safetensors")
-    exported = load_file(tmp_path / "out" / "model.safetensors")
-    assert exported.keys() == original.keys()
-    assert all(torch.equal(exported[k], original[k]) for k in original)
-
-    # transformers loads the export natively, with the same config and logits.
-    back = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
-    assert type(back) is type(hf)
-    for key in ("tie_word_embeddings", "use_parallel_residual", "rope_parameters", "n_inner"):
-        ours, theirs = getattr(back.config, key, None), getattr(hf.config, key, None)
-        if key == "n_inner" and model_type == "gpt2" and theirs is None:
-            theirs = 4 * hf.config.n_embd  # transformers' meaning of null
-        assert ours == theirs, key
-    ids = torch.randint(0, VOCAB, (2, 20))
-    with torch.no_grad():
-        assert max_diff(back(ids).logits, hf(ids).logits) == 0.0
-        assert max_diff(model(ids), back(ids).logits) <= ATOL
+    back = assert_export_round_trips(
+        hf,
+        model,
+        tmp_path,
+        model_type=model_type,
+        config_keys=("tie_word_embeddings", "use_parallel_residual", "rope_parameters"),
+        vocab=VOCAB,
+        seq=20,
+        missing_as_none=True,
+    )
+    ours, theirs = getattr(back.config, "n_inner", None), getattr(hf.config, "n_inner", None)
+    if model_type == "gpt2" and theirs is None:
+        theirs = 4 * hf.config.n_embd  # transformers' meaning of null
+    assert ours == theirs, "n_inner"
 
 
 def test_the_round_trip_converts_each_fused_tensor_through_the_split(tmp_path: Path) -> None:
@@ -186,7 +153,4 @@ def test_a_gpt2_model_checkpoint_with_bare_names_and_mask_buffers_loads(tmp_path
         bare[f"h.{i}.attn.bias"] = torch.tril(torch.ones(1, 1, 64, 64))
         bare[f"h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
     save_file(bare, tmp_path / "model.safetensors")
-    model = lmhub.load_model(tmp_path).eval()
-    ids = torch.randint(0, VOCAB, (2, 12))
-    with torch.no_grad():
-        assert max_diff(model(ids), hf(ids).logits) <= ATOL
+    assert_loads_like(hf, tmp_path, vocab=VOCAB, shape=(2, 12))

@@ -10,8 +10,7 @@ import torch
 
 import lmhub
 from tests.oracle.hf_models import save_tiny_hf_llama
-
-ATOL = 1e-5
+from tests.oracle.parity import ATOL, assert_loads_like, max_diff
 
 CASES: dict[str, dict[str, Any]] = {
     "gqa": {},
@@ -43,10 +42,6 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
-def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a - b).abs().max().item()
-
-
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("attn_impl", ["eager", "sdpa"])
 def test_logits_match_transformers(tmp_path: Path, case: str, attn_impl: str) -> None:
@@ -59,7 +54,7 @@ def test_logits_match_transformers(tmp_path: Path, case: str, attn_impl: str) ->
         want = hf(ids).logits
         got = model(ids)
     assert got.shape == want.shape == (2, seq, 160)
-    assert _max_diff(got, want) <= ATOL
+    assert max_diff(got, want) <= ATOL
 
 
 @pytest.mark.parametrize("attn_impl", ["eager", "sdpa"])
@@ -74,7 +69,7 @@ def test_left_padded_batch_matches_transformers(tmp_path: Path, attn_impl: str) 
         want = hf(ids, attention_mask=mask).logits
         got = model(ids, attention_mask=mask)
     real = mask.bool()
-    assert _max_diff(got[real], want[real]) <= ATOL
+    assert max_diff(got[real], want[real]) <= ATOL
 
 
 @pytest.mark.parametrize("mmap", [False, True])
@@ -83,10 +78,7 @@ def test_sharded_checkpoints_load(tmp_path: Path, mmap: bool, safe: bool) -> Non
     hf = save_tiny_hf_llama(tmp_path, safe=safe, max_shard_size="60KB")
     index = "model.safetensors.index.json" if safe else "pytorch_model.bin.index.json"
     assert (tmp_path / index).is_file()
-    model = lmhub.load_model(tmp_path, mmap=mmap).eval()
-    ids = torch.randint(0, 160, (1, 16))
-    with torch.no_grad():
-        assert _max_diff(model(ids), hf(ids).logits) <= ATOL
+    assert_loads_like(hf, tmp_path, vocab=160, shape=(1, 16), mmap=mmap)
 
 
 def test_bf16_checkpoint_keeps_declared_dtype(tmp_path: Path) -> None:
@@ -123,4 +115,4 @@ def test_transformers4_config_spelling(tmp_path: Path) -> None:
     assert model.config.rope_theta == 5000.0 and model.config.rope_scaling.kind == "linear"
     ids = torch.randint(0, 160, (1, 20))
     with torch.no_grad():
-        assert _max_diff(model(ids), hf(ids).logits) <= ATOL
+        assert max_diff(model(ids), hf(ids).logits) <= ATOL

@@ -9,7 +9,6 @@ that transformers loads natively. A case also loads transformers' fused in-memor
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,18 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import lmhub
-import lmhub.hf
 from lmhub.nn.attention import ATTN_IMPLS
 from lmhub.nn.moe import MoEFeedForward
-from tests.generation.test_generate_oracle import hf_generate, left_padded
-from tests.oracle.hf_models import save_tiny_hf
+from tests.oracle.parity import (
+    assert_export_round_trips,
+    assert_greedy_generation_matches,
+    assert_logits_match,
+    load_tiny_pair,
+    ring_buffer_lengths,
+)
 
 pytest.importorskip("transformers")
 
-ATOL = 1e-5
 VOCAB = 160
 WINDOW = 6
 INIT_STD = 0.2  # weights large enough that greedy decoding does not repeat one token
@@ -86,29 +88,18 @@ CASES: dict[str, tuple[str, str, dict[str, Any]]] = {
 
 def load_case(directory: Path, case: str, **lmhub_config: Any) -> tuple[Any, Any]:
     model_type, family, overrides = CASES[case]
-    hf = save_tiny_hf(directory, model_type, initializer_range=INIT_STD, **overrides)
-    hf.generation_config.eos_token_id = None  # nothing stops early
-    model = lmhub.load_model(directory, config=lmhub_config or None).eval()
+    hf, model = load_tiny_pair(
+        directory, model_type, lmhub_config=lmhub_config, initializer_range=INIT_STD, **overrides
+    )
     assert lmhub.get_family(family).model_class is type(model)
     return hf, model
-
-
-def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a - b).abs().max().item()
 
 
 @pytest.mark.parametrize("attn_impl", ATTN_IMPLS)
 @pytest.mark.parametrize("case", list(CASES))
 def test_logits_match_transformers(tmp_path: Path, case: str, attn_impl: str) -> None:
     hf, model = load_case(tmp_path, case, attn_impl=attn_impl)
-    ids = torch.randint(0, VOCAB, (2, 4 * WINDOW))
-    mask = torch.ones_like(ids)
-    mask[1, :5] = 0  # left padding
-    with torch.no_grad():
-        assert max_diff(model(ids), hf(ids).logits) <= ATOL
-        got, want = model(ids, attention_mask=mask), hf(ids, attention_mask=mask).logits
-    real = mask.bool()
-    assert max_diff(got[real], want[real]) <= ATOL
+    assert_logits_match(hf, model, vocab=VOCAB, seq=4 * WINDOW)
 
 
 def test_layers_are_what_the_config_says(tmp_path: Path) -> None:
@@ -126,41 +117,23 @@ def test_greedy_generation_matches_transformers(
     tmp_path: Path, case: str, cache: str | None
 ) -> None:
     hf, model = load_case(tmp_path, case)
-    ids = torch.randint(0, VOCAB, (1, WINDOW + 3))
-    want = hf_generate(hf, ids, None, 2 * WINDOW + 1)
-    got = lmhub.generate(model, ids, max_new_tokens=2 * WINDOW + 1, cache=cache)
-    assert torch.equal(got, want)
-    assert len(got[0, ids.shape[1] :].unique()) >= 3  # not one token over and over
-
-    prompts = [torch.randint(1, VOCAB, (n,)) for n in (WINDOW + 4, 3, WINDOW)]
-    ids, mask = left_padded(prompts)
-    want = hf_generate(hf, ids, mask, 8)
-    got = lmhub.generate(model, ids, attention_mask=mask, max_new_tokens=8, cache=cache)
-    assert torch.equal(got, want)
+    lengths = ring_buffer_lengths(WINDOW)
+    assert_greedy_generation_matches(hf, model, vocab=VOCAB, cache=cache, **lengths)
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_export_round_trips_exactly(tmp_path: Path, case: str) -> None:
-    from transformers import AutoModelForCausalLM
-
-    model_type = CASES[case][0]
     hf, model = load_case(tmp_path / "hf", case)
-    lmhub.hf.export(model, tmp_path / "out")
-    config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert config["model_type"] == model_type
-
-    original = load_file(tmp_path / "hf" / "model.safetensors")
-    exported = load_file(tmp_path / "out" / "model.safetensors")
-    assert exported.keys() == original.keys()
-    assert all(torch.equal(exported[k], original[k]) for k in original)
-
-    back = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
-    assert type(back) is type(hf)
-    for key in ("sliding_window", "layer_types", "num_experts_per_tok", "mlp_only_layers"):
-        assert getattr(back.config, key, None) == getattr(hf.config, key, None), key
-    ids = torch.randint(0, VOCAB, (2, 3 * WINDOW))
-    with torch.no_grad():
-        assert max_diff(back(ids).logits, hf(ids).logits) == 0.0
+    assert_export_round_trips(
+        hf,
+        model,
+        tmp_path,
+        model_type=CASES[case][0],
+        config_keys=("sliding_window", "layer_types", "num_experts_per_tok", "mlp_only_layers"),
+        vocab=VOCAB,
+        seq=3 * WINDOW,
+        missing_as_none=True,
+    )
 
 
 @pytest.mark.parametrize("case", ["mixtral", "qwen3_moe"])

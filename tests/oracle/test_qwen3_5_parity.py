@@ -12,24 +12,22 @@ head skipped).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 
-import lmhub
-import lmhub.hf
 from lmhub.nn.attention import ATTN_IMPLS
-from tests.oracle.hf_models import save_tiny_hf
 from tests.oracle.parity import (
-    ATOL,
+    GENERATION_SETTINGS,
     assert_export_round_trips,
     assert_greedy_generation_matches,
+    assert_loads_like,
     assert_logits_match,
-    max_diff,
+    load_tiny_pair,
+    match_hf_kernel,
+    save_multimodal_layout,
 )
 
 pytest.importorskip("transformers")
@@ -75,9 +73,13 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
 
 def load_case(directory: Path, case: str, **lmhub_config: Any) -> tuple[Any, Any]:
     model_type, overrides = CASES[case]
-    hf = save_tiny_hf(directory, model_type, initializer_range=INIT_STD, **{**SHAPE, **overrides})
-    hf.generation_config.eos_token_id = None  # nothing stops early
-    model = lmhub.load_model(directory, config=lmhub_config or None).eval()
+    hf, model = load_tiny_pair(
+        directory,
+        model_type,
+        lmhub_config=lmhub_config,
+        initializer_range=INIT_STD,
+        **{**SHAPE, **overrides},
+    )
     assert type(model).__name__ == "Qwen3_5Model"
     want = [t.removesuffix("_attention") for t in hf.config.layer_types]
     assert list(model.mixer_types) == want
@@ -88,15 +90,12 @@ def load_case(directory: Path, case: str, **lmhub_config: Any) -> tuple[Any, Any
 @pytest.mark.parametrize("case", list(CASES))
 def test_logits_match_transformers(tmp_path: Path, case: str, attn_impl: str) -> None:
     hf, model = load_case(tmp_path, case, attn_impl=attn_impl)
-    # The same kernel on both sides; lmhub's flex is checked against transformers' eager.
-    hf.set_attn_implementation("eager" if attn_impl == "flex" else attn_impl)
+    match_hf_kernel(hf, attn_impl)
     # two chunks of the delta rule
     assert_logits_match(hf, model, vocab=VOCAB, seq=70)
 
 
-@pytest.mark.parametrize(
-    ("cache", "fused"), [("static", True), ("static", False), ("dynamic", False), (None, False)]
-)
+@GENERATION_SETTINGS
 @pytest.mark.parametrize("case", list(CASES))
 def test_greedy_generation_matches_transformers(
     tmp_path: Path, case: str, cache: str | None, fused: bool
@@ -111,8 +110,7 @@ def test_export_round_trips_exactly(tmp_path: Path, case: str) -> None:
     back = assert_export_round_trips(
         hf,
         model,
-        tmp_path / "hf",
-        tmp_path / "out",
+        tmp_path,
         model_type=CASES[case][0],
         config_keys=("layer_types", "tie_word_embeddings", "head_dim", "linear_num_value_heads"),
         vocab=VOCAB,
@@ -122,26 +120,19 @@ def test_export_round_trips_exactly(tmp_path: Path, case: str) -> None:
 
 def test_the_published_multimodal_layout_loads_its_text_model(tmp_path: Path) -> None:
     hf, _ = load_case(tmp_path / "text", "dense")
-    text_config = json.loads((tmp_path / "text" / "config.json").read_text())
-    tensors = load_file(tmp_path / "text" / "model.safetensors")
-    renamed = {
-        k.replace("model.", "model.language_model.", 1) if k.startswith("model.") else k: v
-        for k, v in tensors.items()
-    }
-    renamed["model.visual.blocks.0.attn.qkv.weight"] = torch.zeros(3, 3)
-    renamed["mtp.layers.0.mlp.up_proj.weight"] = torch.zeros(3, 3)
-    out = tmp_path / "vl"
-    out.mkdir()
-    save_file(renamed, out / "model.safetensors", metadata={"format": "pt"})
-    config = {
-        "model_type": "qwen3_5",
-        "architectures": ["Qwen3_5ForConditionalGeneration"],
-        "text_config": {**text_config, "model_type": "qwen3_5_text"},
-        "vision_config": {"depth": 1},
-        "tie_word_embeddings": False,
-    }
-    (out / "config.json").write_text(json.dumps(config))
-    model = lmhub.load_model(out).eval()
-    ids = torch.randint(0, VOCAB, (1, 10))
-    with torch.no_grad():
-        assert max_diff(model(ids), hf(ids).logits) <= ATOL
+    save_multimodal_layout(
+        tmp_path / "text",
+        tmp_path / "vl",
+        text_model_type="qwen3_5_text",
+        config={
+            "model_type": "qwen3_5",
+            "architectures": ["Qwen3_5ForConditionalGeneration"],
+            "vision_config": {"depth": 1},
+            "tie_word_embeddings": False,
+        },
+        extra_tensors={
+            "model.visual.blocks.0.attn.qkv.weight": torch.zeros(3, 3),
+            "mtp.layers.0.mlp.up_proj.weight": torch.zeros(3, 3),
+        },
+    )
+    assert_loads_like(hf, tmp_path / "vl", vocab=VOCAB)
