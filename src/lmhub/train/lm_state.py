@@ -5,8 +5,7 @@ the ids of its special tokens and whether its data had BOS before each prompt an
 each target (``data``: the predictors encode prompts the same way at generate time); and,
 where the type adds modules to the backbone, ``lm_type.safetensors`` with their weights.
 ``lmhub eval`` and ``lmhub generate`` read them to rebuild the type's predictor around the
-saved backbone. A directory without ``lm_type.json``
-is an autoregressive model.
+saved backbone. A directory without ``lm_type.json`` is an autoregressive model.
 """
 
 from __future__ import annotations
