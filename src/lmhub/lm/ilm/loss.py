@@ -44,7 +44,8 @@ class ILMLoss:
 
     Example:
         >>> loss = ILMLoss(ILMModel(backbone, cls_token_id=259))  # doctest: +SKIP
-        >>> loss.loss_fn(ILMSeq2SeqCollator(pad_token_id=258, cls_token_id=259)(examples))
+        >>> collate = ILMSeq2SeqCollator(pad_token_id=258, cls_token_id=259)  # doctest: +SKIP
+        >>> loss.loss_fn(collate(examples))["loss"]  # doctest: +SKIP
     """
 
     def __init__(
