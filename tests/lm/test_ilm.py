@@ -7,11 +7,14 @@ import dataclasses
 import math
 
 import numpy as np
+import pytest
 import torch
 
 import lmhub
 from lmhub.data.tokenizers import ByteTokenizer
+from lmhub.errors import ConfigError
 from lmhub.lm.ilm import ILMLoss, ILMModel, ILMPredictor, ILMSeq2SeqCollator, delete
+from lmhub.lm.ilm.options import ILMOptions
 from lmhub.train.config_files import load_train_config
 
 CLS = 259
@@ -112,11 +115,24 @@ def test_loss_on_a_hand_built_batch() -> None:
     out = ILMLoss(model).loss_fn(batch)
     logits, stop = model(batch["input_ids"], attention_mask=batch["attention_mask"])
     joint = logits[0, 1:].flatten().log_softmax(-1).view(2, -1)  # row 0: gaps 1 and 2 open
-    insertion = -(joint[0, 5] + joint[1, 7]) / 2
+    insertion = -(joint[0, 5] + joint[1, 7])
     assert stop is not None
     stop_loss = -torch.log(1 - torch.sigmoid(stop[0])) - torch.log(torch.sigmoid(stop[1]))
-    torch.testing.assert_close(out["loss"], (insertion + stop_loss) / 2)
-    assert int(out["num_tokens"]) == 2
+    # the mean over 4 predictions: 2 deleted tokens and 2 rows' stop decisions
+    torch.testing.assert_close(out["loss"], (insertion + stop_loss) / 4)
+    torch.testing.assert_close(out["loss_sum"], insertion + stop_loss)
+    assert int(out["num_tokens"]) == 4
+    # per row (XLM's): row 0's insertions averaged over its 2 tokens, then the mean over rows
+    row = ILMLoss(model, normalization="row").loss_fn(batch)
+    torch.testing.assert_close(row["loss"], (insertion / 2 + stop_loss) / 2)
+    assert int(row["num_tokens"]) == 2
+
+
+def test_unknown_loss_normalization_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="normalization"):
+        ILMLoss(_model(), normalization="gap")
+    with pytest.raises(ConfigError, match="loss_normalization"):
+        ILMOptions(loss_normalization="gap").validate()
 
 
 def test_without_stop_head_the_loss_and_predictor_still_work() -> None:

@@ -129,7 +129,8 @@ def test_the_run_records_its_type_for_eval_and_generate(
     for directory in (output / "checkpoints" / "step_250", output / "final"):
         record = json.loads((directory / LM_TYPE_FILE).read_text())
         assert record == {"lm_type": "mlm", "lm_options": config.lm_options,
-                          "special_ids": {"mask": 259}, "step": 250}  # fmt: skip
+                          "special_ids": {"mask": 259}, "step": 250,
+                          "data": {"add_bos": False, "add_eos": True}}  # fmt: skip
 
     # `lmhub eval` on the run's card reproduces the run's last validation rows.
     rows = evaluate_checkpoint(config, "mlmrev@last")

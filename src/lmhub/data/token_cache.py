@@ -39,7 +39,7 @@ from lmhub.checkpoint.checksum import sha256_file
 from lmhub.data.sources import DataKind, DataSource
 from lmhub.data.tokenizers import Tokenizer
 
-__all__ = ["TokenizedData", "tokenize_source", "tokenizer_fingerprint"]
+__all__ = ["TokenizedData", "resolve_bos_eos", "tokenize_source", "tokenizer_fingerprint"]
 
 _FORMAT = 1  # bump when the entry layout or tokenising rules change
 _BATCH = 256  # records per encode_batch call
@@ -86,6 +86,22 @@ class TokenizedData:
         }
 
 
+def resolve_bos_eos(
+    tokenizer: Tokenizer, add_bos: bool | None, add_eos: bool | None
+) -> tuple[bool, bool]:
+    """The data config's ``add_bos`` / ``add_eos`` with ``None`` resolved: BOS as the
+    tokenizer's ``add_bos_token`` says, EOS whenever the tokenizer has one.
+
+    Example:
+        >>> from lmhub.data.tokenizers import ByteTokenizer
+        >>> resolve_bos_eos(ByteTokenizer(), None, None)
+        (False, True)
+    """
+    bos = tokenizer.add_bos_token if add_bos is None else add_bos
+    eos = tokenizer.eos_token_id is not None if add_eos is None else add_eos
+    return bool(bos), bool(eos)
+
+
 def tokenize_source(
     source: DataSource,
     tokenizer: Tokenizer,
@@ -105,8 +121,7 @@ def tokenize_source(
             end; defaults to whether the tokenizer has an EOS token.
         progress: show a progress bar while tokenising (on a terminal only).
     """
-    add_bos = tokenizer.add_bos_token if add_bos is None else add_bos
-    add_eos = tokenizer.eos_token_id is not None if add_eos is None else add_eos
+    add_bos, add_eos = resolve_bos_eos(tokenizer, add_bos, add_eos)
     root = Path(cache_dir) if cache_dir is not None else lmhub_cache_dir() / "tokens"
     key = _cache_key(source, tokenizer, add_bos=add_bos, add_eos=add_eos)
     entry = root / key

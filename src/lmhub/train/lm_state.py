@@ -1,14 +1,16 @@
 """An LM type's part of a run on disk, and loading a run back with its type's components.
 
-Every checkpoint (and ``final/``) of a run holds ``lm_type.json``: the type's name, its options
-and the ids of its special tokens; and, where the type adds modules to the backbone,
-``lm_type.safetensors`` with their weights. ``lmhub eval`` and ``lmhub generate`` read them to
-rebuild the type's predictor around the saved backbone. A directory without ``lm_type.json``
-is an autoregressive model.
+Every checkpoint (and ``final/``) of a run holds ``lm_type.json``: the type's name, its options,
+the ids of its special tokens and whether its data had BOS before each prompt and EOS after
+each target (``data``: the predictors encode prompts the same way at generate time); and,
+where the type adds modules to the backbone, ``lm_type.safetensors`` with their weights.
+``lmhub eval`` and ``lmhub generate`` read them to rebuild the type's predictor around the
+saved backbone. A directory without ``lm_type.json`` is an autoregressive model.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,7 @@ __all__ = [
     "LM_EXTRA_FILE",
     "LM_TYPE_FILE",
     "LmRun",
+    "as_trained",
     "build_components",
     "load_extra",
     "load_lm_run",
@@ -108,15 +111,21 @@ def write_lm_state(
     special_ids: dict[str, int],
     extra: nn.Module | None,
     step: int,
+    add_bos: bool | None = None,
+    add_eos: bool | None = None,
 ) -> None:
     """Write ``lm_type.json`` (and the extra modules' weights) into ``directory``; ``step`` is
-    the training step the weights are from."""
-    record = {
+    the training step the weights are from, ``add_bos`` / ``add_eos`` the run's resolved
+    ``data.add_bos`` / ``data.add_eos`` (``None``: not recorded)."""
+    record: dict[str, Any] = {
         "lm_type": lm_type.name,
         "lm_options": options,
         "special_ids": special_ids,
         "step": step,
     }
+    data = {k: v for k, v in (("add_bos", add_bos), ("add_eos", add_eos)) if v is not None}
+    if data:
+        record["data"] = data
     atomic_write_text(directory / LM_TYPE_FILE, json.dumps(record, indent=2) + "\n")
     if extra is not None:
         path = directory / LM_EXTRA_FILE
@@ -148,6 +157,22 @@ def load_extra(directory: Path, extra: nn.Module | None) -> None:
     with open_checkpoint(path) as reader:
         state = dict(reader.iter_tensors())
     extra.load_state_dict(state)
+
+
+def as_trained(tokenizer: Tokenizer, record: dict[str, Any] | None) -> Tokenizer:
+    """``tokenizer`` with ``add_bos_token`` / ``add_eos_token`` set to the run's recorded
+    ``data.add_bos`` / ``data.add_eos`` (a copy; the predictors encode prompts by them), so a
+    run trained with ``data.add_bos: true`` gets BOS before its prompts whatever the tokenizer
+    says. Records without ``data`` (older runs) leave ``tokenizer`` as it is."""
+    data = (record or {}).get("data") or {}
+    if not data:
+        return tokenizer
+    tokenizer = copy.copy(tokenizer)
+    if "add_bos" in data:
+        tokenizer.add_bos_token = bool(data["add_bos"])
+    if "add_eos" in data:
+        tokenizer.add_eos_token = bool(data["add_eos"])
+    return tokenizer
 
 
 @dataclass(kw_only=True)
@@ -185,6 +210,7 @@ def load_lm_run(
     model = instantiate(source, device=device, dtype=dtype).eval()
     if tokenizer is None:
         tokenizer = load_source_tokenizer(source) or load_tokenizer("byte")
+    tokenizer = as_trained(tokenizer, record)
     saved = dict(record.get("lm_options", {})) if record else {}
     components = build_components(
         lm_type,

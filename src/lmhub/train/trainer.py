@@ -30,6 +30,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from lmhub.data.token_cache import resolve_bos_eos
 from lmhub.data.tokenizers import Tokenizer
 from lmhub.errors import NonFiniteLossError
 from lmhub.lm.lm_type import LmComponents, LmType, special_token_ids
@@ -198,6 +199,8 @@ class Trainer:
 
     def write_lm_state(self, directory: Path) -> None:
         """Record the LM type (and save its extra modules) in a model directory."""
+        data = self.config.data
+        add_bos, add_eos = resolve_bos_eos(self.tokenizer, data.add_bos, data.add_eos)
         write_lm_state(
             directory,
             lm_type=self.lm_type,
@@ -205,6 +208,8 @@ class Trainer:
             special_ids=special_token_ids(self.tokenizer, self.lm_type.special_tokens),
             extra=self.components.extra,
             step=self.step,
+            add_bos=add_bos,
+            add_eos=add_eos,
         )
 
     def write_cards(self, *, final: Path | None) -> None:

@@ -45,7 +45,7 @@ def build_ilm(ctx: LmContext) -> LmComponents:
         collator = ILMSeq2SeqCollator(**deleting)
     return LmComponents(
         train_collator=collator,
-        loss=ILMLoss(model, stop_weight=opts.stop_weight),
+        loss=ILMLoss(model, stop_weight=opts.stop_weight, normalization=opts.loss_normalization),
         predictor=predictor,
         prediction_collator=predictor.collator if ctx.kind == "seq2seq" else None,
         pad_token_id=ctx.pad_token_id,

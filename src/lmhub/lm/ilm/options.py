@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lmhub.errors import ConfigError
+from lmhub.lm.ilm.loss import NORMALIZATIONS
 
 __all__ = ["ILMOptions"]
 
@@ -25,6 +26,10 @@ class ILMOptions:
     """Positions of the position embedding (later positions share the last vector)."""
     stop_weight: float = 1.0
     """The factor on the stop loss."""
+    loss_normalization: str = "prediction"
+    """``"prediction"``: the loss is the mean over every deleted token's insertion and every
+    row's stop decision; ``"row"``: each row's mean over its deleted tokens plus its stop loss,
+    averaged over rows (XLM's; slower to learn). See :class:`~lmhub.lm.ilm.loss.ILMLoss`."""
     stop_threshold: float = 0.5
     """Generation stops once the stop probability passes this."""
     temperature: float = 0.0
@@ -39,6 +44,7 @@ class ILMOptions:
         checks = {
             "max_positions": self.max_positions >= 1,
             "stop_weight": self.stop_weight >= 0.0,
+            "loss_normalization": self.loss_normalization in NORMALIZATIONS,
             "stop_threshold": 0.0 < self.stop_threshold < 1.0,
             "temperature": self.temperature >= 0.0,
             "top_k": self.top_k is None or self.top_k >= 1,

@@ -74,8 +74,13 @@ class Seq2SeqPredictor:
         return prediction_records(self.tokenizer, sources, batch["target_ids"], preds)
 
     def generate(self, prompts: list[str]) -> list[str]:
-        """Return the model's target for each source text."""
-        examples = [{"prompt_ids": self.tokenizer.encode(p), "target_ids": []} for p in prompts]
+        """Return the model's target for each source text (BOS added when the tokenizer wants
+        it, as the training data's prompts)."""
+        add_bos = self.tokenizer.add_bos_token and self.tokenizer.bos_token_id is not None
+        examples = [
+            {"prompt_ids": self.tokenizer.encode(p, add_bos=add_bos), "target_ids": []}
+            for p in prompts
+        ]
         return self.predict(self.collator(examples))["text"]
 
     def _until_eos(self, row: torch.Tensor) -> torch.Tensor:
