@@ -6,8 +6,8 @@ serves them all, and the compile cost is paid once per process (tens of seconds 
 first step). Inductor fuses the elementwise work around the matrix products (norms, RoPE, the
 gated activation, residual adds) in the forward and the backward, and its partitioner saves
 fewer activations for the backward pass, recomputing cheap ones instead. On the 58M benchmark
-model (``benchmarks/train.py``, fp32, 1 and 2 threads) it trains at 1.12x transformers' speed
-with 0.60-0.62x its peak RSS, where the eager step holds 0.79x.
+model (``benchmarks/train.py``, fp32, 2 threads) it trained at 1.28x transformers' speed with
+0.59x its peak RSS, where lmhub's eager step holds 0.72x.
 
 Only training forwards go through the compiled code: a call without gradients (evaluation) or
 with a KV cache (prediction) runs the layer's eager forward, so decoding never recompiles per
