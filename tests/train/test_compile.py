@@ -82,12 +82,23 @@ def test_a_failed_compile_is_an_lmhub_error(monkeypatch: pytest.MonkeyPatch) -> 
         model(torch.randint(0, 259, (1, 8)))
 
 
-def test_a_compiled_run_trains_to_the_eager_losses(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"model": "mixtral_tiny"},  # experts: float32 grouped_mm has no compiled form on CPU
+        {"lora": {"rank": 4, "alpha": 8}},
+    ],
+    ids=["llama", "mixtral", "lora"],
+)
+def test_a_compiled_run_trains_to_the_eager_losses(tmp_path: Path, extra: dict[str, Any]) -> None:
     text = write_text(tmp_path)
     losses = {}
     for compiled in (False, True):
         out = tmp_path / f"compile-{compiled}"
-        config = tiny_config(tmp_path, text, output_dir=str(out), max_steps=4, compile=compiled)
+        config = tiny_config(
+            tmp_path, text, output_dir=str(out), max_steps=4, compile=compiled, **extra
+        )
         from lmhub.train.run import build_trainer
 
         trainer, _ = build_trainer(config)

@@ -359,7 +359,8 @@ class Experts(nn.Module):
 
     kernel: Literal["auto", "grouped_mm", "loop"] = "auto"
     """How the experts run: ``auto`` takes ``F.grouped_mm`` where PyTorch has it for the device
-    (CPU; CUDA from compute capability 8.0), else a loop over the experts that got tokens."""
+    (CPU, except float32 under ``torch.compile``; CUDA from compute capability 8.0), else a loop
+    over the experts that got tokens."""
 
     def _use_grouped_mm(self, x: torch.Tensor) -> bool:
         if self.kernel != "auto":
@@ -368,6 +369,10 @@ class Experts(nn.Module):
             return False
         if x.device.type == "cuda":
             return torch.cuda.get_device_capability(x.device) >= (8, 0)
+        if torch.compiler.is_compiling() and x.dtype != torch.bfloat16:
+            # torch.compile's shape propagation for CPU grouped_mm accepts bfloat16 only
+            # (torch 2.13), though the eager kernel runs float32: the loop compiles instead.
+            return False
         return x.device.type == "cpu"
 
     def _grouped(
