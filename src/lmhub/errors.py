@@ -19,6 +19,14 @@ def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]
     return difflib.get_close_matches(name, list(dict.fromkeys(candidates)), n=n, cutoff=0.5)
 
 
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of ``error``'s message, cut to ``limit`` characters (its type's name when
+    it has none): a foreign exception quoted inside a one-line lmhub message."""
+    lines = str(error).strip().splitlines()
+    line = lines[0] if lines else type(error).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
     matches = close_matches(name, candidates)
     if not matches:

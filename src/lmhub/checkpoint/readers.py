@@ -28,7 +28,7 @@ from types import TracebackType
 import torch
 
 from lmhub.checkpoint.lazy import FileRegion, LazyTensor, MemoryTensor, ReadLog, StoredTensor
-from lmhub.errors import ModelCheckpointError
+from lmhub.errors import ModelCheckpointError, first_line
 
 __all__ = [
     "SAFETENSORS_DTYPES",
@@ -461,22 +461,17 @@ class TorchPickleReader(CheckpointReader):
         except (AttributeError, ImportError) as e:  # full unpickling: a class that is gone
             raise ModelCheckpointError(
                 f"The PyTorch checkpoint file {path} refers to code that cannot be imported "
-                f"here ({_first_line(e)}). Install what it was saved with, or save only the "
+                f"here ({first_line(e)}). Install what it was saved with, or save only the "
                 "tensors (torch.save(model.state_dict(), path)) where the file was made.",
                 path=path,
             ) from e
         except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
             raise ModelCheckpointError(
-                f"The PyTorch checkpoint file {path} could not be read ({_first_line(e)}). "
+                f"The PyTorch checkpoint file {path} could not be read ({first_line(e)}). "
                 "It is corrupt, truncated or not a torch.save file: download or save it again.",
                 path=path,
             ) from e
         return _state_dict_of(path, obj)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 # How torch's weights-only unpickler words a refusal (torch 2.4 to 2.13), most specific first:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from lmhub.errors import first_line
 from lmhub.nn.decode_weights import register_compile_op
 from lmhub.nn.kv_cache import KVCache, StaticKVCache
 
@@ -105,18 +106,12 @@ def compiled_last_logits(
         cache.layer_states.update(states)
         warnings.warn(
             f"compile_decode=True, but torch.compile could not compile the decode step of "
-            f"{type(model).__name__} ({type(error).__name__}: {_first_line(error)}); it runs "
+            f"{type(model).__name__} ({type(error).__name__}: {first_line(error)}); it runs "
             "eagerly instead.",
             CompileFallbackWarning,
             stacklevel=3,
         )
         return last_logits(model, logits_fn, ids, mask, positions, cache)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    line = text[0] if text else "no message"
-    return line if len(line) <= 200 else line[:197] + "..."
 
 
 def reset_compiled() -> None:

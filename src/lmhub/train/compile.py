@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lmhub.errors import CompileError
+from lmhub.errors import CompileError, first_line
 from lmhub.train.checkpointing import find_layers
 
 __all__ = ["compile_layers", "is_compiled"]
@@ -42,8 +42,7 @@ def _compiled(forward: Callable[..., Any], name: str) -> Callable[..., Any]:
         try:
             return compiled(*args, **kwargs)
         except TorchDynamoException as error:  # inductor's errors derive from it too
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise CompileError(name, f"{type(error).__name__}: {first_line}.") from error
+            raise CompileError(name, f"{type(error).__name__}: {first_line(error)}.") from error
 
     return run
 
