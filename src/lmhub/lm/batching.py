@@ -51,6 +51,20 @@ def pad_rows(
     return torch.from_numpy(out), torch.from_numpy(mask)
 
 
+def prompt_examples(tokenizer: Tokenizer, prompts: Sequence[str]) -> list[dict[str, Any]]:
+    """Prediction examples (``prompt_ids``, empty ``target_ids``) of raw prompt texts, encoded
+    as the training data's prompts were: with BOS where the tokenizer adds one (a run's
+    tokenizer carries its recorded ``data.add_bos``, see ``lmhub.train.lm_state``).
+
+    Example:
+        >>> from lmhub.data.tokenizers import ByteTokenizer
+        >>> prompt_examples(ByteTokenizer(), ["ab"])
+        [{'prompt_ids': [97, 98], 'target_ids': []}]
+    """
+    add_bos = tokenizer.add_bos_token and tokenizer.bos_token_id is not None
+    return [{"prompt_ids": tokenizer.encode(p, add_bos=add_bos), "target_ids": []} for p in prompts]
+
+
 def prediction_records(
     tokenizer: Tokenizer,
     prompts: Sequence[torch.Tensor],

@@ -10,7 +10,7 @@ from lmhub.data.tokenizers import Tokenizer
 from lmhub.generation.generate import generate
 from lmhub.lm.arlm.collators import ARLMSeq2SeqPredictionCollator
 from lmhub.lm.arlm.types import ARLMPredictionBatch
-from lmhub.lm.batching import prediction_records
+from lmhub.lm.batching import prediction_records, prompt_examples
 from lmhub.models.decoder import DecoderLM
 
 __all__ = ["ARLMPredictor", "pad_id_of"]
@@ -92,11 +92,7 @@ class ARLMPredictor:
 
     def generate(self, prompts: list[str]) -> list[str]:
         """Return the continuation of each prompt (BOS added when the tokenizer wants it)."""
-        add_bos = self.tokenizer.add_bos_token and self.tokenizer.bos_token_id is not None
-        examples = [
-            {"prompt_ids": self.tokenizer.encode(p, add_bos=add_bos), "target_ids": []}
-            for p in prompts
-        ]
+        examples = prompt_examples(self.tokenizer, prompts)
         return self.predict(self.collator(examples))["text"]
 
     def _until_eos(self, row: torch.Tensor) -> torch.Tensor:

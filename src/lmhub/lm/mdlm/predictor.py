@@ -9,7 +9,7 @@ import torch
 from lmhub.data.tokenizers import Tokenizer
 from lmhub.generation.sampling import next_token
 from lmhub.lm.arlm.predictor import pad_id_of
-from lmhub.lm.batching import prediction_records
+from lmhub.lm.batching import prediction_records, prompt_examples
 from lmhub.lm.mdlm.collators import MDLMSeq2SeqPredictionCollator
 from lmhub.lm.mdlm.model import MDLMModel
 from lmhub.lm.mdlm.schedule import LogLinearSchedule
@@ -124,11 +124,7 @@ class MDLMPredictor:
 
     def generate(self, prompts: list[str]) -> list[str]:
         """Return the generated target of each prompt (BOS added when the tokenizer wants it)."""
-        add_bos = self.tokenizer.add_bos_token and self.tokenizer.bos_token_id is not None
-        examples = [
-            {"prompt_ids": self.tokenizer.encode(p, add_bos=add_bos), "target_ids": []}
-            for p in prompts
-        ]
+        examples = prompt_examples(self.tokenizer, prompts)
         batch = self.collator(examples)
         device = next(self.model.parameters()).device
         return self.predict({k: v.to(device) for k, v in batch.items()})["text"]  # type: ignore[misc]

@@ -11,7 +11,7 @@ import torch
 
 from lmhub.data.tokenizers import Tokenizer
 from lmhub.generation.sampling import next_token
-from lmhub.lm.batching import prediction_records
+from lmhub.lm.batching import prediction_records, prompt_examples
 from lmhub.lm.mlm.collators import MLMSeq2SeqPredictionCollator
 from lmhub.lm.mlm.loss import bidirectional_hidden
 from lmhub.lm.mlm.types import MLMPredictionBatch
@@ -135,14 +135,10 @@ class MLMPredictor:
 
     def generate(self, prompts: list[str]) -> list[str]:
         """Fill ``target_length`` (else ``max_new_tokens``) slots after each prompt."""
-        add_bos = self.tokenizer.add_bos_token and self.tokenizer.bos_token_id is not None
         collator = dataclasses.replace(
             self.collator, target_length=self.collator.target_length or self.max_new_tokens
         )
-        examples = [
-            {"prompt_ids": self.tokenizer.encode(p, add_bos=add_bos), "target_ids": []}
-            for p in prompts
-        ]
+        examples = prompt_examples(self.tokenizer, prompts)
         device = next(self.model.parameters()).device
         batch = {k: v.to(device) for k, v in collator(examples).items()}
         return self.predict(batch)["text"]  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ import torch
 from lmhub.data.tokenizers import Tokenizer
 from lmhub.generation.seq2seq import generate_seq2seq
 from lmhub.lm.arlm.predictor import pad_id_of
-from lmhub.lm.batching import prediction_records
+from lmhub.lm.batching import prediction_records, prompt_examples
 from lmhub.lm.seq2seq.collators import Seq2SeqPredictionCollator
 from lmhub.lm.seq2seq.types import Seq2SeqPredictionBatch
 from lmhub.models.encoder_decoder import EncoderDecoderLM
@@ -76,11 +76,7 @@ class Seq2SeqPredictor:
     def generate(self, prompts: list[str]) -> list[str]:
         """Return the model's target for each source text (BOS added when the tokenizer wants
         it, as the training data's prompts)."""
-        add_bos = self.tokenizer.add_bos_token and self.tokenizer.bos_token_id is not None
-        examples = [
-            {"prompt_ids": self.tokenizer.encode(p, add_bos=add_bos), "target_ids": []}
-            for p in prompts
-        ]
+        examples = prompt_examples(self.tokenizer, prompts)
         return self.predict(self.collator(examples))["text"]
 
     def _until_eos(self, row: torch.Tensor) -> torch.Tensor:
