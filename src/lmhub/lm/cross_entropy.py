@@ -156,8 +156,13 @@ class _LinearCrossEntropy(torch.autograd.Function):
             w = weight.to(mm_dtype)
             b = None if bias is None else bias.to(mm_dtype)
             hidden_mm = hidden.to(mm_dtype)
-            partial: torch.Tensor | None = None
-            partial_acc = grad_weight
+            # A low-precision weight-gradient product is summed in acc_dtype through two reused
+            # buffers: adding a bf16 tensor into a float32 one directly takes over twice as long
+            # as converting first, and fresh [vocab, dim] temporaries fault their pages in again
+            # every chunk.
+            buffers = None
+            if grad_weight is not None and mm_dtype != acc_dtype:
+                buffers = torch.empty_like(w), torch.empty_like(grad_weight)
             for start in range(0, hidden.shape[0], chunk_size):
                 h = hidden_mm[start : start + chunk_size]
                 t = targets[start : start + chunk_size]
@@ -179,16 +184,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 grad = grad.to(mm_dtype)
                 if grad_hidden is not None:
                     grad_hidden[start : start + chunk_size] = grad @ w
-                if grad_weight is not None and grad.dtype == acc_dtype:
+                if grad_weight is None:
+                    continue
+                if buffers is None:
                     grad_weight.addmm_(grad.T, h)  # in place: no [vocab, dim] temporary per chunk
-                elif grad_weight is not None:
-                    # A low-precision product, summed in acc_dtype through two reused buffers:
-                    # adding a bf16 tensor into a float32 one directly takes over twice as long
-                    # as converting first, and fresh [vocab, dim] temporaries fault their pages
-                    # in again every chunk.
-                    if partial is None:
-                        partial = torch.empty_like(w)
-                        partial_acc = torch.empty_like(grad_weight)
+                else:
+                    partial, partial_acc = buffers
                     torch.mm(grad.T, h, out=partial)
                     grad_weight += partial_acc.copy_(partial)
         ctx.save_for_backward(grad_hidden, grad_weight, grad_bias)
