@@ -8,7 +8,7 @@ result (loss and gradients) is the same as without it; dropout draws the same ra
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -73,13 +73,23 @@ def enable_gradient_checkpointing(
         >>> loss = model(ids).logsumexp(-1).mean(); loss.backward()  # same grads, less memory
     """
     blocks = list(layers) if layers is not None else find_layers(model)
-    for block in blocks:
-        if getattr(block, _FLAG, False):
+    wrap_layer_forwards(blocks, _FLAG, lambda forward, index, block: _checkpointed(forward))
+    return len(blocks)
+
+
+def wrap_layer_forwards(
+    blocks: Iterable[nn.Module],
+    flag: str,
+    wrap: Callable[[Callable[..., Any], int, nn.Module], Callable[..., Any]],
+) -> None:
+    """Replace each block's ``forward`` by ``wrap(forward, index, block)``, once: a block marked
+    with the attribute ``flag`` is left as it is. State-dict keys do not change."""
+    for index, block in enumerate(blocks):
+        if getattr(block, flag, False):
             continue
         # An instance attribute shadows the class's forward; nn.Module.__call__ calls it.
-        block.forward = _checkpointed(block.forward)
-        setattr(block, _FLAG, True)
-    return len(blocks)
+        block.forward = wrap(block.forward, index, block)
+        setattr(block, flag, True)
 
 
 def disable_gradient_checkpointing(model: nn.Module) -> None:

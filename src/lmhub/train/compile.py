@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from lmhub.errors import CompileError, first_line
-from lmhub.train.checkpointing import find_layers
+from lmhub.train.checkpointing import find_layers, wrap_layer_forwards
 
 __all__ = ["compile_layers", "is_compiled"]
 
@@ -60,12 +60,11 @@ def compile_layers(model: nn.Module, *, layers: Iterable[nn.Module] | None = Non
         >>> model(ids).sum().backward()  # the first call compiles (once for all 8 layers)
     """
     blocks = list(layers) if layers is not None else find_layers(model)
-    for index, block in enumerate(blocks):
-        if getattr(block, _FLAG, False):
-            continue
-        # An instance attribute shadows the class's forward; nn.Module.__call__ calls it.
-        block.forward = _compiled(block.forward, f"layer {index} ({type(block).__name__})")
-        setattr(block, _FLAG, True)
+    wrap_layer_forwards(
+        blocks,
+        _FLAG,
+        lambda forward, index, block: _compiled(forward, f"layer {index} ({type(block).__name__})"),
+    )
     return len(blocks)
 
 
